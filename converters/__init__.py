@@ -1,0 +1,1 @@
+"""Readers and writers of outside formats: SpikeGPT checkpoints and tokenizers in."""

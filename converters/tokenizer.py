@@ -1,0 +1,133 @@
+"""Tokenizer files: SpikeGPT's char vocabulary JSON and HuggingFace tokenizers JSON.
+
+The official trainer writes `vocab.json` as {"0": "\\n", "1": " ", ...} in UTF-16
+with a BOM; UTF-8 files are accepted too. The 216M model uses the GPT-NeoX 20B
+tokenizer, a `tokenizers` JSON file.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Optional
+
+from spike2loihi.errors import TokenizerError
+
+DEFAULT_UNKNOWN_CHAR = " "  # what the official book model maps unknown characters to
+
+
+def _decode_text(path: Path, raw: bytes) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        enc = "utf-16"
+    elif raw.startswith(b"\xef\xbb\xbf"):
+        enc = "utf-8-sig"
+    else:
+        enc = "utf-8"
+    try:
+        return raw.decode(enc)
+    except UnicodeDecodeError:
+        try:
+            return raw.decode("utf-16")  # UTF-16 without a BOM
+        except UnicodeDecodeError:
+            raise TokenizerError(f"{path}: neither UTF-8 nor UTF-16 text") from None
+
+
+class CharTokenizer:
+    """One token per character, as SpikeGPT's char models use."""
+
+    kind = "char"
+
+    def __init__(self, itos: Dict[int, str], path: str = "", unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR):
+        self.path = path
+        self.itos = dict(itos)
+        self.stoi = {c: i for i, c in self.itos.items()}
+        self.unknown_id = self.stoi.get(unknown_char) if unknown_char is not None else None
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> list:
+        ids = []
+        for ch in text:
+            i = self.stoi.get(ch, self.unknown_id)
+            if i is None:
+                raise TokenizerError(f"{self.path}: character {ch!r} is not in the vocabulary "
+                                     "and the vocabulary has no fallback character")
+            ids.append(i)
+        return ids
+
+    def decode(self, ids) -> str:
+        return "".join(self.itos[int(i)] for i in ids)
+
+    def to_json_text(self) -> str:
+        return json.dumps({str(i): self.itos[i] for i in sorted(self.itos)}, ensure_ascii=False)
+
+    @classmethod
+    def from_text(cls, text: str, path: str = "") -> "CharTokenizer":
+        """Vocabulary of a training text: its sorted unique characters (official trainer)."""
+        return cls(dict(enumerate(sorted(set(text)))), path=path)
+
+    def save(self, path) -> None:
+        """Write in the official format: UTF-16 with a BOM."""
+        from spike2loihi.fileio import write_text_atomic
+
+        write_text_atomic(path, self.to_json_text(), encoding="utf-16")
+
+
+class HFTokenizer:
+    """A HuggingFace `tokenizers` JSON file (e.g. GPT-NeoX 20B, vocabulary 50277)."""
+
+    kind = "huggingface"
+
+    def __init__(self, tok, path: str = ""):
+        self.tok = tok
+        self.path = path
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tok.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> list:
+        return list(self.tok.encode(text).ids)
+
+    def decode(self, ids) -> str:
+        return self.tok.decode([int(i) for i in ids])
+
+
+def _char_vocab(path: Path, obj: dict, unknown_char) -> CharTokenizer:
+    itos = {}
+    for k, v in obj.items():
+        if not (isinstance(k, str) and k.isdigit()):
+            raise TokenizerError(f"{path}: char vocabulary key {k!r} is not a decimal index")
+        if not (isinstance(v, str) and len(v) == 1):
+            raise TokenizerError(f"{path}: entry {k!r} maps to {v!r}, expected a single character")
+        itos[int(k)] = v
+    if sorted(itos) != list(range(len(itos))):
+        missing = sorted(set(range(len(itos))) - set(itos))
+        raise TokenizerError(f"{path}: char vocabulary indices are not 0..{len(itos) - 1} (missing {missing[:5]})")
+    if len(set(itos.values())) != len(itos):
+        raise TokenizerError(f"{path}: char vocabulary maps two indices to the same character")
+    return CharTokenizer(itos, path=str(path), unknown_char=unknown_char)
+
+
+def load_tokenizer(path, unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR):
+    """Read a char vocabulary or a `tokenizers` JSON file, by its content."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TokenizerError(f"{path}: cannot read tokenizer file ({exc.strerror})") from None
+    text = _decode_text(path, raw)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TokenizerError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(obj, dict) or not obj:
+        raise TokenizerError(f"{path}: expected a JSON object (char vocabulary or tokenizers file)")
+    if "model" in obj and isinstance(obj.get("model"), dict):
+        try:
+            from tokenizers import Tokenizer
+            return HFTokenizer(Tokenizer.from_str(text), path=str(path))
+        except Exception as exc:
+            raise TokenizerError(f"{path}: invalid tokenizers JSON ({str(exc).splitlines()[0]})") from None
+    return _char_vocab(path, obj, unknown_char)
