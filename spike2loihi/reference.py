@@ -63,6 +63,24 @@ def lif_step(v: torch.Tensor, x: torch.Tensor):
     return spike, v
 
 
+def wkv_step(time_first, time_decay, k, v, aa, bb, pp):
+    """One WKV step in log-sum-exp form; time_decay is already -exp(raw).
+
+    Returns (wkv, aa, bb, pp): the output for this token and the state for the next.
+    """
+    ww = time_first + k
+    p = torch.maximum(pp, ww)
+    e1 = torch.exp(pp - p)
+    e2 = torch.exp(ww - p)
+    num = e1 * aa + e2 * v
+    den = e1 * bb + e2
+    ww = pp + time_decay
+    p = torch.maximum(ww, k)
+    e1 = torch.exp(ww - p)
+    e2 = torch.exp(k - p)
+    return num / den, e1 * aa + e2 * v, e1 * bb + e2, p
+
+
 def _prepare_weights(spec: ModelSpec, sem: Semantics):
     """Upcast to fp32 the way model_run.py does: rescale in the stored dtype first."""
     cfg = spec.config
@@ -139,21 +157,8 @@ class ReferenceModel:
             r = torch.sigmoid(b.att_r @ xr)
             k = b.att_k @ xk
             v = b.att_v @ xv
-            aa, bb, pp = state.aa[i], state.bb[i], state.pp[i]
-            ww = b.time_first + k
-            p = torch.maximum(pp, ww)
-            e1 = torch.exp(pp - p)
-            e2 = torch.exp(ww - p)
-            num = e1 * aa + e2 * v
-            den = e1 * bb + e2
-            ww = pp + b.time_decay
-            p = torch.maximum(ww, k)
-            e1 = torch.exp(ww - p)
-            e2 = torch.exp(k - p)
-            state.aa[i] = e1 * aa + e2 * v
-            state.bb[i] = e1 * bb + e2
-            state.pp[i] = p
-            wkv = num / den
+            wkv, state.aa[i], state.bb[i], state.pp[i] = wkv_step(
+                b.time_first, b.time_decay, k, v, state.aa[i], state.bb[i], state.pp[i])
             s, state.v_att[i] = lif_step(state.v_att[i], b.att_o @ (r * wkv))
             att_spikes[i] = s
             x = x + s

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from spike2loihi.model import ModelConfig, Semantics
-from spike2loihi.reference import LN_EPS, PP_INIT
+from spike2loihi.reference import LN_EPS, PP_INIT, wkv_step
 
 
 class ATanSpike(torch.autograd.Function):
@@ -56,19 +56,8 @@ def wkv_sequence(time_decay, time_first, k, v):
     pp = torch.full_like(aa, PP_INIT)
     out = []
     for t in range(T):
-        kt, vt = k[:, t], v[:, t]
-        ww = u + kt
-        p = torch.maximum(pp, ww)
-        e1 = torch.exp(pp - p)
-        e2 = torch.exp(ww - p)
-        out.append((e1 * aa + e2 * vt) / (e1 * bb + e2))
-        ww = pp + w
-        p = torch.maximum(ww, kt)
-        e1 = torch.exp(ww - p)
-        e2 = torch.exp(kt - p)
-        aa = e1 * aa + e2 * vt
-        bb = e1 * bb + e2
-        pp = p
+        wkv, aa, bb, pp = wkv_step(u, w, k[:, t], v[:, t], aa, bb, pp)
+        out.append(wkv)
     return torch.stack(out, dim=1)
 
 
@@ -210,3 +199,10 @@ class L2Wrap(torch.autograd.Function):
         gy = torch.zeros_like(y)
         gy.scatter_(-1, ids, maxx * factor)
         return grad_output, gy
+
+
+def from_spec(spec, semantics: Semantics = None, dtype=torch.float32) -> SequenceModel:
+    """A SequenceModel holding a loaded checkpoint's weights (upcast to `dtype`)."""
+    model = SequenceModel(spec.config, semantics or spec.semantics("train"))
+    model.load_state_dict({k: v.to(dtype) for k, v in spec.tensors.items()})
+    return model.to(dtype).eval()
