@@ -25,3 +25,16 @@ def demo_heldout_tokens(demo_spec):
 
     _, held = demo_corpus.corpus()
     return demo_spec.tokenizer.encode(held[:300])
+
+
+def spiking_state_dict(n_layer, n_embd, vocab, seed=0, dtype=None, gain=3.0):
+    """random_state_dict with block projections scaled by `gain`, so that both LIFs fire often."""
+    import torch
+    from _factories import random_state_dict
+
+    dtype = dtype or torch.float32
+    sd = random_state_dict(n_layer, n_embd, vocab, seed=seed, dtype=dtype)
+    for k, t in sd.items():
+        if k.startswith("blocks.") and k.endswith(".weight") and t.dim() == 2:
+            sd[k] = (t.float() * gain).to(dtype)
+    return sd

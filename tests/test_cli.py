@@ -8,8 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from _factories import random_state_dict
-from conftest import DEMO_CKPT
+from conftest import DEMO_CKPT, spiking_state_dict
 from converters.spikegpt import load_checkpoint, save_checkpoint
 from spike2loihi.cli import main
 from spike2loihi.reference import ReferenceModel
@@ -23,7 +22,7 @@ def invoke(*args):
 def random_ckpt(tmp_path_factory):
     """An 8-layer checkpoint with no tokenizer beside it."""
     path = tmp_path_factory.mktemp("rand") / "rand8.pth"
-    save_checkpoint(random_state_dict(8, 16, 40, seed=5), path)
+    save_checkpoint(spiking_state_dict(8, 16, 40, seed=5), path)
     return path
 
 
