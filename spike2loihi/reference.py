@@ -94,7 +94,8 @@ def _prepare_weights(spec: ModelSpec, sem: Semantics):
     w.blocks = []
     for i in range(cfg.n_layer):
         p = f"blocks.{i}."
-        div = sem.weight_divisor(i)
+        div = sem.weight_divisor(i)  # divide in the stored dtype, then upcast, as model_run.py
+        scaled = lambda name: (t[name] / div).float() if div != 1 else f32(name)  # noqa: E731  (x/1 == x)
         b = types.SimpleNamespace()
         b.ln1 = (f32(p + "ln1.weight"), f32(p + "ln1.bias"))
         b.ln2 = (f32(p + "ln2.weight"), f32(p + "ln2.bias"))
@@ -104,11 +105,11 @@ def _prepare_weights(spec: ModelSpec, sem: Semantics):
         b.att_k = f32(p + "att.key.weight")
         b.att_v = f32(p + "att.value.weight")
         b.att_r = f32(p + "att.receptance.weight")
-        b.att_o = (t[p + "att.output.weight"] / div).float() if sem.rescale_layer else f32(p + "att.output.weight")
+        b.att_o = scaled(p + "att.output.weight")
         b.ffn_mix = [t[p + f"ffn.time_mix_{m}"].squeeze().float() for m in "kr"]
         b.ffn_k = f32(p + "ffn.key.weight")
         b.ffn_r = f32(p + "ffn.receptance.weight")
-        b.ffn_v = (t[p + "ffn.value.weight"] / div).float() if sem.rescale_layer else f32(p + "ffn.value.weight")
+        b.ffn_v = scaled(p + "ffn.value.weight")
         w.blocks.append(b)
     return w
 
