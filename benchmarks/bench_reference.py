@@ -25,6 +25,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def peak_rss_mb():
+    """This process's own peak RSS (VmHWM; ru_maxrss would include the parent's peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
