@@ -1,0 +1,513 @@
+"""Bit-exact, vectorised, Lava-free emulator of Lava 0.10.0's fixed-point models.
+
+It reproduces, integer for integer, what `Loihi2SimCfg(select_tag="fixed_pt")`
+computes with `PyDenseModelBitAcc`, `PySparseModelBitAcc`, `PyLifModelBitAcc`
+and the fixed-point `RingBuffer` source, including every int32 wrap that comes
+from the dtypes Lava's ports and Vars declare (see docs/EMULATOR.md for the
+list of quirks). It is verified against Lava by tests/test_emulator_vs_lava.py
+and tests/fuzz_emulator_vs_lava.py.
+
+Graph: plain dataclass nodes (`Source`, `Dense`, `Sparse`, `LIF`) and named
+edges `(src, dst)` in a `Graph`, NIR-style. Each node has one input and one
+output port; several edges into a node are summed, as Lava's InPort does.
+
+Exactness: all state is int64 of shape (batch, n). Lava's int32 arithmetic is
+replayed by computing the mathematically exact value in int64 and wrapping it
+to int32 (`_wrap32`) exactly where Lava's int32 arrays would wrap; that is
+valid because wrapping commutes with + and *, and every int64 intermediate is
+bounded: |u|,|v|,|a| < 2**31 and decay factors <= 4096 give products < 2**43;
+a binary accumulation is at most 255 * n_in * 2**7 (a weight_exp <= 7 shift);
+graded matrix products that could exceed 2**63 wrap modulo 2**64, which is
+still exact modulo 2**32, the only thing Lava keeps. Matrix products run in
+float32 (float64) BLAS only when a bound on every partial sum,
+max|W| * max_b sum_j |s_bj|, is below 2**24 (2**53), where those formats hold
+every integer exactly; otherwise in int64.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+from spike2loihi.fixed_point import (
+    ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, LIMITS, STATE_MAX, V_LIMIT,
+    VTH_SHIFT, FixedPointError, SignMode, find_violations, infer_sign_mode, raise_if_violations,
+)
+
+__all__ = ["Source", "Dense", "Sparse", "LIF", "Graph", "Emulator", "GraphError",
+           "lava_weights", "PROBES"]
+
+_F32_EXACT = 1 << 24
+_F64_EXACT = 1 << 53
+
+
+class GraphError(FixedPointError):
+    """The graph cannot be run: bad node, edge, width, or a cycle without a Dense."""
+
+
+# ---------------------------------------------------------------------------
+# Nodes
+# ---------------------------------------------------------------------------
+@dataclass
+class Source:
+    """Lava's fixed-point `RingBuffer` source: sends `data[..., (t-1) % T]` at step t.
+
+    `data` is integer, (n, T) shared by the batch or (batch, n, T).
+    """
+
+    data: np.ndarray
+
+    @property
+    def n_out(self) -> int:
+        return int(np.shape(self.data)[-2])
+
+
+@dataclass
+class Dense:
+    """`PyDenseModelBitAcc`: weights (n_out, n_in) as passed to Lava's Dense.
+
+    num_message_bits = 0: binary input (any non-zero is a spike);
+    > 0: graded (multiply-accumulate in int32). The value itself is not used.
+    """
+
+    weights: np.ndarray
+    weight_exp: int = 0
+    num_weight_bits: int = 8
+    sign_mode: Optional[SignMode] = None
+    num_message_bits: int = 0
+
+    @property
+    def n_out(self) -> int:
+        return int(np.shape(self.weights)[0])
+
+    @property
+    def n_in(self) -> int:
+        return int(np.shape(self.weights)[1])
+
+
+@dataclass
+class Sparse(Dense):
+    """`PySparseModelBitAcc`: same arithmetic as Dense, weights held as CSR by Lava.
+
+    The one difference: Lava keeps a Sparse weight matrix in its given dtype
+    until the first step, so the sign mode is inferred from the *float* values
+    (Dense infers it after the int32 cast, which truncates toward zero).
+    Zeros are absent synapses. Pass a dense ndarray.
+    """
+
+
+@dataclass
+class LIF:
+    """`PyLifModelBitAcc` with Lava's defaults (vth=10, everything else 0)."""
+
+    shape: Union[int, Tuple[int]]
+    du: int = 0
+    dv: int = 0
+    vth: int = 10
+    bias_mant: Union[int, np.ndarray] = 0
+    bias_exp: Union[int, np.ndarray] = 0
+    u: Union[int, np.ndarray] = 0
+    v: Union[int, np.ndarray] = 0
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.shape))
+
+
+Node = Union[Source, Dense, Sparse, LIF]
+
+#: Variables recorded per node type: LIF u, v (after the step, v after reset)
+#: and s (spikes sent); Dense/Sparse a_buff (the Var after the step: this
+#: step's accumulation, sent next step, *before* the int32 channel wrap) and
+#: a_out (what was sent this step, int32); Source s_out.
+PROBES = {LIF: ("u", "v", "s"), Dense: ("a_buff", "a_out"), Sparse: ("a_buff", "a_out"),
+          Source: ("s_out",)}
+
+
+@dataclass
+class Graph:
+    """Named nodes and edges `(src, dst)`; edges into one node are summed."""
+
+    nodes: Dict[str, Node] = field(default_factory=dict)
+    edges: List[Tuple[str, str]] = field(default_factory=list)
+
+    def add(self, name: str, node: Node) -> str:
+        """Add a node; returns its name so calls can be chained into edges."""
+        if name in self.nodes:
+            raise GraphError(f"duplicate node name {name!r}")
+        self.nodes[name] = node
+        return name
+
+    def connect(self, src: str, dst: str) -> None:
+        self.edges.append((src, dst))
+
+    def inputs(self, name: str) -> List[str]:
+        return [s for s, d in self.edges if d == name]
+
+
+# ---------------------------------------------------------------------------
+# Integer helpers
+# ---------------------------------------------------------------------------
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    """Two's-complement int32 wrap of an int64 array (what an int32 store does)."""
+    return np.asarray(x, dtype=np.int64).astype(np.int32).astype(np.int64)
+
+
+def _decay(x: np.ndarray, factor: int) -> np.ndarray:
+    """Lava: sign(x*f) * (|x*f| >> 12), i.e. round toward zero, then int32 cast."""
+    p = x * np.int64(factor)
+    return _wrap32(np.sign(p) * (np.abs(p) >> DECAY_SHIFT))
+
+
+def _int64(x) -> np.ndarray:
+    return np.asarray(x).astype(np.int64)
+
+
+def lava_weights(weights: np.ndarray, sign_mode: Optional[SignMode], num_weight_bits: int,
+                 sparse: bool = False) -> Tuple[np.ndarray, SignMode]:
+    """The integer weights Lava's Dense/Sparse use from the first step on.
+
+    Dense stores weights in an int32 Var at build time (float -> int truncates
+    toward zero), then on the first step: sign mode = given or inferred,
+    clip to [-256, 255] (MIXED), [0, 255] (EXCITATORY, NULL) or [-255, 0]
+    (INHIBITORY), then zero the low 8 - nwb + isMixed bits with a floor shift
+    (on magnitudes for INHIBITORY). Sparse infers the sign mode before the
+    int32 cast.
+    """
+    w = np.asarray(weights)
+    if sign_mode is not None:
+        mode = SignMode(sign_mode)
+    elif sparse:
+        mode = infer_sign_mode(w)
+    else:
+        mode = infer_sign_mode(np.trunc(w) if np.issubdtype(w.dtype, np.floating) else w)
+    wi = np.trunc(w).astype(np.int64) if np.issubdtype(w.dtype, np.floating) else w.astype(np.int64)
+    wi = _wrap32(wi)
+    mixed = int(mode is SignMode.MIXED)
+    inh = mode is SignMode.INHIBITORY
+    if inh:
+        wi = -wi
+    wi = np.clip(wi, -256 * mixed, 255)
+    k = 8 - int(num_weight_bits) + mixed
+    wi = (wi >> k) << k
+    if inh:
+        wi = -wi
+    return wi, mode
+
+
+# ---------------------------------------------------------------------------
+# Emulator
+# ---------------------------------------------------------------------------
+class _ConnState:
+    """Run-time state of one Dense/Sparse node."""
+
+    def __init__(self, node: Dense, batch: int):
+        self.node = node
+        self.graded = int(node.num_message_bits) > 0
+        self.exp = int(node.weight_exp)
+        self.raw = np.array(node.weights)
+        self.w: Optional[np.ndarray] = None        # int64 after first-step processing
+        self.sign_mode: Optional[SignMode] = None
+        self.a_buff = np.zeros((batch, node.n_out), dtype=np.int64)
+        self._wt: Dict[str, np.ndarray] = {}
+        self.max_w = 0
+
+    def set_weights_raw(self, w: np.ndarray) -> None:
+        """Lava's Var.set after the first step: int32 store, no clip/truncate."""
+        w = np.asarray(w)
+        self.w = _wrap32(np.trunc(w).astype(np.int64) if np.issubdtype(w.dtype, np.floating) else w)
+        self._prepare()
+
+    def first_step(self) -> None:
+        self.w, self.sign_mode = lava_weights(self.raw, self.node.sign_mode, self.node.num_weight_bits,
+                                              sparse=isinstance(self.node, Sparse))
+        self._prepare()
+
+    def _prepare(self) -> None:
+        self._wt = {"i64": np.ascontiguousarray(self.w.T)}
+        self.max_w = int(np.abs(self.w).max()) if self.w.size else 0
+
+    def _wt_as(self, kind: str) -> np.ndarray:
+        if kind not in self._wt:
+            self._wt[kind] = self._wt["i64"].astype(np.float32 if kind == "f32" else np.float64)
+        return self._wt[kind]
+
+    def accumulate(self, s: np.ndarray) -> np.ndarray:
+        """sum_j W_ij s_j exactly (mod 2**64 at worst), s of shape (batch, n_in)."""
+        if s.shape[1] == 0 or self.max_w == 0:
+            return np.zeros((s.shape[0], self.w.shape[0]), dtype=np.int64)
+        bound = self.max_w * int(np.abs(s).sum(axis=1).max())
+        if bound < _F32_EXACT:
+            return (s.astype(np.float32) @ self._wt_as("f32")).astype(np.int64)
+        if bound < _F64_EXACT:
+            return (s.astype(np.float64) @ self._wt_as("f64")).astype(np.int64)
+        return s @ self._wt["i64"]  # int64 matmul: exact modulo 2**64
+
+
+class _LifState:
+    """Run-time state of one LIF node."""
+
+    def __init__(self, node: LIF, batch: int):
+        n = node.n_out
+        self.node = node
+        # Lava Vars: u, v int32; bias_mant, bias_exp int16 (values wrap on store).
+        self.u = np.broadcast_to(_wrap32(_int64(node.u)), (batch, n)).copy()
+        self.v = np.broadcast_to(_wrap32(_int64(node.v)), (batch, n)).copy()
+        self.bias_mant = np.broadcast_to(_int64(node.bias_mant).astype(np.int16).astype(np.int64), (n,)).copy()
+        self.bias_exp = np.broadcast_to(_int64(node.bias_exp).astype(np.int16).astype(np.int64), (n,)).copy()
+        self.du = int(node.du)
+        self.dv = int(node.dv)
+        self.vth = int(node.vth)
+        self.eff_vth: Optional[int] = None   # Lava scales vth once (isthrscaled)
+
+    def effective_bias(self) -> np.ndarray:
+        """bias_mant << bias_exp (>> -bias_exp if negative), in int32, every step."""
+        bm, be = self.bias_mant, self.bias_exp
+        return _wrap32(np.where(be >= 0, bm << np.maximum(be, 0), bm >> np.maximum(-be, 0)))
+
+
+class Emulator:
+    """Steps a Graph like Lava's synchronous LoihiProtocol, on a batch of runs.
+
+    Per step t: every Source sends data[..., (t-1) % T]; every Dense/Sparse
+    first sends its previous accumulation (one step of delay), then receives
+    this step's input and accumulates; every LIF receives the sum of its
+    inputs, updates and sends spikes in the same step. So a Source or LIF
+    feeding a Dense is seen by the Dense's consumers one step later, while a
+    Source or LIF feeding a LIF directly is seen in the same step. A cycle must
+    pass through a Dense/Sparse, as it must in Lava (else it deadlocks).
+    """
+
+    def __init__(self, graph: Graph, batch_size: int = 1, probes: Optional[Dict[str, Tuple[str, ...]]] = None,
+                 count_events: bool = False):
+        self.graph = graph
+        self.batch = int(batch_size)
+        if self.batch < 1:
+            raise GraphError(f"batch_size={batch_size} must be >= 1")
+        self._validate()
+        self.order = self._schedule()
+        self._in = {name: graph.inputs(name) for name in graph.nodes}
+        self.probes = ({name: PROBES[type(node)] for name, node in graph.nodes.items()}
+                       if probes is None else {k: tuple(v) for k, v in probes.items()})
+        for name, vars_ in self.probes.items():
+            allowed = PROBES[type(self.graph.nodes[name])]
+            bad = [v for v in vars_ if v not in allowed]
+            if bad:
+                raise GraphError(f"node {name!r} has no probe {bad}; it offers {allowed}")
+        self.count_events = count_events
+        self.events: Dict[str, Dict[str, int]] = {}
+        self.reset()
+
+    # -- set-up -------------------------------------------------------------
+    def _validate(self) -> None:
+        g = self.graph
+        problems: List[str] = []
+        violations = []
+        for name, node in g.nodes.items():
+            if type(node) not in PROBES:
+                problems.append(f"node {name!r} has unsupported type {type(node).__name__}")
+                continue
+            if isinstance(node, Source):
+                d = np.asarray(node.data)
+                if d.ndim not in (2, 3) or not np.issubdtype(d.dtype, np.integer):
+                    problems.append(f"Source {name!r}: data must be an integer (n, T) or (batch, n, T) array")
+                elif d.ndim == 3 and d.shape[0] != self.batch:
+                    problems.append(f"Source {name!r}: data batch {d.shape[0]} != batch_size {self.batch}")
+                else:
+                    violations += find_violations(f"{name}.data", d, "payload")
+            elif isinstance(node, Dense):
+                if np.ndim(node.weights) != 2:
+                    problems.append(f"{type(node).__name__} {name!r}: weights must be 2-D")
+                violations += find_violations(f"{name}.weights", np.trunc(np.asarray(node.weights, dtype=np.float64)), "weights")
+                for key in ("weight_exp", "num_weight_bits", "num_message_bits"):
+                    violations += find_violations(f"{name}.{key}", getattr(node, key), key)
+            elif isinstance(node, LIF):
+                if not isinstance(node.shape, int) and len(tuple(node.shape)) != 1:
+                    problems.append(f"LIF {name!r}: only 1-D shapes are supported, got {node.shape}")
+                for key in ("du", "dv", "vth", "bias_mant", "bias_exp", "u", "v"):
+                    violations += find_violations(f"{name}.{key}", getattr(node, key), key)
+        for s, d in g.edges:
+            for end in (s, d):
+                if end not in g.nodes:
+                    problems.append(f"edge ({s!r}, {d!r}) names unknown node {end!r}")
+        if not problems:
+            for s, d in g.edges:
+                dst = g.nodes[d]
+                if isinstance(dst, Source):
+                    problems.append(f"edge ({s!r}, {d!r}): a Source has no input")
+                    continue
+                n_in = dst.n_in if isinstance(dst, Dense) else dst.n_out
+                if g.nodes[s].n_out != n_in:
+                    problems.append(f"edge ({s!r}, {d!r}): width {g.nodes[s].n_out} != {n_in}")
+        if problems:
+            raise GraphError("; ".join(problems))
+        raise_if_violations(violations)
+
+    def _schedule(self) -> List[str]:
+        """Topological order of the graph without the (delayed) Dense out-edges."""
+        g = self.graph
+        deps = {n: set() for n in g.nodes}
+        for s, d in g.edges:
+            if not isinstance(g.nodes[s], Dense):
+                deps[d].add(s)
+        order: List[str] = []
+        done: set = set()
+        pending = list(g.nodes)
+        while pending:
+            ready = [n for n in pending if deps[n] <= done]
+            if not ready:
+                raise GraphError(f"cycle without a Dense/Sparse among {sorted(pending)}: Lava would deadlock")
+            for n in ready:
+                order.append(n)
+                done.add(n)
+            pending = [n for n in pending if n not in done]
+        return order
+
+    def reset(self) -> None:
+        """Back to the state Lava builds from the Var inits (time step 0)."""
+        self.time_step = 0
+        self.state: Dict[str, object] = {}
+        for name, node in self.graph.nodes.items():
+            if isinstance(node, Dense):
+                self.state[name] = _ConnState(node, self.batch)
+            elif isinstance(node, LIF):
+                self.state[name] = _LifState(node, self.batch)
+            if self.count_events:
+                self.events[name] = {}
+
+    def set(self, name: str, var: str, value) -> None:
+        """Lava's `Var.set` between runs, with Lava's consequences.
+
+        LIF `bias_mant`/`bias_exp` take effect next step (Lava rescales the
+        bias every step); `vth` only before the first step (scaled once);
+        `u`, `v` at once. Dense `weights` set before the first step are still
+        clipped and truncated; set later, they are used as given (int32).
+        """
+        st = self.state.get(name)
+        if isinstance(st, _LifState):
+            n = st.node.n_out
+            if var in ("u", "v"):
+                setattr(st, var, np.broadcast_to(_wrap32(_int64(value)), (self.batch, n)).copy())
+            elif var in ("bias_mant", "bias_exp"):
+                setattr(st, var, np.broadcast_to(_int64(value).astype(np.int16).astype(np.int64), (n,)).copy())
+            elif var == "vth":
+                st.vth = int(value)
+            else:
+                raise GraphError(f"LIF {name!r} has no settable var {var!r}")
+        elif isinstance(st, _ConnState) and var == "weights":
+            if st.w is None:
+                st.raw = np.array(value)
+            else:
+                st.set_weights_raw(value)
+        else:
+            raise GraphError(f"cannot set {var!r} on {name!r}")
+
+    # -- running ------------------------------------------------------------
+    def _count(self, name: str, key: str, n) -> None:
+        ev = self.events[name]
+        ev[key] = ev.get(key, 0) + int(n)
+
+    def _gather(self, name: str, sent: Dict[str, np.ndarray], width: int) -> np.ndarray:
+        """Sum of everything sent to `name` this step, added in int32 like Lava's InPort."""
+        srcs = self._in[name]
+        if not srcs:
+            return np.zeros((self.batch, width), dtype=np.int64)
+        if len(srcs) == 1:
+            return sent[srcs[0]]
+        total = sum(sent[s] for s in srcs)
+        out = _wrap32(total)
+        if self.count_events:
+            self._count(name, "in_sum_wrap32", np.count_nonzero(out != total))
+        return out
+
+    def step(self, rec: Optional[Dict[str, Dict[str, np.ndarray]]] = None, row: int = 0) -> None:
+        """Advance one time step (recording into `rec[node][var][row]` if given)."""
+        self.time_step += 1
+        t = self.time_step
+        g = self.graph
+        sent: Dict[str, np.ndarray] = {}
+        # Dense/Sparse send last step's accumulation first (int32 channel).
+        for name, node in g.nodes.items():
+            if isinstance(node, Dense):
+                st = self.state[name]
+                if st.w is None:
+                    st.first_step()
+                out = _wrap32(st.a_buff)
+                if self.count_events:
+                    self._count(name, "send_wrap32", np.count_nonzero(out != st.a_buff))
+                sent[name] = out
+        for name in self.order:
+            node = g.nodes[name]
+            if isinstance(node, Source):
+                d = np.asarray(node.data)
+                col = d[..., (t - 1) % d.shape[-1]].astype(np.int64)
+                sent[name] = np.broadcast_to(col, (self.batch, node.n_out))
+            elif isinstance(node, Dense):
+                self._dense_recv(name, self.state[name], self._gather(name, sent, node.n_in))
+            else:
+                sent[name] = self._lif_step(name, self.state[name], self._gather(name, sent, node.n_out))
+        if rec is not None:
+            for name, vars_ in self.probes.items():
+                node, st = g.nodes[name], self.state.get(name)
+                for var in vars_:
+                    if var in ("u", "v"):
+                        val = getattr(st, var)
+                    elif var == "a_buff":
+                        val = st.a_buff
+                    else:  # s, a_out, s_out: what was sent this step
+                        val = sent[name]
+                    rec[name][var][row] = val
+
+    def _dense_recv(self, name: str, st: _ConnState, s: np.ndarray) -> None:
+        if st.graded:
+            exact = st.accumulate(s)
+            acc = _wrap32(exact)  # Lava: int32 weights . int32 s_in wraps
+            if self.count_events:
+                self._count(name, "acc_wrap32", np.count_nonzero(acc != exact))
+            if st.exp > 0:
+                shifted = acc << st.exp
+                st.a_buff = _wrap32(shifted)  # int32 left shift
+                if self.count_events:
+                    self._count(name, "shift_wrap32", np.count_nonzero(st.a_buff != shifted))
+            else:
+                st.a_buff = acc >> -st.exp
+        else:
+            # Lava: s_in.astype(bool), column sum in int64 (numpy's sum of int32).
+            acc = st.accumulate((s != 0).astype(np.int64))
+            st.a_buff = acc << st.exp if st.exp > 0 else acc >> -st.exp
+
+    def _lif_step(self, name: str, st: _LifState, a: np.ndarray) -> np.ndarray:
+        if st.eff_vth is None:
+            st.eff_vth = st.vth << VTH_SHIFT
+        bias = st.effective_bias()
+        a6 = _wrap32(a << ACT_SHIFT)
+        pre = _wrap32(_decay(st.u, DECAY_UNITY - (st.du + DS_OFFSET)) + a6)
+        # Lava's 24-bit "wrap": one +-2**24 correction, +2**23 kept, -2**23 -> +2**23.
+        u = np.where(pre > STATE_MAX, pre - 2 * STATE_MAX, pre)
+        u = np.where(u <= -STATE_MAX, pre + 2 * STATE_MAX, u)
+        vsum = _wrap32(_decay(st.v, DECAY_UNITY - (st.dv + DM_OFFSET)) + u + bias)
+        v = np.clip(vsum, -V_LIMIT, V_LIMIT)
+        s = v > st.eff_vth
+        v[s] = 0
+        if self.count_events:
+            c = lambda k, m: self._count(name, k, np.count_nonzero(m))  # noqa: E731
+            c("u_wrap_pos", pre > STATE_MAX)
+            c("u_wrap_neg", pre < -STATE_MAX)
+            c("u_edge_pos", pre == STATE_MAX)
+            c("u_edge_neg", pre == -STATE_MAX)
+            c("u_beyond_24bit", (u > STATE_MAX) | (u < -STATE_MAX))
+            c("v_sat_pos", vsum > V_LIMIT)
+            c("v_sat_neg", vsum < -V_LIMIT)
+            c("a_shift_wrap32", a6 != (a << ACT_SHIFT))
+            c("spikes", s)
+        st.u, st.v = u, v
+        return s.astype(np.int64)
+
+    def run(self, num_steps: int) -> Dict[str, Dict[str, np.ndarray]]:
+        """Run `num_steps` more steps; returns probes[node][var], int64 (steps, batch, n)."""
+        rec = {name: {var: np.zeros((num_steps, self.batch, self.graph.nodes[name].n_out), dtype=np.int64)
+                      for var in vars_} for name, vars_ in self.probes.items()}
+        for i in range(num_steps):
+            self.step(rec, i)
+        return rec
