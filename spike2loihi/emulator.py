@@ -392,7 +392,7 @@ class Emulator:
             elif var in ("bias_mant", "bias_exp"):
                 setattr(st, var, np.broadcast_to(_int64(value).astype(np.int16).astype(np.int64), (n,)).copy())
             elif var == "vth":
-                st.vth = int(value)
+                st.vth = int(np.asarray(value).reshape(-1)[0])
             else:
                 raise GraphError(f"LIF {name!r} has no settable var {var!r}")
         elif isinstance(st, _ConnState) and var == "weights":
