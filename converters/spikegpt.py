@@ -70,14 +70,26 @@ def _load_raw(path: Path, fmt: str):
         return torch.load(path, map_location="cpu", weights_only=True, mmap=(fmt == "torch-zip"))
     except Exception as exc:
         msg = str(exc)
-        if "Weights only load failed" in msg or "Unsupported global" in msg or "Unsupported operand" in msg:
-            m = re.search(r"GLOBAL ([\w.]+ ?[\w.]*)|global: ([\w.]+)", msg)
-            what = (m.group(1) or m.group(2)).strip() if m else "a Python object"
-            raise CheckpointError(f"{path}: refused: the pickle needs code to load ({what}); "
-                                  "only plain tensors are accepted (torch.load weights_only=True)") from None
+        # torch wraps *every* weights-only unpickling error (a truncated file too) in
+        # "Weights only load failed ... WeightsUnpickler error: <detail>"; only some
+        # details mean that the pickle asks for code.
+        detail = _first_line(RuntimeError(msg.split("WeightsUnpickler error:", 1)[-1])) if msg else ""
+        if "Weights only load failed" in msg:
+            m = re.search(r"[Uu]nsupported class (.+)$|Unsupported global: GLOBAL (\S+)", detail)
+            if m:
+                what = m.group(1) or m.group(2)
+                raise CheckpointError(f"{path}: refused: the pickle needs code to load ({what}); "
+                                      "only plain tensors are accepted (torch.load weights_only=True)") from None
+            m = re.search(r"Unsupported operand (\S+)", detail)
+            if m:
+                raise CheckpointError(f"{path}: refused: pickle opcode {m.group(1)} is not allowed by the "
+                                      "safe loader; only plain tensors are accepted "
+                                      "(torch.load weights_only=True)") from None
         if fmt == "torch-zip":
-            raise CheckpointError(f"{path}: truncated or corrupt PyTorch zip archive ({_first_line(exc)})") from None
-        raise CheckpointError(f"{path}: unreadable PyTorch pickle ({_first_line(exc)})") from None
+            raise CheckpointError(f"{path}: truncated or corrupt PyTorch zip archive "
+                                  f"({detail or type(exc).__name__})") from None
+        raise CheckpointError(f"{path}: unreadable PyTorch pickle, truncated or corrupt "
+                              f"({detail or type(exc).__name__})") from None
 
 
 def _unwrap(obj, source: str) -> Dict[str, object]:
@@ -108,12 +120,25 @@ def _infer_config(sd: Dict[str, object], source: str) -> ModelConfig:
     vocab, n_embd = emb.shape
     layers = set()
     for k in sd:
-        m = re.match(r"blocks\.(\d+)\.", k)
+        m = re.match(r"blocks\.([0-9]+)\.", k)
         if m:
             layers.add(int(m.group(1)))
     if not layers:
         raise CheckpointError(f"{source}: no 'blocks.N.' keys: not a SpikeGPT checkpoint")
     n_layer = max(layers) + 1
+    if len(layers) != n_layer:
+        # Checked before building the table: one key 'blocks.1000000000.x' must not
+        # make us enumerate a billion expected blocks.
+        absent = []
+        i = 0
+        while len(absent) < 8 and i < n_layer:  # the first few gaps, without enumerating them all
+            if i not in layers:
+                absent.append(str(i))
+            i += 1
+        more = ", ..." if n_layer - len(layers) > len(absent) else ""
+        raise CheckpointError(f"{source}: block indices are not contiguous: highest is blocks.{n_layer - 1} "
+                              f"but {n_layer - len(layers)} block(s) below it have no keys "
+                              f"(blocks {', '.join(absent)}{more})")
     if vocab < 1 or n_embd < 1:
         raise CheckpointError(f"{source}: key 'emb.weight' has empty shape {_shape(emb)}")
     return ModelConfig(n_layer=n_layer, n_embd=int(n_embd), vocab_size=int(vocab))
@@ -129,30 +154,30 @@ def validate(sd: Dict[str, object], cfg: ModelConfig, source: str) -> List[str]:
     """All problems of a state dict against the table, one string each."""
     problems: List[str] = []
     table = expected_tensors(cfg)
+    # Keys are shown with repr(): a key holding a newline must not break the one-line error.
     for key, (shape, _role) in table.items():
         t = sd.get(key)
         if t is None:
-            problems.append(f"missing key '{key}' (expected {'x'.join(map(str, shape))})")
+            problems.append(f"missing key {key!r} (expected {'x'.join(map(str, shape))})")
         elif not isinstance(t, torch.Tensor):
-            problems.append(f"key '{key}' holds a {type(t).__name__}, expected a tensor")
+            problems.append(f"key {key!r} holds a {type(t).__name__}, expected a tensor")
         elif tuple(t.shape) != shape:
-            problems.append(f"key '{key}': expected shape {'x'.join(map(str, shape))}, found {_shape(t)}")
+            problems.append(f"key {key!r}: expected shape {'x'.join(map(str, shape))}, found {_shape(t)}")
         elif t.dtype not in ALLOWED_DTYPES:
-            problems.append(f"key '{key}': dtype {str(t.dtype).replace('torch.', '')} "
+            problems.append(f"key {key!r}: dtype {str(t.dtype).replace('torch.', '')} "
                             "is not float32, float16 or bfloat16")
-    for key in sd:
-        if key not in table:
-            why = UNSUPPORTED.get(key)
-            problems.append(f"unknown key '{key}'" + (f": {why}" if why else "")
-                            + (f" (shape {_shape(sd[key])})" if isinstance(sd[key], torch.Tensor) else ""))
-    if not problems:
-        for key in table:
-            t = sd[key]
+        else:
             finite = torch.isfinite(t)
             if not bool(finite.all()):
                 bad = int((~finite).sum())
-                kind = "NaN" if bool(torch.isnan(t).any()) else "Inf"
-                problems.append(f"key '{key}': {bad} non-finite value(s) ({kind})")
+                n_nan = int(torch.isnan(t).sum())
+                kind = " and ".join(w for w, n in (("NaN", n_nan), ("Inf", bad - n_nan)) if n)
+                problems.append(f"key {key!r}: {bad} non-finite value(s) ({kind})")
+    for key in sd:
+        if key not in table:
+            why = UNSUPPORTED.get(key)
+            problems.append(f"unknown key {key!r}" + (f": {why}" if why else "")
+                            + (f" (shape {_shape(sd[key])})" if isinstance(sd[key], torch.Tensor) else ""))
     return problems
 
 

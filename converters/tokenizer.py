@@ -7,6 +7,7 @@ tokenizer, a `tokenizers` JSON file.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -20,15 +21,19 @@ def _decode_text(path: Path, raw: bytes) -> str:
         enc = "utf-16"
     elif raw.startswith(b"\xef\xbb\xbf"):
         enc = "utf-8-sig"
+    # UTF-16 without a BOM: JSON text starts with an ASCII character, so one of its
+    # first two bytes is NUL (which UTF-8 JSON never has there).
+    elif raw[:2].endswith(b"\x00") and not raw.startswith(b"\x00"):
+        enc = "utf-16-le"
+    elif raw.startswith(b"\x00") and raw[1:2] not in (b"", b"\x00"):
+        enc = "utf-16-be"
     else:
         enc = "utf-8"
     try:
         return raw.decode(enc)
-    except UnicodeDecodeError:
-        try:
-            return raw.decode("utf-16")  # UTF-16 without a BOM
-        except UnicodeDecodeError:
-            raise TokenizerError(f"{path}: neither UTF-8 nor UTF-16 text") from None
+    except UnicodeDecodeError as exc:
+        raise TokenizerError(f"{path}: neither UTF-8 nor UTF-16 text "
+                             f"({enc} decoding fails at byte {exc.start})") from None
 
 
 class CharTokenizer:
@@ -57,7 +62,11 @@ class CharTokenizer:
         return ids
 
     def decode(self, ids) -> str:
-        return "".join(self.itos[int(i)] for i in ids)
+        try:
+            return "".join(self.itos[int(i)] for i in ids)
+        except KeyError as exc:
+            raise TokenizerError(f"{self.path}: token id {exc.args[0]} is outside the vocabulary "
+                                 f"(0..{self.vocab_size - 1})") from None
 
     def to_json_text(self) -> str:
         return json.dumps({str(i): self.itos[i] for i in sorted(self.itos)}, ensure_ascii=False)
@@ -97,7 +106,9 @@ class HFTokenizer:
 def _char_vocab(path: Path, obj: dict, unknown_char) -> CharTokenizer:
     itos = {}
     for k, v in obj.items():
-        if not (isinstance(k, str) and k.isdigit()):
+        # Canonical ASCII decimals only: str.isdigit() accepts '²' (int() then fails) and
+        # '01', which would silently overwrite entry '1'.
+        if not (isinstance(k, str) and re.fullmatch(r"0|[1-9][0-9]*", k)):
             raise TokenizerError(f"{path}: char vocabulary key {k!r} is not a decimal index")
         if not (isinstance(v, str) and len(v) == 1):
             raise TokenizerError(f"{path}: entry {k!r} maps to {v!r}, expected a single character")
@@ -105,8 +116,12 @@ def _char_vocab(path: Path, obj: dict, unknown_char) -> CharTokenizer:
     if sorted(itos) != list(range(len(itos))):
         missing = sorted(set(range(len(itos))) - set(itos))
         raise TokenizerError(f"{path}: char vocabulary indices are not 0..{len(itos) - 1} (missing {missing[:5]})")
-    if len(set(itos.values())) != len(itos):
-        raise TokenizerError(f"{path}: char vocabulary maps two indices to the same character")
+    seen: Dict[str, int] = {}
+    for i in sorted(itos):
+        if itos[i] in seen:
+            raise TokenizerError(f"{path}: char vocabulary maps indices {seen[itos[i]]} and {i} "
+                                 f"to the same character {itos[i]!r}")
+        seen[itos[i]] = i
     return CharTokenizer(itos, path=str(path), unknown_char=unknown_char)
 
 
@@ -122,6 +137,8 @@ def load_tokenizer(path, unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR):
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise TokenizerError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise TokenizerError(f"{path}: JSON nested too deeply to be a tokenizer file") from None
     if not isinstance(obj, dict) or not obj:
         raise TokenizerError(f"{path}: expected a JSON object (char vocabulary or tokenizers file)")
     if "model" in obj and isinstance(obj.get("model"), dict):
@@ -129,5 +146,6 @@ def load_tokenizer(path, unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR):
             from tokenizers import Tokenizer
             return HFTokenizer(Tokenizer.from_str(text), path=str(path))
         except Exception as exc:
-            raise TokenizerError(f"{path}: invalid tokenizers JSON ({str(exc).splitlines()[0]})") from None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise TokenizerError(f"{path}: invalid tokenizers JSON ({first})") from None
     return _char_vocab(path, obj, unknown_char)
