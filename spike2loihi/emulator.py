@@ -244,6 +244,13 @@ class _ConnState:
             return (s.astype(np.float64) @ self._wt_as("f64")).astype(np.int64)
         return s @ self._wt["i64"]  # int64 matmul: exact modulo 2**64
 
+    def accumulate_binary(self, mask: np.ndarray) -> np.ndarray:
+        """Sum of the weight columns where mask is set (exact: < 2**24 in float32)."""
+        if mask.shape[0] == 1 and self.max_w * mask.shape[1] < _F32_EXACT:
+            rows = self._wt_as("f32")[np.flatnonzero(mask[0])]
+            return rows.sum(axis=0, dtype=np.float32).astype(np.int64)[None, :]
+        return self.accumulate(mask.astype(np.int64))
+
 
 class _LifState:
     """Run-time state of one LIF node."""
@@ -260,11 +267,18 @@ class _LifState:
         self.dv = int(node.dv)
         self.vth = int(node.vth)
         self.eff_vth: Optional[int] = None   # Lava scales vth once (isthrscaled)
+        self._bias: Optional[np.ndarray] = None
 
     def effective_bias(self) -> np.ndarray:
-        """bias_mant << bias_exp (>> -bias_exp if negative), in int32, every step."""
-        bm, be = self.bias_mant, self.bias_exp
-        return _wrap32(np.where(be >= 0, bm << np.maximum(be, 0), bm >> np.maximum(-be, 0)))
+        """bias_mant << bias_exp (>> -bias_exp if negative), in int32.
+
+        Lava recomputes it every step; caching it until bias_mant/bias_exp are
+        set again gives the same values.
+        """
+        if self._bias is None:
+            bm, be = self.bias_mant, self.bias_exp
+            self._bias = _wrap32(np.where(be >= 0, bm << np.maximum(be, 0), bm >> np.maximum(-be, 0)))
+        return self._bias
 
 
 class Emulator:
@@ -369,7 +383,11 @@ class Emulator:
         self.time_step = 0
         self.state: Dict[str, object] = {}
         for name, node in self.graph.nodes.items():
-            if isinstance(node, Dense):
+            if isinstance(node, Source):   # (T, batch, n) int64, column t-1 sent at step t
+                d = np.asarray(node.data).astype(np.int64)
+                self.state[name] = np.ascontiguousarray(np.broadcast_to(
+                    np.moveaxis(d, -1, 0).reshape(d.shape[-1], -1, node.n_out), (d.shape[-1], self.batch, node.n_out)))
+            elif isinstance(node, Dense):
                 self.state[name] = _ConnState(node, self.batch)
             elif isinstance(node, LIF):
                 self.state[name] = _LifState(node, self.batch)
@@ -391,6 +409,7 @@ class Emulator:
                 setattr(st, var, np.broadcast_to(_wrap32(_int64(value)), (self.batch, n)).copy())
             elif var in ("bias_mant", "bias_exp"):
                 setattr(st, var, np.broadcast_to(_int64(value).astype(np.int16).astype(np.int64), (n,)).copy())
+                st._bias = None
             elif var == "vth":
                 st.vth = int(np.asarray(value).reshape(-1)[0])
             else:
@@ -440,9 +459,8 @@ class Emulator:
         for name in self.order:
             node = g.nodes[name]
             if isinstance(node, Source):
-                d = np.asarray(node.data)
-                col = d[..., (t - 1) % d.shape[-1]].astype(np.int64)
-                sent[name] = np.broadcast_to(col, (self.batch, node.n_out))
+                d = self.state[name]
+                sent[name] = d[(t - 1) % d.shape[0]]
             elif isinstance(node, Dense):
                 self._dense_recv(name, self.state[name], self._gather(name, sent, node.n_in))
             else:
@@ -474,7 +492,7 @@ class Emulator:
                 st.a_buff = acc >> -st.exp
         else:
             # Lava: s_in.astype(bool), column sum in int64 (numpy's sum of int32).
-            acc = st.accumulate((s != 0).astype(np.int64))
+            acc = st.accumulate_binary(s != 0)
             st.a_buff = acc << st.exp if st.exp > 0 else acc >> -st.exp
 
     def _lif_step(self, name: str, st: _LifState, a: np.ndarray) -> np.ndarray:

@@ -24,12 +24,13 @@ from spike2loihi.fixed_point import SignMode  # noqa: E402
 # ---------------------------------------------------------------------------
 # Lava side
 # ---------------------------------------------------------------------------
-def build_lava(graph: Graph, num_steps: int):
+def build_lava(graph: Graph, num_steps: int, sinks: bool = True):
     """Lava processes for `graph` (batch 1), plus sinks recording spikes and Dense outputs.
 
     Returns (procs, sinks): sinks[name] is a fixed-point sink RingBuffer on the
-    node's output port (LIF s_out or Dense/Sparse a_out).
+    node's output port (LIF s_out or Dense/Sparse a_out); none if `sinks=False`.
     """
+    want_sinks = sinks
     from scipy.sparse import csr_matrix
     from lava.proc.dense.process import Dense as LDense
     from lava.proc.io.sink import RingBuffer as LSink
@@ -63,7 +64,7 @@ def build_lava(graph: Graph, num_steps: int):
                                u=np.asarray(node.u), v=np.asarray(node.v), name=name)
         else:
             raise TypeError(type(node))
-        if isinstance(node, (Dense, LIF)):
+        if want_sinks and isinstance(node, (Dense, LIF)):
             sinks[name] = LSink(shape=(node.n_out,), buffer=num_steps)
             _out(procs[name]).connect(sinks[name].a_in)
     for s, d in graph.edges:
