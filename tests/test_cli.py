@@ -15,7 +15,7 @@ from spike2loihi.reference import ReferenceModel
 
 
 def invoke(*args):
-    return CliRunner(mix_stderr=False).invoke(main, [str(a) for a in args])
+    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +28,17 @@ def random_ckpt(tmp_path_factory):
 
 def test_version_and_help():
     res = invoke("--version")
-    assert res.exit_code == 0 and "0." in res.output
+    assert res.exit_code == 0 and "0." in res.stdout
     for cmd in ([], ["inspect"], ["run"]):
         res = invoke(*cmd, "--help")
-        assert res.exit_code == 0 and "Usage" in res.output
+        assert res.exit_code == 0 and "Usage" in res.stdout
 
 
 def test_inspect_bundled_model_text_and_json():
     res = invoke("inspect", DEMO_CKPT)
     assert res.exit_code == 0, res.stderr
-    assert "vocabulary 77" in res.output and "validation   ok" in res.output and "char, 77 tokens" in res.output
-    info = json.loads(invoke("inspect", DEMO_CKPT, "--json").output)
+    assert "vocabulary 77" in res.stdout and "validation   ok" in res.stdout and "char, 77 tokens" in res.stdout
+    info = json.loads(invoke("inspect", DEMO_CKPT, "--json").stdout)
     cfg = info["config"]
     assert cfg["vocab_size"] == 77 and cfg["n_layer"] <= 6
     spec = load_checkpoint(DEMO_CKPT)
@@ -49,9 +49,9 @@ def test_inspect_bundled_model_text_and_json():
 def test_run_json_fields_and_seeded_sampling():
     args = ("run", DEMO_CKPT, "--prompt", "The if statement", "--max-new-tokens", 40,
             "--temperature", 0.9, "--top-p", 0.9, "--json")
-    a = json.loads(invoke(*args, "--seed", 3).output)
-    b = json.loads(invoke(*args, "--seed", 3).output)
-    c = json.loads(invoke(*args, "--seed", 4).output)
+    a = json.loads(invoke(*args, "--seed", 3).stdout)
+    b = json.loads(invoke(*args, "--seed", 3).stdout)
+    c = json.loads(invoke(*args, "--seed", 4).stdout)
     for key in ("prompt_tokens", "generated_tokens", "text", "spike_rates", "tokens_per_s"):
         assert key in a
     assert a["generated_tokens"] == b["generated_tokens"] and a["text"] == b["text"]
@@ -65,7 +65,7 @@ def test_run_json_fields_and_seeded_sampling():
 def test_run_streams_text_and_greedy_matches_reference_argmax():
     res = invoke("run", DEMO_CKPT, "--prompt", "The for statement", "--max-new-tokens", 30, "--greedy")
     assert res.exit_code == 0, res.stderr
-    assert res.output.startswith("The for statement")
+    assert res.stdout.startswith("The for statement")
     spec = load_checkpoint(DEMO_CKPT)
     model = ReferenceModel(spec)
     state = model.initial_state()
@@ -75,7 +75,7 @@ def test_run_streams_text_and_greedy_matches_reference_argmax():
     for _ in range(30):
         expect.append(int(torch.argmax(out.logits)))
         out = model.step(expect[-1], state)
-    assert res.output.rstrip("\n") == "The for statement" + spec.tokenizer.decode(expect)
+    assert res.stdout.rstrip("\n") == "The for statement" + spec.tokenizer.decode(expect)
 
 
 def test_dumps_equal_the_reference_teacher_forced(tmp_path, random_ckpt):
@@ -84,7 +84,7 @@ def test_dumps_equal_the_reference_teacher_forced(tmp_path, random_ckpt):
     res = invoke("run", random_ckpt, "--tokens", ",".join(map(str, toks)), "--max-new-tokens", 4, "--greedy",
                  "--dump-logits", logits_f, "--dump-spikes", spikes_f, "--json")
     assert res.exit_code == 0, res.stderr
-    out = json.loads(res.output)
+    out = json.loads(res.stdout)
     assert "text" not in out and out["prompt_tokens"] == toks  # no tokenizer: text left out
     logits = np.load(logits_f)
     spikes = np.load(spikes_f)
@@ -103,11 +103,11 @@ def test_dumps_equal_the_reference_teacher_forced(tmp_path, random_ckpt):
 def test_tokens_file_and_semantics_flag(tmp_path, random_ckpt):
     f = tmp_path / "toks.txt"
     f.write_text("1 2\n3\t4  5\n")
-    run = json.loads(invoke("run", random_ckpt, "--tokens-file", f, "--max-new-tokens", 3, "--greedy", "--json").output)
+    run = json.loads(invoke("run", random_ckpt, "--tokens-file", f, "--max-new-tokens", 3, "--greedy", "--json").stdout)
     same = json.loads(invoke("run", random_ckpt, "--tokens", "1,2,3,4,5", "--max-new-tokens", 3, "--greedy",
-                             "--json").output)
+                             "--json").stdout)
     train = json.loads(invoke("run", random_ckpt, "--tokens", "1,2,3,4,5", "--max-new-tokens", 3, "--greedy",
-                              "--semantics", "train", "--json").output)
+                              "--semantics", "train", "--json").stdout)
     assert run["generated_tokens"] == same["generated_tokens"]
     assert run["semantics"]["name"] == "run" and train["semantics"]["name"] == "train"
     assert train["semantics"]["binary_embedding"] is True and run["semantics"]["binary_embedding"] is False
