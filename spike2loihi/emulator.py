@@ -305,6 +305,8 @@ class Emulator:
         self.probes = ({name: PROBES[type(node)] for name, node in graph.nodes.items()}
                        if probes is None else {k: tuple(v) for k, v in probes.items()})
         for name, vars_ in self.probes.items():
+            if name not in self.graph.nodes:
+                raise GraphError(f"probe on unknown node {name!r}")
             allowed = PROBES[type(self.graph.nodes[name])]
             bad = [v for v in vars_ if v not in allowed]
             if bad:
@@ -401,6 +403,7 @@ class Emulator:
         bias every step); `vth` only before the first step (scaled once);
         `u`, `v` at once. Dense `weights` set before the first step are still
         clipped and truncated; set later, they are used as given (int32).
+        Sparse weights cannot be set (Lava's CSR set is not emulated).
         """
         st = self.state.get(name)
         if isinstance(st, _LifState):
@@ -415,6 +418,8 @@ class Emulator:
             else:
                 raise GraphError(f"LIF {name!r} has no settable var {var!r}")
         elif isinstance(st, _ConnState) and var == "weights":
+            if isinstance(st.node, Sparse):   # Lava rewrites only the stored CSR entries
+                raise GraphError(f"setting Sparse weights ({name!r}) is not emulated; rebuild the graph")
             if st.w is None:
                 st.raw = np.array(value)
             else:

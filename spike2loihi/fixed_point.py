@@ -471,5 +471,8 @@ def lif_params(
     d = lif_decays(tau_v, tau_u, decay_input)
     t = threshold_to_fixed(theta, v_scale)
     b = bias_to_fixed(bias, v_scale)
-    return dict(du=d.du, dv=d.dv, vth=t.vth, bias_mant=b.bias_mant, bias_exp=b.bias_exp,
+    def scalar_or_array(x: np.ndarray):
+        return int(x) if np.ndim(x) == 0 else x
+    return dict(du=d.du, dv=d.dv, vth=t.vth, bias_mant=scalar_or_array(b.bias_mant),
+                bias_exp=scalar_or_array(b.bias_exp),
                 a_in_scale=d.input_gain * float(v_scale) / (1 << ACT_SHIFT))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spike2loihi.emulator import LIF, Dense, Emulator, Graph, GraphError, Source, lava_weights
+from spike2loihi.emulator import LIF, Dense, Emulator, Graph, GraphError, Source, Sparse, lava_weights
 from spike2loihi.errors import Spike2LoihiError
 from spike2loihi.fixed_point import (
     LIMITS, FixedPointError, FixedPointRangeError, SignMode, bias_to_fixed, check_payload, check_ranges,
@@ -246,6 +246,18 @@ def test_graph_errors():
         g.connect(*e)
     with pytest.raises(GraphError, match="cycle without a Dense"):
         Emulator(g)
+    g = Graph()
+    g.add("x", Source(data=np.zeros((1, 1), dtype=np.int64)))
+    g.add("s", Sparse(weights=np.ones((1, 1))))
+    g.connect("x", "s")
+    with pytest.raises(GraphError, match="probe on unknown node 'nope'"):
+        Emulator(g, probes={"nope": ("u",)})
+    with pytest.raises(GraphError, match=r"node 's' has no probe \['u'\]"):
+        Emulator(g, probes={"s": ("u",)})
+    emu = Emulator(g)
+    emu.run(1)
+    with pytest.raises(GraphError, match="Sparse weights"):
+        emu.set("s", "weights", np.zeros((1, 1)))
 
 
 # ---------------------------------------------------------------------------
