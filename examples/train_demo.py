@@ -13,7 +13,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import demo_corpus  # noqa: E402
 from converters.spikegpt import save_checkpoint, spec_from_state_dict  # noqa: E402
 from converters.tokenizer import CharTokenizer  # noqa: E402
 from spike2loihi.evaluate import bigram_baseline, heldout_bpc  # noqa: E402
-from spike2loihi.fileio import write_text_atomic  # noqa: E402
+from spike2loihi.fileio import atomic_path, write_text_atomic  # noqa: E402
 from spike2loihi.model import ModelConfig, Semantics  # noqa: E402
 from spike2loihi.sequence import L2Wrap, SequenceModel  # noqa: E402
 
@@ -122,7 +121,7 @@ def main():
                   f"{(step + 1) * args.batch * args.ctx / el:.0f} tok/s  "
                   f"elapsed {el / 60:.1f} min  ETA {eta / 60:.1f} min", flush=True)
             run_loss, run_n = 0.0, 0
-            with open(out / "train_log.csv", "w", newline="") as f:
+            with atomic_path(out / "train_log.csv") as tmp, open(tmp, "w", newline="") as f:
                 wr = csv.DictWriter(f, fieldnames=list(row))
                 wr.writeheader()
                 wr.writerows(log_rows)
@@ -176,9 +175,8 @@ def plot_curve(rows, metrics, path):
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ with a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import functools
-import io
 import json
 import sys
 from pathlib import Path

@@ -24,11 +24,6 @@ def atomic_path(target):
         raise
 
 
-def write_bytes_atomic(target, data: bytes):
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-
-
 def write_text_atomic(target, text: str, encoding="utf-8"):
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding=encoding)

@@ -7,7 +7,7 @@ own state-dict keys, so a reader of SPIKEGPT.md can find every weight.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Optional, Protocol
 
 import torch
@@ -128,7 +128,6 @@ class ModelSpec:
     source: str = ""
     source_format: str = ""  # "torch-zip", "torch-legacy", "safetensors", "memory"
     tokenizer: Optional[Tokenizer] = None
-    notes: list = field(default_factory=list)
 
     @property
     def dtypes(self) -> Dict[str, int]:
