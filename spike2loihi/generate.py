@@ -30,8 +30,17 @@ class RunResult:
 
 def run(backend, prompt: List[int], max_new_tokens: int = 0, greedy: bool = False, temperature: float = 1.0,
         top_p: float = 1.0, seed: int = 0, keep_logits: bool = False, keep_spikes: bool = False,
-        on_token: Optional[Callable[[int], None]] = None) -> RunResult:
+        on_token: Optional[Callable[[int], None]] = None,
+        on_progress: Optional[Callable[[str, int, int], None]] = None) -> RunResult:
+    """Feed `prompt` token by token (teacher forced), then generate `max_new_tokens`.
+
+    `on_token(token)` is called with each generated token as soon as it is chosen.
+    `on_progress(phase, done, total)` is called with phase "prefill" (done = prompt
+    tokens run so far, from 0 to len(prompt)) and then "generate" (done = tokens
+    generated so far, from 0 to max_new_tokens); it observes and changes no result.
+    """
     res = RunResult(prompt_tokens=list(prompt))
+    report = on_progress if on_progress is not None else (lambda phase, done, total: None)
     state = backend.initial_state()
     logits_rows, att_rows, ffn_rows = [], [], []
     att_sum = ffn_sum = None
@@ -45,7 +54,8 @@ def run(backend, prompt: List[int], max_new_tokens: int = 0, greedy: bool = Fals
 
     t0 = time.perf_counter()
     out = None
-    for tok in prompt:
+    report("prefill", 0, len(prompt))
+    for i, tok in enumerate(prompt):
         out = backend.step(tok, state)
         account(out)
         if keep_logits:
@@ -53,10 +63,13 @@ def run(backend, prompt: List[int], max_new_tokens: int = 0, greedy: bool = Fals
         if keep_spikes:
             att_rows.append(out.att_spikes.numpy().astype(np.uint8))
             ffn_rows.append(out.ffn_spikes.numpy().astype(np.uint8))
+        report("prefill", i + 1, len(prompt))
     res.prefill_s = time.perf_counter() - t0
 
     gen = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
+    if max_new_tokens:
+        report("generate", 0, max_new_tokens)
     for n in range(max_new_tokens):
         tok = choose(out.logits, greedy, temperature, top_p, gen)
         res.generated_tokens.append(tok)
@@ -65,6 +78,7 @@ def run(backend, prompt: List[int], max_new_tokens: int = 0, greedy: bool = Fals
         if n + 1 < max_new_tokens:  # the last token's successor is never needed
             out = backend.step(tok, state)
             account(out)
+        report("generate", n + 1, max_new_tokens)
     res.generate_s = time.perf_counter() - t0
 
     if keep_logits:
