@@ -118,8 +118,8 @@ def test_tokens_file_and_semantics_flag(tmp_path, random_ckpt):
     (["--tokens", "1,x"], "'x' is not an integer"),
     (["--prompt", "hello"], "needs a tokenizer"),
     (["--tokens", "1", "--greedy", "--temperature", "0.5"], "--greedy"),
-    (["--tokens", "1", "--temperature", "0"], "--temperature must be > 0"),
-    (["--tokens", "1", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
+    (["--tokens", "1", "--temperature", "0"], "--temperature: 0 is out of range: expected a finite number >= 1e-06"),
+    (["--tokens", "1", "--top-p", "1.5"], "--top-p: 1.5 is out of range: expected a number in (0, 1]"),
     ([], "exactly one of"),
 ])
 def test_bad_arguments_give_one_line_and_no_output_files(tmp_path, random_ckpt, args, needle):
