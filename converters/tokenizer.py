@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 from spike2loihi.errors import TokenizerError
 
@@ -61,6 +61,29 @@ class CharTokenizer:
             ids.append(i)
         return ids
 
+    @property
+    def unknown_token(self) -> Optional[str]:
+        """The fallback character unknown characters become (None: they are refused)."""
+        return None if self.unknown_id is None else self.itos[self.unknown_id]
+
+    def encode_with_report(self, text: str) -> Tuple[list, List[str], List[str]]:
+        """`encode(text)`, also saying which characters are not in the vocabulary.
+
+        Returns (ids, replaced, dropped): `replaced` lists, in order and with repeats,
+        the characters encoded as the fallback `unknown_token`. A char vocabulary drops
+        nothing (without a fallback it raises, as `encode` does), so `dropped` is [].
+        """
+        ids, replaced = [], []
+        for ch in text:
+            i = self.stoi.get(ch)
+            if i is None:
+                if self.unknown_id is None:
+                    return self.encode(text), [], []  # raises the error `encode` gives
+                i = self.unknown_id
+                replaced.append(ch)
+            ids.append(i)
+        return ids, replaced, []
+
     def decode(self, ids) -> str:
         try:
             return "".join(self.itos[int(i)] for i in ids)
@@ -98,6 +121,47 @@ class HFTokenizer:
 
     def encode(self, text: str) -> list:
         return list(self.tok.encode(text).ids)
+
+    @property
+    def unknown_id(self) -> Optional[int]:
+        """Id of the model's unknown token ("[UNK]", "<unk>", ...), None if it has none."""
+        if not hasattr(self, "_unknown_id"):
+            try:
+                model = json.loads(self.tok.to_str()).get("model", {})
+            except (ValueError, AttributeError, TypeError):
+                model = {}
+            unk = model.get("unk_token")
+            uid = self.tok.token_to_id(unk) if isinstance(unk, str) else None
+            if uid is None and isinstance(model.get("unk_id"), int):  # Unigram
+                uid = model["unk_id"]
+            self._unknown_id = uid
+        return self._unknown_id
+
+    @property
+    def unknown_token(self) -> Optional[str]:
+        uid = self.unknown_id
+        return None if uid is None else self.tok.id_to_token(uid)
+
+    def encode_with_report(self, text: str) -> Tuple[list, List[str], List[str]]:
+        """`encode(text)`, also saying which parts of `text` the vocabulary does not cover.
+
+        Returns (ids, replaced, dropped): `replaced` lists the pieces of text encoded as
+        the unknown token (whole words for a word-level model); `dropped` lists, in
+        order and with repeats, the non-whitespace characters that no token covers
+        (a model without an unknown token skips characters it does not know).
+        Whitespace that the pre-tokenizer splits on is not reported.
+        """
+        enc = self.tok.encode(text)
+        ids = list(enc.ids)
+        unk = self.unknown_id
+        covered = bytearray(len(text))
+        replaced = []
+        for i, (a, b) in zip(ids, enc.offsets):
+            covered[a:b] = b"\x01" * max(0, min(b, len(text)) - a)
+            if unk is not None and i == unk and b > a:
+                replaced.append(text[a:b])
+        dropped = [ch for ch, c in zip(text, covered) if not c and not ch.isspace()]
+        return ids, replaced, dropped
 
     def decode(self, ids) -> str:
         return self.tok.decode([int(i) for i in ids])
