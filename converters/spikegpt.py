@@ -41,7 +41,22 @@ def _sniff(path: Path) -> str:
     if len(head) == 0:
         raise CheckpointError(f"{path}: empty file, not a checkpoint")
     if head.startswith(b"PK\x03\x04"):
-        return "torch-zip"
+        # A PyTorch checkpoint holds `<name>/data.pkl`; NumPy's .npz holds `<array>.npy` files.
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            return "torch-zip"  # unreadable directory: torch.load names the damage
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            return "torch-zip"
+        if names and all(n.endswith(".npy") for n in names):
+            arrays = ", ".join(n[:-4] for n in names[:5]) + (", ..." if len(names) > 5 else "")
+            raise CheckpointError(f"{path}: a NumPy .npz archive (arrays {arrays}), not a PyTorch checkpoint")
+        shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+        raise CheckpointError(f"{path}: a zip archive without data.pkl ({shown or 'no files'}), "
+                              "not a PyTorch checkpoint")
     if head[:1] == b"\x80":
         return "torch-legacy"
     if len(head) >= 9:
