@@ -36,7 +36,7 @@ from spike2loihi.fixed_point import (
 )
 
 __all__ = ["Source", "Dense", "Sparse", "LIF", "Graph", "Emulator", "GraphError",
-           "lava_weights", "PROBES"]
+           "lava_weights", "PROBES", "DenseKernel", "dense_graded_output", "lif_update"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
@@ -199,6 +199,144 @@ def lava_weights(weights: np.ndarray, sign_mode: Optional[SignMode], num_weight_
 # ---------------------------------------------------------------------------
 # Emulator
 # ---------------------------------------------------------------------------
+class DenseKernel:
+    """Exact integer matrix products with one weight matrix, as fast as BLAS allows.
+
+    `w` is the integer weight matrix (n_out, n_in) Lava uses from the first step
+    on. Weights that share trailing zero bits (Lava's truncation leaves
+    `8 - nwb + isMixed` of them) are multiplied as `w >> k` and the sum is
+    shifted back, which keeps more products inside float32's exact range.
+    `accumulate(s)` returns sum_j w_ij s_bj exactly (modulo 2**64 at worst):
+    in float32 BLAS, whole or in column blocks, while every partial sum is
+    bounded by 2**24 (then any summation order is exact); in float64 below
+    2**53; else in int64. Pass `max_abs` when |s| is known to be bounded (an
+    encoder's clip limit) to skip measuring the input.
+    """
+
+    def __init__(self, w: np.ndarray):
+        w = np.asarray(w, dtype=np.int64)
+        nz = w[w != 0]
+        self.k = int(np.min(_trailing_zeros(nz))) if nz.size else 0
+        base = w >> self.k
+        self.max_w = int(np.abs(base).max()) if w.size else 0
+        self.n_out, self.n_in = w.shape
+        # One stored copy: float32 holds every |w| < 2**24 exactly (all 8-bit Lava weights).
+        kind = "f32" if self.max_w < _F32_EXACT else "i64"
+        self._w = {kind: np.ascontiguousarray(base.astype(np.float32) if kind == "f32" else base)}
+
+    @property
+    def w(self) -> np.ndarray:
+        """The integer weight matrix (n_out, n_in)."""
+        return self._w_as("i64") << self.k
+
+    def _w_as(self, kind: str) -> np.ndarray:
+        if kind not in self._w:
+            have = self._w["f32"] if "f32" in self._w else self._w["i64"]
+            self._w[kind] = have.astype({"f32": np.float32, "f64": np.float64, "i64": np.int64}[kind])
+        return self._w[kind]
+
+    def accumulate(self, s: np.ndarray, max_abs: Optional[int] = None) -> np.ndarray:
+        """sum_j W_ij s_bj exactly (mod 2**64 at worst), s of shape (batch, n_in)."""
+        if s.shape[1] == 0 or self.max_w == 0:
+            return np.zeros((s.shape[0], self.n_out), dtype=np.int64)
+        return self._exact(s, max_abs) << self.k
+
+    @staticmethod
+    def _mm(s: np.ndarray, w: np.ndarray) -> np.ndarray:
+        # batch 1 as a matrix-vector product (faster in BLAS than a 1-row GEMM)
+        return (w @ s[0])[None, :] if s.shape[0] == 1 else s @ w.T
+
+    def _exact(self, s: np.ndarray, max_abs: Optional[int]) -> np.ndarray:
+        if max_abs is None:
+            a = np.abs(s)
+            max_s = int(a.max())
+            bound = self.max_w * int(a.sum(axis=1).max())
+        else:
+            max_s = int(max_abs)
+            bound = self.max_w * max_s * self.n_in
+        if max_s == 0:
+            return np.zeros((s.shape[0], self.n_out), dtype=np.int64)
+        if bound < _F32_EXACT:
+            return self._mm(s.astype(np.float32), self._w_as("f32")).astype(np.int64)
+        chunk = (_F32_EXACT - 1) // (self.max_w * max_s)
+        if chunk >= 128:   # column blocks whose every partial sum stays below 2**24
+            sf = s.astype(np.float32)
+            w = self._w_as("f32")
+            out = np.zeros((s.shape[0], self.n_out), dtype=np.int64)
+            for j in range(0, self.n_in, chunk):
+                out += self._mm(sf[:, j:j + chunk], w[:, j:j + chunk]).astype(np.int64)
+            return out
+        if bound < _F64_EXACT:
+            return self._mm(s.astype(np.float64), self._w_as("f64")).astype(np.int64)
+        return s @ self._w_as("i64").T  # int64 matmul: exact modulo 2**64
+
+    def accumulate_binary(self, mask: np.ndarray) -> np.ndarray:
+        """Sum of the weight columns where mask is set (exact: < 2**24 in float32)."""
+        if mask.shape[0] == 1 and self.max_w * mask.shape[1] < _F32_EXACT:
+            if "f32T" not in self._w:   # rows = input neurons: a spike selects one contiguous row
+                self._w["f32T"] = np.ascontiguousarray(self._w_as("f32").T)
+            rows = self._w["f32T"][np.flatnonzero(mask[0])]
+            return rows.sum(axis=0, dtype=np.float32).astype(np.int64)[None, :] << self.k
+        return self.accumulate(mask.astype(np.int64))
+
+
+def _trailing_zeros(x: np.ndarray) -> np.ndarray:
+    """Trailing zero bits of non-zero int64 values."""
+    x = np.abs(x)
+    return np.log2(x & -x).astype(np.int64)
+
+
+def dense_graded_output(kernel: DenseKernel, s: np.ndarray, weight_exp: int, counter=None,
+                        max_abs: Optional[int] = None) -> np.ndarray:
+    """What `PyDenseModelBitAcc` stores in `a_buff` for a graded input `s` (int64 (batch, n_in)).
+
+    acc = W.s in int32 (wraps), then `acc << weight_exp` (int32) or `acc >> -weight_exp`
+    (floor). `counter(key, count)` receives wrap counts when given.
+    """
+    exact = kernel.accumulate(s, max_abs)
+    acc = _wrap32(exact)  # Lava: int32 weights . int32 s_in wraps
+    if counter is not None:
+        counter("acc_wrap32", np.count_nonzero(acc != exact))
+    if weight_exp > 0:
+        shifted = acc << weight_exp
+        out = _wrap32(shifted)  # int32 left shift
+        if counter is not None:
+            counter("shift_wrap32", np.count_nonzero(out != shifted))
+        return out
+    return acc >> -weight_exp
+
+
+def lif_update(u: np.ndarray, v: np.ndarray, a: np.ndarray, du: int, dv: int, eff_vth: int,
+               bias: np.ndarray | int = 0, counter=None):
+    """One step of `PyLifModelBitAcc`: returns (u, v, spikes as bool), v after reset.
+
+    `a` is the summed input (int64, values as int32), `eff_vth` = vth << 6,
+    `bias` = bias_mant << bias_exp in int32. `counter(key, count)` receives
+    wrap/saturation/spike counts when given.
+    """
+    a6 = _wrap32(a << ACT_SHIFT)
+    pre = _wrap32(_decay(u, DECAY_UNITY - (du + DS_OFFSET)) + a6)
+    # Lava's 24-bit "wrap": one +-2**24 correction, +2**23 kept, -2**23 -> +2**23.
+    u_new = np.where(pre > STATE_MAX, pre - 2 * STATE_MAX, pre)
+    u_new = np.where(u_new <= -STATE_MAX, pre + 2 * STATE_MAX, u_new)
+    vsum = _wrap32(_decay(v, DECAY_UNITY - (dv + DM_OFFSET)) + u_new + bias)
+    v_new = np.clip(vsum, -V_LIMIT, V_LIMIT)
+    s = v_new > eff_vth
+    v_new[s] = 0
+    if counter is not None:
+        c = lambda k, m: counter(k, np.count_nonzero(m))  # noqa: E731
+        c("u_wrap_pos", pre > STATE_MAX)
+        c("u_wrap_neg", pre < -STATE_MAX)
+        c("u_edge_pos", pre == STATE_MAX)
+        c("u_edge_neg", pre == -STATE_MAX)
+        c("u_beyond_24bit", (u_new > STATE_MAX) | (u_new < -STATE_MAX))
+        c("v_sat_pos", vsum > V_LIMIT)
+        c("v_sat_neg", vsum < -V_LIMIT)
+        c("a_shift_wrap32", a6 != (a << ACT_SHIFT))
+        c("spikes", s)
+    return u_new, v_new, s
+
+
 class _ConnState:
     """Run-time state of one Dense/Sparse node."""
 
@@ -207,49 +345,23 @@ class _ConnState:
         self.graded = int(node.num_message_bits) > 0
         self.exp = int(node.weight_exp)
         self.raw = np.array(node.weights)
-        self.w: Optional[np.ndarray] = None        # int64 after first-step processing
+        self.kernel: Optional[DenseKernel] = None   # built at the first step
         self.sign_mode: Optional[SignMode] = None
         self.a_buff = np.zeros((batch, node.n_out), dtype=np.int64)
-        self._wt: Dict[str, np.ndarray] = {}
-        self.max_w = 0
+
+    @property
+    def w(self) -> Optional[np.ndarray]:
+        return None if self.kernel is None else self.kernel.w
 
     def set_weights_raw(self, w: np.ndarray) -> None:
         """Lava's Var.set after the first step: int32 store, no clip/truncate."""
         w = np.asarray(w)
-        self.w = _wrap32(np.trunc(w).astype(np.int64) if np.issubdtype(w.dtype, np.floating) else w)
-        self._prepare()
+        self.kernel = DenseKernel(_wrap32(np.trunc(w).astype(np.int64) if np.issubdtype(w.dtype, np.floating) else w))
 
     def first_step(self) -> None:
-        self.w, self.sign_mode = lava_weights(self.raw, self.node.sign_mode, self.node.num_weight_bits,
-                                              sparse=isinstance(self.node, Sparse))
-        self._prepare()
-
-    def _prepare(self) -> None:
-        self._wt = {"i64": np.ascontiguousarray(self.w.T)}
-        self.max_w = int(np.abs(self.w).max()) if self.w.size else 0
-
-    def _wt_as(self, kind: str) -> np.ndarray:
-        if kind not in self._wt:
-            self._wt[kind] = self._wt["i64"].astype(np.float32 if kind == "f32" else np.float64)
-        return self._wt[kind]
-
-    def accumulate(self, s: np.ndarray) -> np.ndarray:
-        """sum_j W_ij s_j exactly (mod 2**64 at worst), s of shape (batch, n_in)."""
-        if s.shape[1] == 0 or self.max_w == 0:
-            return np.zeros((s.shape[0], self.w.shape[0]), dtype=np.int64)
-        bound = self.max_w * int(np.abs(s).sum(axis=1).max())
-        if bound < _F32_EXACT:
-            return (s.astype(np.float32) @ self._wt_as("f32")).astype(np.int64)
-        if bound < _F64_EXACT:
-            return (s.astype(np.float64) @ self._wt_as("f64")).astype(np.int64)
-        return s @ self._wt["i64"]  # int64 matmul: exact modulo 2**64
-
-    def accumulate_binary(self, mask: np.ndarray) -> np.ndarray:
-        """Sum of the weight columns where mask is set (exact: < 2**24 in float32)."""
-        if mask.shape[0] == 1 and self.max_w * mask.shape[1] < _F32_EXACT:
-            rows = self._wt_as("f32")[np.flatnonzero(mask[0])]
-            return rows.sum(axis=0, dtype=np.float32).astype(np.int64)[None, :]
-        return self.accumulate(mask.astype(np.int64))
+        w, self.sign_mode = lava_weights(self.raw, self.node.sign_mode, self.node.num_weight_bits,
+                                         sparse=isinstance(self.node, Sparse))
+        self.kernel = DenseKernel(w)
 
 
 class _LifState:
@@ -455,7 +567,7 @@ class Emulator:
         for name, node in g.nodes.items():
             if isinstance(node, Dense):
                 st = self.state[name]
-                if st.w is None:
+                if st.kernel is None:
                     st.first_step()
                 out = _wrap32(st.a_buff)
                 if self.count_events:
@@ -482,49 +594,22 @@ class Emulator:
                         val = sent[name]
                     rec[name][var][row] = val
 
+    def _counter(self, name: str):
+        return (lambda key, n: self._count(name, key, n)) if self.count_events else None
+
     def _dense_recv(self, name: str, st: _ConnState, s: np.ndarray) -> None:
         if st.graded:
-            exact = st.accumulate(s)
-            acc = _wrap32(exact)  # Lava: int32 weights . int32 s_in wraps
-            if self.count_events:
-                self._count(name, "acc_wrap32", np.count_nonzero(acc != exact))
-            if st.exp > 0:
-                shifted = acc << st.exp
-                st.a_buff = _wrap32(shifted)  # int32 left shift
-                if self.count_events:
-                    self._count(name, "shift_wrap32", np.count_nonzero(st.a_buff != shifted))
-            else:
-                st.a_buff = acc >> -st.exp
+            st.a_buff = dense_graded_output(st.kernel, s, st.exp, self._counter(name))
         else:
             # Lava: s_in.astype(bool), column sum in int64 (numpy's sum of int32).
-            acc = st.accumulate_binary(s != 0)
+            acc = st.kernel.accumulate_binary(s != 0)
             st.a_buff = acc << st.exp if st.exp > 0 else acc >> -st.exp
 
     def _lif_step(self, name: str, st: _LifState, a: np.ndarray) -> np.ndarray:
         if st.eff_vth is None:
             st.eff_vth = st.vth << VTH_SHIFT
-        bias = st.effective_bias()
-        a6 = _wrap32(a << ACT_SHIFT)
-        pre = _wrap32(_decay(st.u, DECAY_UNITY - (st.du + DS_OFFSET)) + a6)
-        # Lava's 24-bit "wrap": one +-2**24 correction, +2**23 kept, -2**23 -> +2**23.
-        u = np.where(pre > STATE_MAX, pre - 2 * STATE_MAX, pre)
-        u = np.where(u <= -STATE_MAX, pre + 2 * STATE_MAX, u)
-        vsum = _wrap32(_decay(st.v, DECAY_UNITY - (st.dv + DM_OFFSET)) + u + bias)
-        v = np.clip(vsum, -V_LIMIT, V_LIMIT)
-        s = v > st.eff_vth
-        v[s] = 0
-        if self.count_events:
-            c = lambda k, m: self._count(name, k, np.count_nonzero(m))  # noqa: E731
-            c("u_wrap_pos", pre > STATE_MAX)
-            c("u_wrap_neg", pre < -STATE_MAX)
-            c("u_edge_pos", pre == STATE_MAX)
-            c("u_edge_neg", pre == -STATE_MAX)
-            c("u_beyond_24bit", (u > STATE_MAX) | (u < -STATE_MAX))
-            c("v_sat_pos", vsum > V_LIMIT)
-            c("v_sat_neg", vsum < -V_LIMIT)
-            c("a_shift_wrap32", a6 != (a << ACT_SHIFT))
-            c("spikes", s)
-        st.u, st.v = u, v
+        st.u, st.v, s = lif_update(st.u, st.v, a, st.du, st.dv, st.eff_vth, st.effective_bias(),
+                                   self._counter(name))
         return s.astype(np.int64)
 
     def run(self, num_steps: int) -> Dict[str, Dict[str, np.ndarray]]:

@@ -51,3 +51,78 @@ def bigram_baseline(train: List[int], held: List[int], vocab: int) -> Dict[str, 
     pu = (uni + 1) / (uni.sum() + vocab)
     return {"bigram_bpc": round(best[0], 4), "bigram_add_k": best[1],
             "unigram_bpc": round(float(-np.log2(pu[ho[1:]]).mean()), 4)}
+
+
+# ---------------------------------------------------------------------------
+# Evaluating converted models against the float reference
+# ---------------------------------------------------------------------------
+def _stream(backend, tokens: List[int], progress=None, label: str = ""):
+    """Teacher-forced pass: (nll per prediction in nats [T-1], argmax [T], att [T,L,C], ffn [T,L,C])."""
+    state = backend.initial_state()
+    n = len(tokens)
+    nll = np.zeros(max(n - 1, 0))
+    argmax = np.zeros(n, dtype=np.int64)
+    att, ffn = [], []
+    for i, tok in enumerate(tokens):
+        out = backend.step(int(tok), state)
+        logp = torch.log_softmax(out.logits.double(), -1)
+        if i + 1 < n:
+            nll[i] = -float(logp[tokens[i + 1]])
+        argmax[i] = int(torch.argmax(out.logits))
+        att.append(out.att_spikes.numpy().astype(bool))
+        ffn.append(out.ffn_spikes.numpy().astype(bool))
+        if progress is not None:
+            progress(label, i + 1, n)
+    return nll, argmax, np.stack(att), np.stack(ffn)
+
+
+def perturbed_reference(spec: ModelSpec, semantics, model, seed: int = 0) -> ReferenceModel:
+    """The float model with every chip weight moved by uniform noise of +-1/2 LSB of its grid.
+
+    The noise floor: spike chaos at the size of the quantization error, with float arithmetic.
+    """
+    from spike2loihi.quantize import float_weights
+
+    ref = ReferenceModel(spec, semantics)
+    gen = torch.Generator().manual_seed(seed)
+    for name, w in float_weights(ref).items():
+        lsb = torch.as_tensor(weight_lsb(model, name), dtype=torch.float32)
+        lsb = lsb[:, None] if lsb.dim() == 1 else lsb
+        w.add_((torch.rand(w.shape, generator=gen, dtype=torch.float32) - 0.5) * lsb)
+    return ref
+
+
+def weight_lsb(model, name: str):
+    """Float size of one mantissa step of chip node `name`: per row (array) or shared (float)."""
+    qn = model.nodes[name]
+    if qn.get("row_scale"):
+        d, k = -int(qn["weight_exp"]), int(qn["truncate_bits"])
+        return np.asarray(model.tensors[qn["row_scale"]], dtype=np.float64) * 2.0 ** (k - d)
+    return float(qn["weight_step"])
+
+
+def evaluate_backends(backends: Dict[str, object], tokens: List[int], reference: str = "torch",
+                      char_level: bool = True, progress=None) -> dict:
+    """Bits per character (or token, and perplexity) per backend; agreement and flips vs `reference`.
+
+    `backends` maps a label to a backend (initial_state/step). Every backend is run
+    teacher-forced over the same tokens from a fresh state.
+    """
+    runs = {label: _stream(b, tokens, progress, label) for label, b in backends.items()}
+    out = {"tokens": len(tokens), "unit": "bits per character" if char_level else "bits per token",
+           "backends": {}}
+    ref = runs.get(reference)
+    for label, (nll, argmax, att, ffn) in runs.items():
+        bits = float(nll.mean() / LN2) if nll.size else float("nan")
+        row = {"bits": round(bits, 6), "perplexity": round(float(2 ** bits), 4)}
+        if ref is not None and label != reference:
+            r_nll, r_argmax, r_att, r_ffn = ref
+            rb = float(r_nll.mean() / LN2)
+            row["bits_change_pct"] = round(100 * (bits - rb) / rb, 4)
+            row["top1_agreement"] = round(float((argmax == r_argmax).mean()), 6)
+            row["flip_rate_att"] = [round(float(x), 6) for x in (att != r_att).mean(axis=(0, 2))]
+            row["flip_rate_ffn"] = [round(float(x), 6) for x in (ffn != r_ffn).mean(axis=(0, 2))]
+        row["spike_rate_att"] = [round(float(x), 6) for x in att.mean(axis=(0, 2))]
+        row["spike_rate_ffn"] = [round(float(x), 6) for x in ffn.mean(axis=(0, 2))]
+        out["backends"][label] = row
+    return out

@@ -21,6 +21,7 @@ values are reported together in one `FixedPointRangeError`.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from dataclasses import dataclass
@@ -476,3 +477,80 @@ def lif_params(
     return dict(du=d.du, dv=d.dv, vth=t.vth, bias_mant=scalar_or_array(b.bias_mant),
                 bias_exp=scalar_or_array(b.bias_exp),
                 a_in_scale=d.input_gain * float(v_scale) / (1 << ACT_SHIFT))
+
+
+# ---------------------------------------------------------------------------
+# Per-row weights and host-bound accumulations (the graded mapping)
+# ---------------------------------------------------------------------------
+INT32_MAX = (1 << 31) - 1
+
+
+@dataclass(frozen=True)
+class RowQuantizedWeights:
+    """A float matrix as a MIXED-sign Lava mantissa with one float step per output row.
+
+    Row i stands for `mantissa[i] * step[i]`. The step does not go to Lava: the
+    host folds it into its dequantisation of row i's accumulation, so every row
+    uses the full mantissa range. Lava gets `lava_weights()` and one shared
+    `weight_exp` chosen from the accumulation bound (`payload_shift`).
+    """
+
+    mantissa: np.ndarray        # int8-range int32, symmetric +-(2**(nwb-1) - 1)
+    step: np.ndarray            # float64 per row
+    num_weight_bits: int
+    sqnr_db: float
+    clipped_fraction: float     # always 0: each row's largest entry sets its step
+
+    sign_mode: SignMode = SignMode.MIXED
+
+    @property
+    def truncate_bits(self) -> int:
+        return truncate_bits(SignMode.MIXED, self.num_weight_bits)
+
+    def lava_weights(self) -> np.ndarray:
+        """`weights=` for Lava's Dense: mantissa << (8 - nwb + 1), unchanged by Lava's clip/truncate."""
+        return self.mantissa.astype(np.int64) << self.truncate_bits
+
+    def dequantize(self) -> np.ndarray:
+        return self.mantissa.astype(np.float64) * self.step[:, None]
+
+
+def sqnr_db(target: np.ndarray, approx: np.ndarray) -> float:
+    """10 log10(|target|^2 / |target - approx|^2); inf when exact."""
+    sig = float(np.sum(np.square(target, dtype=np.float64)))
+    noise = float(np.sum(np.square(target - approx, dtype=np.float64)))
+    if noise == 0.0:
+        return math.inf
+    return -math.inf if sig == 0.0 else 10.0 * math.log10(sig / noise)
+
+
+def quantize_rows(weights: np.ndarray, num_weight_bits: int = 8) -> RowQuantizedWeights:
+    """Per-row symmetric quantization: step_i = max_j |W_ij| / (2**(nwb-1) - 1), ties away from zero."""
+    check_ranges({"num_weight_bits": num_weight_bits})
+    w = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(w)):
+        raise FixedPointError("weights contain NaN or inf")
+    top = (1 << (int(num_weight_bits) - 1)) - 1
+    if top < 1:
+        raise FixedPointError(f"num_weight_bits={num_weight_bits}: a signed per-row mantissa needs >= 2 bits")
+    row_max = np.abs(w).max(axis=1) if w.size else np.zeros(w.shape[0])
+    step = np.where(row_max > 0, row_max / top, 1.0)
+    mant = np.clip(round_half_away(w / step[:, None]), -top, top).astype(np.int32)
+    q = RowQuantizedWeights(mantissa=mant, step=step, num_weight_bits=int(num_weight_bits),
+                            sqnr_db=0.0, clipped_fraction=0.0)
+    return dataclasses.replace(q, sqnr_db=sqnr_db(w, q.dequantize()))
+
+
+def worst_accumulation(lava_weights: np.ndarray, input_limit: int) -> int:
+    """Largest |sum_j W_ij s_j| any input with |s_j| <= input_limit can produce (exact int)."""
+    w = np.abs(np.asarray(lava_weights, dtype=np.int64))
+    return int(w.sum(axis=1).max()) * int(input_limit) if w.size else 0
+
+
+def payload_shift(worst: int, payload_bits: int = MAX_MESSAGE_BITS) -> int:
+    """Smallest right shift d >= 0 after which every accumulation |a| <= worst fits
+    a signed `payload_bits` payload (floor shifts: -worst >> d >= -2**(bits-1))."""
+    d = 0
+    while worst >= (1 << (payload_bits - 1 + d)):
+        d += 1
+    return d

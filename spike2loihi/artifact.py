@@ -1,0 +1,197 @@
+"""The converted model as one file (`.s2l`): a manifest plus integer and float tensors.
+
+Layout (little endian), magic and version first, as GGUF does:
+
+    b"S2LMODEL"  u32 format version  u32 0  u64 manifest length
+    manifest: UTF-8 JSON, keys sorted (the `K_*` constants below)
+    zero padding to 64 bytes, then each tensor's bytes, each 64-byte aligned
+    sha256 of everything before it (32 bytes)
+
+The manifest's `tensors` list gives each tensor's name, dtype, shape, offset
+(from the start of the data section) and size. Loading checks the magic, the
+version, every length and the checksum before it trusts anything, so a
+corrupt, truncated, foreign or newer file is one clear `ArtifactError` line.
+Writing is atomic and deterministic: the same inputs give the same bytes
+(nothing time- or host-dependent is stored).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+
+from spike2loihi import ir
+from spike2loihi.errors import Spike2LoihiError
+
+MAGIC = b"S2LMODEL"
+FORMAT_VERSION = 1
+SUFFIX = ".s2l"
+_HEADER = struct.Struct("<8sIIQ")
+_ALIGN = 64
+_DTYPES = {"int8", "int16", "int32", "int64", "uint8", "float32", "float64"}
+
+# Manifest keys.
+K_FORMAT = "format_version"
+K_TOOLCHAIN = "toolchain_version"
+K_VERSIONS = "versions"              # torch, numpy, lava-nc (if installed)
+K_SOURCE = "source"                  # path (absolute), sha256, format, dtypes
+K_CONFIG = "config"
+K_SEMANTICS = "semantics"
+K_TOKENIZER = "tokenizer"            # kind, name; the file's bytes are the tensor TOKENIZER_TENSOR
+K_QUANT_CONFIG = "quantization"      # bit widths and options the user chose
+K_NODES = "nodes"                    # per chip node: its integer parameters and input encoding
+K_CALIBRATION = "calibration"
+K_REPORT = "report"
+K_GRAPH = "graph"
+K_SCHEDULE = "schedule"              # what the Lava graph needs (token period, critical path); set when lowered
+K_TENSORS = "tensors"
+TOKENIZER_TENSOR = "tokenizer.file"
+
+
+class ArtifactError(Spike2LoihiError):
+    """The .s2l file cannot be read (corrupt, truncated, foreign, newer) or written."""
+
+
+@dataclass
+class ConvertedModel:
+    """A converted model in memory: the IR, the per-node quantization, the tensors, the rest."""
+
+    graph: ir.Graph
+    nodes: Dict[str, dict]                  # chip node name -> integer parameters and encodings
+    tensors: Dict[str, np.ndarray]          # host float params by checkpoint key; chip integers by node
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict:
+        return self.manifest[K_CONFIG]
+
+    def tokenizer(self):
+        """The tokenizer stored in the artifact, or None."""
+        info = self.manifest.get(K_TOKENIZER)
+        if not info:
+            return None
+        from converters.tokenizer import tokenizer_from_bytes
+
+        return tokenizer_from_bytes(self.tensors[TOKENIZER_TENSOR].tobytes(), name=info.get("name", ""))
+
+
+def _json_bytes(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _pad(n: int) -> int:
+    return (-n) % _ALIGN
+
+
+def to_bytes(model: ConvertedModel) -> bytes:
+    """Serialise deterministically (see the module docstring)."""
+    manifest = dict(model.manifest)
+    manifest[K_FORMAT] = FORMAT_VERSION
+    manifest[K_GRAPH] = model.graph.to_dict()
+    manifest[K_NODES] = model.nodes
+    entries, blobs, offset = [], [], 0
+    for name in sorted(model.tensors):
+        arr = np.ascontiguousarray(model.tensors[name])
+        dt = arr.dtype.name
+        if dt not in _DTYPES:
+            raise ArtifactError(f"tensor {name!r}: dtype {dt} cannot be stored")
+        raw = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        entries.append({"name": name, "dtype": dt, "shape": list(arr.shape), "offset": offset, "nbytes": len(raw)})
+        blobs.append(raw + b"\0" * _pad(len(raw)))
+        offset += len(raw) + _pad(len(raw))
+    manifest[K_TENSORS] = entries
+    try:
+        mbytes = _json_bytes(manifest)
+    except ValueError as exc:  # NaN/inf in the manifest
+        raise ArtifactError(f"manifest cannot be written as JSON ({exc})") from None
+    head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(mbytes)) + mbytes
+    body = head + b"\0" * _pad(len(head)) + b"".join(blobs)
+    return body + hashlib.sha256(body).digest()
+
+
+def save(model: ConvertedModel, path) -> None:
+    """Write atomically: a temporary file beside `path`, then rename."""
+    from spike2loihi.fileio import atomic_path
+
+    data = to_bytes(model)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+
+
+def from_bytes(data: bytes, source: str = "<bytes>") -> ConvertedModel:
+    n = len(data)
+    if n < _HEADER.size or data[:8] != MAGIC:
+        if n >= 2 and data[:2] == b"PK":
+            hint = " (a zip archive: a PyTorch checkpoint? use it as CHECKPOINT, or convert it first)"
+        else:
+            hint = ""
+        raise ArtifactError(f"{source}: not a spike2loihi model file (no {MAGIC.decode()} header){hint}")
+    _, version, _, mlen = _HEADER.unpack_from(data)
+    if version > FORMAT_VERSION:
+        raise ArtifactError(f"{source}: format version {version} is newer than this spike2loihi "
+                            f"reads ({FORMAT_VERSION}); upgrade spike2loihi")
+    if version < 1:
+        raise ArtifactError(f"{source}: format version {version} is not a valid version")
+    if n < _HEADER.size + mlen + 32:
+        raise ArtifactError(f"{source}: truncated ({n} bytes, the header promises a {mlen}-byte manifest)")
+    body, digest = data[:-32], data[-32:]
+    if hashlib.sha256(body).digest() != digest:
+        raise ArtifactError(f"{source}: checksum mismatch: the file is corrupt or truncated")
+    try:
+        manifest = json.loads(data[_HEADER.size:_HEADER.size + mlen].decode("utf-8"))
+        graph = ir.Graph.from_dict(manifest.pop(K_GRAPH))
+        nodes = manifest.pop(K_NODES)
+        entries = manifest.pop(K_TENSORS)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{source}: manifest is not valid ({exc})") from None
+    start = _HEADER.size + mlen
+    start += _pad(start)
+    tensors = {}
+    for e in entries:
+        lo, hi = start + int(e["offset"]), start + int(e["offset"]) + int(e["nbytes"])
+        if e["dtype"] not in _DTYPES or hi > len(body):
+            raise ArtifactError(f"{source}: tensor {e.get('name')!r} is out of bounds or of unknown dtype")
+        arr = np.frombuffer(data, dtype=np.dtype(e["dtype"]).newbyteorder("<"), count=-1, offset=lo)
+        count = int(np.prod(e["shape"])) if e["shape"] else 1
+        if arr.itemsize * count != hi - lo:
+            raise ArtifactError(f"{source}: tensor {e['name']!r}: shape {e['shape']} does not match its size")
+        tensors[e["name"]] = arr[:count].reshape(e["shape"])
+    manifest[K_FORMAT] = version
+    return ConvertedModel(graph=graph, nodes=nodes, tensors=tensors, manifest=manifest)
+
+
+def load(path) -> ConvertedModel:
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: no such file")
+    if path.is_dir():
+        raise ArtifactError(f"{path}: is a directory, expected a .s2l model file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read ({exc.strerror})") from None
+    return from_bytes(data, str(path))
+
+
+def is_artifact(path) -> bool:
+    """True when the file starts with the .s2l magic (cheap: reads 8 bytes)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == MAGIC
+    except OSError:
+        return False
+
+
+def sha256_file(path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                return h.hexdigest()
+            h.update(b)

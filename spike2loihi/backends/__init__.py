@@ -1,0 +1,89 @@
+"""One runner interface for every place a model can execute.
+
+A backend offers `config`, `initial_state()` and `step(token, state) ->
+StepOutput` (logits [V], att_spikes [L, C], ffn_spikes [L, C], as the float
+reference does), so `spike2loihi.generate` and `spike2loihi.evaluate` drive
+them all the same way:
+
+| name | runs | module |
+|---|---|---|
+| `torch` | the float reference of a checkpoint (or of the checkpoint an artifact came from) | `spike2loihi.reference` |
+| `emulator` | a converted artifact, bit-exact Lava integer arithmetic + host_ops | `backends.emulator` |
+
+Only the Lava backends (later) import Lava.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from spike2loihi.errors import Spike2LoihiError
+
+BACKENDS = ("torch", "emulator")
+
+
+class BackendError(Spike2LoihiError):
+    """A backend cannot run this model (wrong kind of file, missing source checkpoint, ...)."""
+
+
+def source_checkpoint(model, checkpoint: Optional[str] = None):
+    """The float ModelSpec an artifact was converted from, verified by sha256.
+
+    `checkpoint` overrides the path kept in the manifest.
+    """
+    from converters.spikegpt import load_checkpoint
+    from spike2loihi.artifact import K_SOURCE, sha256_file
+
+    src = model.manifest.get(K_SOURCE) or {}
+    path = Path(checkpoint) if checkpoint else (Path(src["path"]) if src.get("path") else None)
+    if path is None:
+        raise BackendError("the artifact records no source checkpoint; give --checkpoint PATH")
+    if not path.exists():
+        raise BackendError(f"source checkpoint {path} is gone (the artifact was converted from it); "
+                           "give --checkpoint PATH to point elsewhere")
+    want = src.get("sha256")
+    got = sha256_file(path)
+    if want and got != want:
+        raise BackendError(f"{path}: sha256 {got[:12]}... differs from the artifact's source "
+                           f"{want[:12]}...: not the checkpoint this model was converted from")
+    spec = load_checkpoint(path, find_tokenizer=False)
+    tok = model.tokenizer()
+    if tok is not None:
+        spec.tokenizer = tok
+    return spec
+
+
+def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: Optional[str] = None,
+                 tokenizer_path: Optional[str] = None):
+    """A backend for a checkpoint or a .s2l artifact. Returns (backend, tokenizer or None)."""
+    from spike2loihi import artifact
+
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if artifact.is_artifact(path):
+        model = artifact.load(path)
+        if semantics is not None and semantics != model.manifest["semantics"]["name"]:
+            raise BackendError(f"{path} was converted with --semantics {model.manifest['semantics']['name']}; "
+                               f"convert again for {semantics}")
+        tok = model.tokenizer()
+        if tokenizer_path:
+            from converters.tokenizer import load_tokenizer
+
+            tok = load_tokenizer(tokenizer_path)
+        if name == "emulator":
+            from spike2loihi.backends.emulator import EmulatorBackend
+
+            return EmulatorBackend(model), tok
+        from spike2loihi.model import Semantics
+        from spike2loihi.reference import ReferenceModel
+
+        spec = source_checkpoint(model, checkpoint)
+        return ReferenceModel(spec, Semantics(**model.manifest["semantics"])), tok
+    if name != "torch":
+        raise BackendError(f"{path} is a checkpoint: the {name} backend runs converted models; "
+                           f"run `spike2loihi convert {path} -o MODEL.s2l` first")
+    from converters.spikegpt import load_checkpoint
+    from spike2loihi.reference import ReferenceModel
+
+    spec = load_checkpoint(path, tokenizer_path=tokenizer_path)
+    return ReferenceModel(spec, spec.semantics(semantics or "run")), spec.tokenizer

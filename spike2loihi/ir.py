@@ -1,0 +1,335 @@
+"""The model as a small graph of ops, each placed on the chip or on the host.
+
+NIR-style: parameter-only frozen dataclass nodes (`Op` subclasses), named edges
+`Edge(src, dst, port)`, and one `to_dict`/`from_dict`. Nodes refer to their
+tensors by checkpoint key (`blocks.0.att.key.weight`), so a reader of
+SPIKEGPT.md finds every weight; the quantized integers of a chip node live in
+the artifact under the node's name.
+
+Placement is a typed field (`Placement(where, reason)`) set from one table,
+`PLACEMENT`, that every consumer reads (the emulator, the Lava builder, the
+planner, the exporters). Host<->chip crossings are derived from the edges.
+Behaviour lives with the consumers, in registries keyed by node type
+(`spike2loihi.execute.HOST_HANDLERS`, ...), not here.
+
+One SpikeGPT block (SPIKEGPT.md "Inference semantics") becomes, per token:
+
+    x ─ ln1 ─ shift ─ mix_k/v/r ─ key/value/receptance ─ sigmoid, wkv ─ rwkv ─ output ─ lif ─ residual ─ x'
+    x'─ ln2 ─ shift ─ mix_k/r ─ key ─ relu2 ─ value ─ gate(× sigmoid(receptance)) ─ lif ─ residual ─ x''
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar, Dict, List, Optional, Tuple
+
+CHIP, HOST = "chip", "host"
+IR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an op runs, and why there."""
+
+    where: str  # CHIP or HOST
+    reason: str
+
+    def __post_init__(self):
+        if self.where not in (CHIP, HOST):
+            raise ValueError(f"placement must be {CHIP!r} or {HOST!r}, not {self.where!r}")
+
+
+#: The decided mapping (DESIGN.md "Mapping: the graded mapping"), one row per op kind.
+PLACEMENT: Dict[str, Placement] = {
+    "embedding": Placement(HOST, "a table lookup of the token id (and the binary step)"),
+    "layernorm": Placement(HOST, "needs the mean, the variance and a division"),
+    "token_shift": Placement(HOST, "holds the previous token's LayerNorm output, a host value"),
+    "mix": Placement(HOST, "mixes two host values (token shift)"),
+    "projection": Placement(CHIP, "a linear layer: Loihi Dense with 8-bit weights and graded input"),
+    "head": Placement(CHIP, "a linear layer: Loihi Dense with 8-bit weights and graded input"),
+    "sigmoid": Placement(HOST, "exp and division have no standard-neuron form"),
+    "wkv": Placement(HOST, "exp, running max and division have no standard-neuron form"),
+    "product": Placement(HOST, "a product of two host values (no standard-neuron form)"),
+    "relu2": Placement(HOST, "squares a host value (no standard-neuron form)"),
+    "lif": Placement(CHIP, "a LIF population: Loihi's LIF neuron"),
+    "residual": Placement(HOST, "x feeds the next LayerNorm, a host op"),
+    "sampler": Placement(HOST, "softmax and a random draw over the vocabulary"),
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One node: its name, output width, block (None outside blocks) and placement."""
+
+    name: str
+    dim: int
+    layer: Optional[int]
+    placement: Placement
+
+    kind: ClassVar[str] = ""
+    ports: ClassVar[Tuple[str, ...]] = ("x",)
+    state: ClassVar[Tuple[str, ...]] = ()   # what the op carries from one token to the next
+
+    def params(self) -> dict:
+        """The op's own parameters (everything but name, dim, layer, placement)."""
+        base = {f.name for f in dataclasses.fields(Op)}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in base}
+
+
+@dataclass(frozen=True)
+class Embedding(Op):
+    vocab: int = 0
+    weight: str = "emb.weight"
+    binary: bool = False         # x = (emb[token] >= 0)
+    kind: ClassVar[str] = "embedding"
+    ports: ClassVar[Tuple[str, ...]] = ("token",)
+
+
+@dataclass(frozen=True)
+class LayerNorm(Op):
+    weight: str = ""
+    bias: str = ""
+    eps: float = 1e-5
+    kind: ClassVar[str] = "layernorm"
+
+
+@dataclass(frozen=True)
+class TokenShift(Op):
+    """Outputs the previous token's input (zeros before the first token)."""
+
+    kind: ClassVar[str] = "token_shift"
+    state: ClassVar[Tuple[str, ...]] = ("prev",)
+
+
+@dataclass(frozen=True)
+class Mix(Op):
+    """x * m + prev * (1 - m), m = the time_mix vector."""
+
+    mix: str = ""
+    kind: ClassVar[str] = "mix"
+    ports: ClassVar[Tuple[str, ...]] = ("x", "prev")
+
+
+@dataclass(frozen=True)
+class Projection(Op):
+    """y = W x, W = `weight` (n_out x n_in) divided by `divisor` (the RESCALE quirk)."""
+
+    n_in: int = 0
+    weight: str = ""
+    divisor: int = 1
+    kind: ClassVar[str] = "projection"
+
+
+@dataclass(frozen=True)
+class Head(Projection):
+    """The output projection to logits."""
+
+    kind: ClassVar[str] = "head"
+
+
+@dataclass(frozen=True)
+class Sigmoid(Op):
+    kind: ClassVar[str] = "sigmoid"
+
+
+@dataclass(frozen=True)
+class WKV(Op):
+    """RWKV-4 WKV in log-sum-exp form; decay used as -exp(time_decay)."""
+
+    time_decay: str = ""
+    time_first: str = ""
+    kind: ClassVar[str] = "wkv"
+    ports: ClassVar[Tuple[str, ...]] = ("k", "v")
+    state: ClassVar[Tuple[str, ...]] = ("aa", "bb", "pp")
+
+
+@dataclass(frozen=True)
+class Product(Op):
+    kind: ClassVar[str] = "product"
+    ports: ClassVar[Tuple[str, ...]] = ("a", "b")
+
+
+@dataclass(frozen=True)
+class ReLU2(Op):
+    kind: ClassVar[str] = "relu2"
+
+
+@dataclass(frozen=True)
+class LIF(Op):
+    """spikingjelly LIFNode: v += (x - v) / tau; spike where v >= theta; hard reset to 0."""
+
+    tau: float = 2.0
+    theta: float = 1.0
+    population: str = ""     # "att" or "ffn"
+    kind: ClassVar[str] = "lif"
+    state: ClassVar[Tuple[str, ...]] = ("v",)
+
+
+@dataclass(frozen=True)
+class Residual(Op):
+    """x + s, then halved when `halve` (after every sixth block under run semantics)."""
+
+    halve: bool = False
+    kind: ClassVar[str] = "residual"
+    ports: ClassVar[Tuple[str, ...]] = ("x", "s")
+
+
+@dataclass(frozen=True)
+class Sampler(Op):
+    """Next token from the logits (argmax or temperature / top-p); outside the per-token step."""
+
+    kind: ClassVar[str] = "sampler"
+    ports: ClassVar[Tuple[str, ...]] = ("logits",)
+
+
+OP_TYPES: Dict[str, type] = {cls.kind: cls for cls in
+                             (Embedding, LayerNorm, TokenShift, Mix, Projection, Head, Sigmoid, WKV,
+                              Product, ReLU2, LIF, Residual, Sampler)}
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str
+    dst: str
+    port: str   # the destination's input port
+
+
+@dataclass
+class Graph:
+    """Nodes in execution order (a valid topological order for one token) and edges."""
+
+    nodes: Dict[str, Op]
+    edges: List[Edge]
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    def inputs(self, name: str) -> Dict[str, str]:
+        """port -> source node of `name`."""
+        return {e.port: e.src for e in self.edges if e.dst == name}
+
+    def consumers(self, name: str) -> List[Edge]:
+        return [e for e in self.edges if e.src == name]
+
+    def crossings(self) -> List[Edge]:
+        """Edges whose ends are placed differently: every host<->chip transfer per token."""
+        return [e for e in self.edges
+                if self.nodes[e.src].placement.where != self.nodes[e.dst].placement.where]
+
+    def by_kind(self, kind: str) -> List[Op]:
+        return [n for n in self.nodes.values() if n.kind == kind]
+
+    def of_type(self, cls: type) -> List[Op]:
+        return [n for n in self.nodes.values() if isinstance(n, cls)]
+
+    def placement_counts(self) -> Dict[str, int]:
+        out = {CHIP: 0, HOST: 0}
+        for n in self.nodes.values():
+            out[n.placement.where] += 1
+        return out
+
+    # -- serialisation ------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "ir_version": IR_VERSION,
+            "meta": self.meta,
+            "nodes": [{"name": n.name, "op": n.kind, "dim": n.dim, "layer": n.layer,
+                       "placement": {"where": n.placement.where, "reason": n.placement.reason},
+                       "params": n.params()} for n in self.nodes.values()],
+            "edges": [[e.src, e.dst, e.port] for e in self.edges],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Graph":
+        if d.get("ir_version") != IR_VERSION:
+            raise ValueError(f"IR version {d.get('ir_version')!r} is not {IR_VERSION}")
+        nodes = {}
+        for nd in d["nodes"]:
+            op_cls = OP_TYPES.get(nd["op"])
+            if op_cls is None:
+                raise ValueError(f"unknown IR op {nd['op']!r} (node {nd['name']!r})")
+            nodes[nd["name"]] = op_cls(name=nd["name"], dim=nd["dim"], layer=nd["layer"],
+                                       placement=Placement(**nd["placement"]), **nd["params"])
+        return cls(nodes, [Edge(*e) for e in d["edges"]], dict(d.get("meta", {})))
+
+
+class _Builder:
+    def __init__(self):
+        self.nodes: Dict[str, Op] = {}
+        self.edges: List[Edge] = []
+
+    def add(self, cls, name, dim, layer=None, inputs=(), placement: Optional[Placement] = None, **params) -> str:
+        if name in self.nodes:
+            raise ValueError(f"duplicate IR node {name!r}")
+        place = placement or PLACEMENT[cls.kind]
+        self.nodes[name] = cls(name=name, dim=dim, layer=layer, placement=place, **params)
+        for port, src in zip(cls.ports, inputs):
+            self.edges.append(Edge(src, name, port))
+        return name
+
+
+def build_graph(config, semantics) -> Graph:
+    """The IR of a SpikeGPT model (`ModelConfig`) under `Semantics` (run or train).
+
+    Execution order is the order of SPIKEGPT.md's equations. The sampler is the
+    last node; it is outside the per-token step (generation drives it).
+    """
+    C, V, F = config.n_embd, config.vocab_size, config.ffn_dim
+    b = _Builder()
+    x = b.add(Embedding, "emb", C, vocab=V, binary=bool(semantics.binary_embedding), inputs=("token",))
+    b.edges.clear()  # the token is the graph's input, not a node
+    x = b.add(LayerNorm, "ln0", C, inputs=(x,), weight="blocks.0.ln0.weight", bias="blocks.0.ln0.bias")
+    for i in range(config.n_layer):
+        p = f"blocks.{i}."
+        div = semantics.weight_divisor(i)
+        # time mix (SRWKV)
+        h = b.add(LayerNorm, p + "ln1", C, i, (x,), weight=p + "ln1.weight", bias=p + "ln1.bias")
+        prev = b.add(TokenShift, p + "att.shift", C, i, (h,))
+        mixed = {m: b.add(Mix, p + f"att.mix_{m}", C, i, (h, prev), mix=p + f"att.time_mix_{m}") for m in "kvr"}
+        k = b.add(Projection, p + "att.key", C, i, (mixed["k"],), n_in=C, weight=p + "att.key.weight")
+        v = b.add(Projection, p + "att.value", C, i, (mixed["v"],), n_in=C, weight=p + "att.value.weight")
+        r = b.add(Projection, p + "att.receptance", C, i, (mixed["r"],), n_in=C,
+                  weight=p + "att.receptance.weight")
+        r = b.add(Sigmoid, p + "att.sigmoid", C, i, (r,))
+        wkv = b.add(WKV, p + "att.wkv", C, i, (k, v), time_decay=p + "att.time_decay",
+                    time_first=p + "att.time_first")
+        y = b.add(Product, p + "att.rwkv", C, i, (r, wkv))
+        o = b.add(Projection, p + "att.output", C, i, (y,), n_in=C, weight=p + "att.output.weight", divisor=div)
+        s = b.add(LIF, p + "att.lif", C, i, (o,), population="att")
+        x = b.add(Residual, p + "att.residual", C, i, (x, s))
+        # channel mix (SRFFN)
+        h = b.add(LayerNorm, p + "ln2", C, i, (x,), weight=p + "ln2.weight", bias=p + "ln2.bias")
+        prev = b.add(TokenShift, p + "ffn.shift", C, i, (h,))
+        mk = b.add(Mix, p + "ffn.mix_k", C, i, (h, prev), mix=p + "ffn.time_mix_k")
+        mr = b.add(Mix, p + "ffn.mix_r", C, i, (h, prev), mix=p + "ffn.time_mix_r")
+        k = b.add(Projection, p + "ffn.key", F, i, (mk,), n_in=C, weight=p + "ffn.key.weight")
+        kk = b.add(ReLU2, p + "ffn.relu2", F, i, (k,))
+        v = b.add(Projection, p + "ffn.value", C, i, (kk,), n_in=F, weight=p + "ffn.value.weight", divisor=div)
+        r = b.add(Projection, p + "ffn.receptance", C, i, (mr,), n_in=C, weight=p + "ffn.receptance.weight")
+        r = b.add(Sigmoid, p + "ffn.sigmoid", C, i, (r,))
+        g = b.add(Product, p + "ffn.gate", C, i, (r, v))
+        s = b.add(LIF, p + "ffn.lif", C, i, (g,), population="ffn")
+        x = b.add(Residual, p + "ffn.residual", C, i, (x, s), halve=semantics.halves_after(i))
+    x = b.add(LayerNorm, "ln_out", C, inputs=(x,), weight="ln_out.weight", bias="ln_out.bias")
+    logits = b.add(Head, "head", V, inputs=(x,), n_in=C, weight="head.weight")
+    b.add(Sampler, "sampler", 1, inputs=(logits,))
+    meta = {"config": config.to_dict(), "semantics": semantics.to_dict()}
+    return Graph(b.nodes, b.edges, meta)
+
+
+def lif_nodes(graph: Graph) -> List[LIF]:
+    """The LIF populations in order: att and ffn of block 0, then block 1, ..."""
+    return graph.of_type(LIF)
+
+
+def describe(graph: Graph) -> List[str]:
+    """A printable listing: one line per node (op, width, inputs, placement, reason), then totals."""
+    lines = [f"{'node':<26} {'op':<11} {'width':>6}  {'inputs':<40} where  why (host only)"]
+    for n in graph.nodes.values():
+        ins = ", ".join(f"{p}={s}" for p, s in graph.inputs(n.name).items()) or ("token" if n.kind == "embedding" else "")
+        why = n.placement.reason if n.placement.where == HOST else ""
+        lines.append(f"{n.name:<26} {n.kind:<11} {n.dim:>6}  {ins:<40} {n.placement.where:<5}  {why}")
+    counts = graph.placement_counts()
+    cross = graph.crossings()
+    to_chip = sum(1 for e in cross if graph.nodes[e.dst].placement.where == CHIP)
+    lines.append(f"{len(graph.nodes)} ops ({counts[CHIP]} chip, {counts[HOST]} host), {len(graph.edges)} edges; "
+                 f"{len(cross)} host<->chip crossings per token ({to_chip} host->chip, {len(cross) - to_chip} chip->host)")
+    return lines

@@ -1,0 +1,92 @@
+"""The conversion report: text, JSON and PNG rendered from the same LayerRecords."""
+from __future__ import annotations
+
+import json
+import math
+from typing import List, Optional
+
+from spike2loihi.quantize import LayerRecord, ordered_worst_first
+
+
+def _f(x, fmt: str, none: str = "-") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return none
+    return format(x, fmt)
+
+
+def render_text(records: List[LayerRecord], summary: dict) -> str:
+    proj, lifs = ordered_worst_first(records)
+    lines = ["Chip Dense layers, worst weight SQNR first",
+             f"  {'node':<24} {'shape':>10} {'w bits':>6} {'w exp':>5} {'SQNR dB':>7} {'input':>11} "
+             f"{'clip %':>7} {'acc worst':>9} {'headroom':>8} {'shift':>5} {'peak':>5}"]
+    for r in proj:
+        enc = f"{r.act_encoding[:3]} {r.act_bits}b" if r.act_encoding else "-"
+        lines.append(f"  {r.node:<24} {r.shape:>10} {r.weight_bits:>6} {r.weight_exp:>5} "
+                     f"{_f(r.weight_sqnr_db, '.1f'):>7} {enc:>11} {_f(r.act_clipped_pct, '.3f'):>7} "
+                     f"{_f(r.acc_worst_bits, '.1f'):>7} b {_f(r.acc_headroom_bits, '.1f'):>6} b "
+                     f"{r.out_shift:>5} {_f(r.out_peak_bits, '.1f'):>5}")
+    lines += ["", "LIF populations, worst spike flip rate first",
+              f"  {'node':<24} {'vth':>6} {'v_scale':>9} {'input':>8} {'clip %':>7} "
+              f"{'rate float':>10} {'rate quant':>10} {'flips %':>7} {'wraps':>5}"]
+    for r in lifs:
+        enc = f"{r.act_bits}b" if r.act_bits else "from Wo"
+        lines.append(f"  {r.node:<24} {r.vth:>6} {r.v_scale:>9.1f} {enc:>8} {_f(r.act_clipped_pct, '.3f'):>7} "
+                     f"{_f(r.spike_rate_float, '.4f'):>10} {_f(r.spike_rate_quant, '.4f'):>10} "
+                     f"{_f(100 * r.flip_rate if r.flip_rate is not None else None, '.2f'):>7} {r.wraps:>5}")
+    top1 = summary.get("top1_agreement")
+    lines += ["", f"over {summary.get('tokens')} calibration tokens: next-token top-1 agreement with float "
+                  f"{_f(top1, '.4f')}, mean spike flip rate {_f(100 * (summary.get('mean_flip_rate') or 0), '.2f')}%, "
+                  f"wraps/saturations {summary.get('total_wraps')} (0 by construction)",
+              "(flips and agreement are spike chaos as much as quantization: see `eval` for bits per "
+              "character against the noise floor)"]
+    return "\n".join(lines)
+
+
+def render_json(records: List[LayerRecord], summary: dict, extra: Optional[dict] = None) -> str:
+    out = {k: v for k, v in summary.items() if k != "layers"}
+    out["layers"] = [r.to_dict() for r in records]
+    if extra:
+        out.update(extra)
+    return json.dumps(out, indent=2)
+
+
+def render_png(records: List[LayerRecord], path, title: str = "") -> None:
+    """Three panels: weight SQNR per Dense, spike rates and flips per LIF, accumulator headroom."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spike2loihi.fileio import atomic_path
+
+    proj = [r for r in records if r.op != "lif"]
+    lifs = [r for r in records if r.op == "lif"]
+    fig, axes = plt.subplots(3, 1, figsize=(max(8, 0.28 * len(proj) + 2), 11))
+    ax = axes[0]
+    ax.bar(range(len(proj)), [r.weight_sqnr_db for r in proj], color="tab:blue")
+    ax.set_xticks(range(len(proj)), [r.node for r in proj], rotation=90, fontsize=7)
+    ax.set_ylabel("weight SQNR (dB)")
+    ax.set_title("Chip Dense layers: weight SQNR (higher is better)")
+    ax = axes[1]
+    xs = range(len(lifs))
+    ax.plot(xs, [r.spike_rate_float for r in lifs], "o-", label="spike rate, float")
+    ax.plot(xs, [r.spike_rate_quant for r in lifs], "s--", label="spike rate, converted")
+    ax.bar(xs, [r.flip_rate for r in lifs], color="tab:red", alpha=0.5, label="spike flip rate")
+    ax.set_xticks(list(xs), [r.node for r in lifs], rotation=90, fontsize=7)
+    ax.set_ylabel("fraction of neuron-tokens")
+    ax.set_title("LIF populations: float vs converted spike rates, and flips")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    ax.bar(range(len(proj)), [r.acc_headroom_bits for r in proj], color="tab:green", label="int32 headroom (worst case)")
+    ax.plot(range(len(proj)), [24 - 1 - (r.out_peak_bits or 0) for r in proj], "k.",
+            label="24-bit payload headroom (observed)")
+    ax.set_xticks(range(len(proj)), [r.node for r in proj], rotation=90, fontsize=7)
+    ax.set_ylabel("bits")
+    ax.set_title("Accumulator headroom")
+    ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
