@@ -23,6 +23,7 @@ from spike2loihi.model import ModelConfig, ModelSpec, expected_tensors
 ALLOWED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 WRAPPER_KEYS = ("state_dict", "model", "module")
 STRIP_PREFIXES = ("module.", "_orig_mod.", "model.")
+MAX_WRAPPER_DEPTH = 8  # {"state_dict": {"model": ...}} and the like
 # Keys that other RWKV-family checkpoints carry and SpikeGPT's inference ignores
 # or cannot use: named here so that the error says why.
 UNSUPPORTED = {
@@ -107,22 +108,31 @@ def _load_raw(path: Path, fmt: str):
                               f"({detail or type(exc).__name__})") from None
 
 
+def _shared_prefix(keys: List[str]) -> Optional[str]:
+    """The known wrapper prefix (module., _orig_mod., model.) that every key starts with, if any."""
+    return next((p for p in STRIP_PREFIXES if keys and all(k.startswith(p) for k in keys)), None)
+
+
 def _unwrap(obj, source: str) -> Dict[str, object]:
+    """The state dict inside `obj`: wrapper dicts descended, shared prefixes stripped.
+
+    Both nest, in any order (a compiled model inside DDP saves `module._orig_mod.blocks...`),
+    so both are repeated until nothing known is left to remove.
+    """
     if not isinstance(obj, dict):
         raise CheckpointError(f"{source}: holds a {type(obj).__name__}, not a state dict")
-    for key in WRAPPER_KEYS:
-        inner = obj.get(key)
-        if isinstance(inner, dict) and "emb.weight" not in obj:
-            obj = inner
+    for _ in range(MAX_WRAPPER_DEPTH):  # bounded: a pickle can hold a dict that contains itself
+        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
+        if inner is None or "emb.weight" in obj:
             break
+        obj = inner
     keys = list(obj.keys())
     bad = [k for k in keys if not isinstance(k, str)]
     if bad:
         raise CheckpointError(f"{source}: state dict has non-string key {bad[0]!r}")
-    for prefix in STRIP_PREFIXES:
-        if keys and all(k.startswith(prefix) for k in keys):
-            obj = {k[len(prefix):]: v for k, v in obj.items()}
-            keys = list(obj.keys())
+    while (prefix := _shared_prefix(keys)) is not None:  # each pass shortens every key: terminates
+        obj = {k[len(prefix):]: v for k, v in obj.items()}
+        keys = list(obj.keys())
     return obj
 
 

@@ -14,7 +14,10 @@ def choose(logits: torch.Tensor, greedy: bool, temperature: float, top_p: float,
     probs = torch.softmax(logits.double() / temperature, dim=-1)
     if top_p < 1.0:
         sorted_p, order = torch.sort(probs, descending=True)
-        before = torch.cumsum(sorted_p, 0) - sorted_p  # mass of strictly more likely tokens
+        mass = torch.cumsum(sorted_p, 0)
+        # Mass of the strictly more likely tokens: the previous running sum itself, since
+        # cumsum - sorted_p can be an ulp below it and keep one token too many at p == mass.
+        before = torch.cat((mass.new_zeros(1), mass[:-1]))
         keep = before < top_p
         mask = torch.zeros_like(probs, dtype=torch.bool)
         mask[order[keep]] = True

@@ -554,3 +554,58 @@ def test_spec_from_state_dict_checks_the_tokenizer(tmp_path):
     assert re.search(r"\b10\b", rest) and re.search(r"\b11\b", rest)
     ok = load_tokenizer(write_char_vocab(tmp_path / "w.json", char_vocab(V)))
     assert spec_from_state_dict(sd, tokenizer=ok).tokenizer is ok
+
+
+# --------------------------------------------------------------------------- issue 15: nested wrappers
+
+# Prefixes nest in any order: DDP adds `module.`, torch.compile `_orig_mod.`, Lightning-style
+# wrappers `model.`; a compiled model inside DDP saves `module._orig_mod.blocks.0...`.
+NESTED_PREFIXES = ["module._orig_mod.", "_orig_mod.module.", "model.module._orig_mod.", "module.module.",
+                   "_orig_mod.model.", "_orig_mod.model.module._orig_mod.model."]
+
+
+def _prefixed(sd, prefix):
+    return {prefix + k: v for k, v in sd.items()}
+
+
+@pytest.mark.parametrize("prefix", NESTED_PREFIXES)
+def test_nested_prefixes_are_all_stripped(tmp_path, prefix):
+    sd = random_state_dict(L, C, V, seed=20, dtype=torch.float16)
+    for spec in (load_checkpoint(save(_prefixed(sd, prefix), tmp_path / "nested.pth")),
+                 spec_from_state_dict(_prefixed(sd, prefix)),
+                 spec_from_state_dict({"state_dict": _prefixed(sd, prefix), "epoch": 1})):
+        assert spec.config == CFG
+        assert set(spec.tensors) == set(sd)
+        assert all(torch.equal(spec.tensors[k], sd[k]) for k in sd)
+
+
+NESTED_WRAPPERS = {
+    "state_dict/model": lambda sd: {"state_dict": {"model": sd}, "epoch": 2},
+    "model/module/prefixed": lambda sd: {"model": {"module": _prefixed(sd, "_orig_mod.module.")}},
+    "module/state_dict": lambda sd: {"module": {"state_dict": sd, "step": 5}, "optimizer": {"lr": 0.1}},
+}
+
+
+@pytest.mark.parametrize("wrapper", list(NESTED_WRAPPERS))
+def test_nested_wrapper_dicts_are_descended(tmp_path, wrapper):
+    sd = random_state_dict(L, C, V, seed=21)
+    spec = load_checkpoint(save(NESTED_WRAPPERS[wrapper](sd), tmp_path / "wrapped.pth"))
+    assert spec.config == CFG and set(spec.tensors) == set(sd)
+    assert all(torch.equal(spec.tensors[k], sd[k]) for k in sd)
+
+
+def test_prefix_shared_by_only_some_keys_is_kept_and_reported(tmp_path):
+    sd = random_state_dict(L, C, V, seed=22)
+    sd = {("module." + k if k.startswith(("head.", "ln_out.")) else k): v for k, v in sd.items()}
+    path = save(sd, tmp_path / "partial.pth")
+    one_line_error(load_error(path), CheckpointError, path, "unknown key 'module.head.weight'",
+                   "missing key 'head.weight'")
+
+
+def test_dict_that_contains_itself_is_refused_not_looped_on(tmp_path):
+    d = {"epoch": 1}
+    d["model"] = d  # pickle (and torch.load weights_only) keep the cycle
+    path = save(d, tmp_path / "cycle.pth")
+    t0 = time.perf_counter()
+    one_line_error(load_error(path), CheckpointError, path, "emb.weight")
+    assert time.perf_counter() - t0 < 5

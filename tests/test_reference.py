@@ -229,3 +229,83 @@ def test_semantics_change_the_computation_where_the_quirks_apply():
     assert spec.semantics("run").binary_embedding is False
     assert spec.semantics("train").binary_embedding is True
     assert spec.semantics("run").weight_divisor(13) == 4
+
+
+# --------------------------------------------------------------------------- issue 15: exact edge cases
+
+def test_wkv_step_stays_finite_and_exact_with_large_time_first():
+    """time_first ~ 100 and k up to ~240: exp(time_first) alone overflows fp32 (> 88.7).
+
+    The first half must take its max against ww = time_first + k (not k alone), otherwise
+    exp(ww - p) = exp(time_first) is inf and the output NaN. Compared over 12 steps of
+    carried state (aa, bb, pp from pp = -1e30) with the plain float64 sums.
+    """
+    g = torch.Generator().manual_seed(3)
+    C, T = 256, 12
+    u = 100 + (torch.rand(C, generator=g) * 2 - 1) * 8  # in [92, 108]
+    w = -torch.exp(torch.rand(C, generator=g) * 7 - 6)
+    assert torch.isinf(torch.exp(u)).all()  # the naive fp32 form cannot represent these terms
+    u64, w64 = u.double(), w.double()
+    aa64, bb64, mag64 = (torch.zeros(C, dtype=torch.float64) for _ in range(3))
+    aa, bb, pp = torch.zeros(C), torch.zeros(C), torch.full((C,), -1e30)
+    history_dominant = 0
+    for t in range(T):
+        # Wide range: the current token dominates where k is large, the history where it is small.
+        k = torch.rand(C, generator=g) * 300 - 60
+        v = torch.randn(C, generator=g)
+        wkv, aa, bb, pp = wkv_step(u, w, k, v, aa, bb, pp)
+        for name, x in (("wkv", wkv), ("aa", aa), ("bb", bb), ("pp", pp)):
+            assert torch.isfinite(x).all(), (t, name)
+        # float64 transcription of the equations, no max trick (exp(u + k) <= e^370 fits):
+        # wkv_t = (sum_{i<t} e^{(t-1-i)w + k_i} v_i + e^{u + k_t} v_t)
+        #       / (sum_{i<t} e^{(t-1-i)w + k_i}     + e^{u + k_t})
+        k64, v64 = k.double(), v.double()
+        cur = torch.exp(u64 + k64)
+        num, den = aa64 + cur * v64, bb64 + cur
+        history_dominant += int((bb64 / den > 0.5).sum())
+        # Tolerance relative to the sum of |terms| (as in the test above). Here |pp| < 256, so
+        # each fp32 rounding of a log-scale quantity (pp + w, k - p) is off by <= 2^-17 ~ 7.6e-6
+        # absolute, i.e. relative in the term it exponentiates; two per step over T = 12 steps
+        # give <= 12 * 2^-16 = 1.8e-4, plus ~1e-6 from the exp/mul/div roundings. Measured: 5e-5
+        # (wkv) and 8e-5 (state). Overflow (the wrong max) gives inf/NaN, caught above.
+        tol = 2e-4 * (mag64 + cur * v64.abs()) / den
+        assert ((wkv.double() - num / den).abs() <= tol).all(), t
+        aa64 = torch.exp(w64) * aa64 + torch.exp(k64) * v64
+        bb64 = torch.exp(w64) * bb64 + torch.exp(k64)
+        mag64 = torch.exp(w64) * mag64 + torch.exp(k64) * v64.abs()
+        scale = torch.exp(pp.double())  # pp <= ~240: e^pp fits in float64
+        assert ((aa.double() * scale - aa64).abs() <= 2e-4 * mag64).all(), t
+        assert ((bb.double() * scale - bb64).abs() <= 2e-4 * bb64).all(), t
+    # The carried state matters: in a good share of (step, channel) the history outweighs the token.
+    assert history_dominant > 0.2 * C * T
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_binary_embedding_maps_exact_zero_to_one(dtype):
+    """SpikeGPT's binary embedding is the ATan surrogate's Heaviside forward: x >= 0, so 0 -> 1.
+
+    Random checkpoints never hold an exact 0, so zeros (and a -0.0) are planted in the
+    embeddings of tokens that are fed; run semantics apply the binary embedding at vocab 77.
+    """
+    sd = spiking_state_dict(7, 16, 77, seed=5, dtype=dtype)
+    emb = sd["emb.weight"].clone()
+    zeroed = [0, 9, 33, 76]
+    for j, tok in enumerate(zeroed):
+        cols = torch.arange(j, 16, 4)[:3]  # 3 entries per token, mixed signs before zeroing
+        emb[tok, cols] = 0.0
+        emb[tok, (j + 1) % 16] = -0.0  # -0.0 >= 0 too
+    sd["emb.weight"] = emb
+    spec = spec_from_state_dict(sd)
+    assert spec.semantics("run").binary_embedding
+    tokens = torch.randint(0, 77, (40,), generator=torch.Generator().manual_seed(9)).tolist()
+    tokens[::5] = zeroed * 2  # every fifth token has zeros in its embedding
+    ours = _assert_bit_equal(spec, tokens)
+
+    # Known to be sensitive: `> 0` would give other binary vectors for these tokens ...
+    for tok in zeroed:
+        x = emb[tok].float()
+        assert not torch.equal((x >= 0).float(), (x > 0).float()), tok
+    # ... and other outputs: the official arithmetic with the zeros made negative is `> 0` semantics.
+    gt_sd = dict(sd, **{"emb.weight": torch.where(emb == 0, torch.full_like(emb, -1.0), emb)})
+    gt_logits, _, _ = official_style_forward(spec_from_state_dict(gt_sd), tokens)
+    assert not torch.equal(gt_logits, ours["logits"])
