@@ -196,6 +196,12 @@ def load_tokenizer(path, unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR):
         raw = path.read_bytes()
     except OSError as exc:
         raise TokenizerError(f"{path}: cannot read tokenizer file ({exc.strerror})") from None
+    return tokenizer_from_bytes(raw, str(path), unknown_char)
+
+
+def tokenizer_from_bytes(raw: bytes, name: str = "", unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR):
+    """A tokenizer from a file's bytes (`name` labels it in messages, e.g. the artifact it came from)."""
+    path = name
     text = _decode_text(path, raw)
     try:
         obj = json.loads(text)

@@ -124,11 +124,13 @@ class StepOutput:
 class ReferenceModel:
     """SpikeGPT RNN mode in fp32. `step` advances a state in place."""
 
-    def __init__(self, spec: ModelSpec, semantics: Optional[Semantics] = None):
+    def __init__(self, spec: ModelSpec, semantics: Optional[Semantics] = None, probe=None):
         self.spec = spec
         self.config = spec.config
         self.semantics = semantics or spec.semantics("run")
         self.w = _prepare_weights(spec, self.semantics)
+        # probe(layer, name, tensor): sees the inputs of both LIFs and of att.output (calibration)
+        self.probe = probe or (lambda layer, name, t: None)
 
     def initial_state(self) -> RNNState:
         return RNNState.zeros(self.config.n_layer, self.config.n_embd)
@@ -160,7 +162,11 @@ class ReferenceModel:
             v = b.att_v @ xv
             wkv, state.aa[i], state.bb[i], state.pp[i] = wkv_step(
                 b.time_first, b.time_decay, k, v, state.aa[i], state.bb[i], state.pp[i])
-            s, state.v_att[i] = lif_step(state.v_att[i], b.att_o @ (r * wkv))
+            y = r * wkv
+            a = b.att_o @ y
+            self.probe(i, "att.output.in", y)
+            self.probe(i, "att.lif.in", a)
+            s, state.v_att[i] = lif_step(state.v_att[i], a)
             att_spikes[i] = s
             x = x + s
 
@@ -173,7 +179,9 @@ class ReferenceModel:
             state.ffn_shift[i] = h
             r = torch.sigmoid(b.ffn_r @ xr)
             kk = torch.square(torch.relu(b.ffn_k @ xk))
-            s, state.v_ffn[i] = lif_step(state.v_ffn[i], r * (b.ffn_v @ kk))
+            a = r * (b.ffn_v @ kk)
+            self.probe(i, "ffn.lif.in", a)
+            s, state.v_ffn[i] = lif_step(state.v_ffn[i], a)
             ffn_spikes[i] = s
             x = x + s
             if sem.halves_after(i):
