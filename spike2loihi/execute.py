@@ -259,8 +259,9 @@ class Executor:
     """Runs a ConvertedModel on a batch of independent sequences, one token each per `step`."""
 
     def __init__(self, model: ConvertedModel, batch_size: int = 1, stats: bool = False,
-                 params: Optional[Params] = None):
+                 params: Optional[Params] = None, trace: Optional[Callable[[str, object], None]] = None):
         self.model = model
+        self.trace = trace   # trace(name, value): every node's output, and "<chip node>.in" payloads
         self.graph = model.graph
         self.params = params or Params(model)
         self.batch = int(batch_size)
@@ -293,7 +294,10 @@ class Executor:
         if src.placement.where == node.placement.where:
             return v
         if node.placement.where == ir.CHIP:
-            return encode_input(self.params, node, v, self.stats)
+            p = encode_input(self.params, node, v, self.stats)
+            if self.trace is not None:
+                self.trace(node.name + ".in", p)
+            return p
         return decode_output(self.params, src, v)
 
     def step(self, tokens) -> Step:
@@ -310,6 +314,8 @@ class Executor:
                 vals[n.name] = lookup(HOST_HANDLERS, n)(self.params, n, ins, st)
             else:
                 vals[n.name] = lookup(CHIP_HANDLERS, n)(self.params, n, ins, st, self.stats)
+            if self.trace is not None:
+                self.trace(n.name, vals[n.name])
         logits = decode_output(self.params, self.head, vals[self.head.name])
         spikes = {n.name: vals[n.name].q.astype(bool) for n in self.lifs}
         if self.stats is not None:
