@@ -183,9 +183,9 @@ def _explicit(ctx, name: str) -> bool:
               help="run = official inference code (model_run.py); train = training graph (model.py).")
 @click.option("--tokenizer", "tokenizer_path", type=click.Path(path_type=Path),
               help="Tokenizer file. Default: vocab.json beside CHECKPOINT.")
-@click.option("--dump-logits", type=click.Path(path_type=Path),
+@click.option("--dump-logits", type=cliutil.OUTPUT_PATH,
               help="Write float32 logits [T, V] of the prompt tokens (teacher forced) to this .npy file.")
-@click.option("--dump-spikes", type=click.Path(path_type=Path),
+@click.option("--dump-spikes", type=cliutil.OUTPUT_PATH,
               help="Write uint8 att_spikes/ffn_spikes [T, n_layer, n_embd] of the prompt to this .npz file.")
 @click.option("--threads", type=cliutil.Int(min=1),
               help="torch CPU threads (default: torch's choice; more than the cores is capped, with a warning).")
@@ -273,10 +273,12 @@ def run(ctx, checkpoint, backend, prompt, tokens_csv, tokens_file, max_new_token
         res = generate.run(model, ids, max_new_tokens=max_new_tokens, greedy=greedy, temperature=temperature,
                            top_p=top_p, seed=seed, keep_logits="--dump-logits" in paths,
                            keep_spikes="--dump-spikes" in paths, on_token=streamer, on_progress=on_progress)
-    except KeyboardInterrupt:
+    except BaseException as exc:
         prefill_bar.close(ok=False)
         if gen_bar is not None:
             gen_bar.close(ok=False)
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
         if as_json:  # what was done so far; no output file is written
             partial = {"interrupted": True, "phase": done["phase"], "backend": backend,
                        "prompt_tokens": ids, "prefill_tokens_done": done["prefill"],

@@ -10,8 +10,8 @@ exit code 130, at any moment. A new command gets all of this as follows::
 
     @main.command()                      # `main` is a cliutil.CommandGroup: usage
     @click.argument("checkpoint", ...)   # errors, Spike2LoihiError and Ctrl-C
-    @click.option("--out", type=click.Path(path_type=Path))      # become one line
-    @click.option("--report", type=click.Path(path_type=Path))
+    @click.option("--out", type=cliutil.OUTPUT_PATH)             # become one line
+    @click.option("--report", type=cliutil.OUTPUT_PATH)
     @click.option("--bits", type=cliutil.Int(min=2, max=16), default=8)
     @click.option("--threads", type=cliutil.Int(min=1))
     def convert(checkpoint, out, report, bits, threads):
@@ -77,7 +77,7 @@ import click
 from spike2loihi.errors import Spike2LoihiError
 
 __all__ = [
-    "CommandGroup", "check_output_paths", "OutputSet", "Int", "Float", "SEED", "SEED_MAX", "parse_int_list",
+    "CommandGroup", "check_output_paths", "OUTPUT_PATH", "OutputSet", "Int", "Float", "SEED", "SEED_MAX", "parse_int_list",
     "Progress", "warn", "cap_threads", "available_cores", "begin_work", "install_startup_interrupt_handler",
     "one_line", "INTERRUPTED_EXIT",
 ]
@@ -197,12 +197,18 @@ def _name_max(folder: Path) -> int:
         return 255
 
 
+# The click type for output options: keeps the text as typed (a str), so that
+# check_output_paths sees a trailing '/' (pathlib drops it).
+OUTPUT_PATH = click.Path()
+
+
 def check_output_paths(outputs: Mapping[str, Optional[PathLike]],
                        inputs: Optional[Mapping[str, Optional[PathLike]]] = None) -> Dict[str, Path]:
     """Check every output path of a command before any work; return {option: Path} of those given.
 
     `outputs` maps each output option's name (as the user typed it, e.g. "--dump-logits")
-    to its value (None when not given: skipped). `inputs` names the command's input files
+    to its value (None when not given: skipped); declare the options with
+    `type=OUTPUT_PATH` so that the value arrives as typed. `inputs` names the command's input files
     (e.g. {"CHECKPOINT": ckpt}), which no output may overwrite. Each output must be a
     file path (not an existing directory, not ending in '/', no special file such as
     /dev/null), whose folder exists or can be created, is a folder (not a file) and is
@@ -764,7 +770,12 @@ class CommandGroup(click.Group):
             exc.show()
             return exc.exit_code
         except click.UsageError as exc:
-            path = exc.ctx.command_path if exc.ctx is not None else prog_name
+            if exc.ctx is not None:
+                path = exc.ctx.command_path
+            else:  # some parser errors carry no context: the command is the first of its names given
+                argv = sys.argv[1:] if args is None else [str(a) for a in args]
+                sub = next((a for a in argv if a in self.commands), None)
+                path = f"{prog_name} {sub}" if sub else prog_name
             _emit(f"error: {_usage_message(exc)} (see '{path} --help')")
             return exc.exit_code
         except click.ClickException as exc:
