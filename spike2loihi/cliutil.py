@@ -43,7 +43,8 @@ The pieces:
 - `Int(min, max)`, `Float(min, max, min_open, max_open)`, `SEED`: click types that
   refuse inf/nan and out-of-range values; `parse_int_list` for lists of ids.
 - `Progress(label, total, unit)`: progress on stderr, callable as `(done, total)`.
-- `warn(message)`: a `warning: ...` line on stderr; `cap_threads(n)`.
+- `warn(message)`: a `warning: ...` line on stderr; `show_examples(items)` for the
+  first few of them; `cap_threads(n)`: more threads than cores is capped, with a warning.
 - Interrupts: `CommandGroup.main` installs a start-up SIGINT handler that prints
   `interrupted` and exits 130 at once (nothing has been written yet, and importing
   torch must not end in a traceback); `begin_work()` switches to KeyboardInterrupt
@@ -56,6 +57,24 @@ erased when the work ends; when stderr is a file or pipe (logs, CI), a plain lin
 most every `LOG_INTERVAL_S` (5 s) and a closing line. Never on stdout, so text and
 `--json` output stay clean. `SPIKE2LOIHI_PROGRESS=always|never|auto` (default auto)
 overrides: always shows from the first step, never shows nothing.
+
+Conventions the rules rely on (see `run` in spike2loihi/cli.py for all of them):
+
+- Keep cli.py's top level light (no torch, numpy or model modules): run as a program
+  it installs the start-up Ctrl-C handler before `import click`, and every import it
+  makes at the top delays that, and `--help`.
+- Check everything that needs no model before loading it (exclusive options,
+  outputs, idle options: `warn` when an option cannot act), then load, then
+  `begin_work()` and work.
+- Print results only after OutputSet has committed: a failed write is one error
+  line, never a success report followed by a traceback.
+- Ctrl-C during the work: catch KeyboardInterrupt only to say what was done (with
+  `--json`, one object with `"interrupted": true`), then re-raise; end a streamed
+  text line with a newline first, so that `interrupted` has a line of its own.
+  A Lava run stops its runtime in `finally` (see DESIGN.md, Lava runtime facts).
+- While text streams to a terminal on stdout, do not draw progress there (a
+  redrawn stderr line would overwrite it): show progress for phases that print
+  nothing (prefill, --json runs), and echo text once that phase is done.
 """
 from __future__ import annotations
 
@@ -77,9 +96,9 @@ import click
 from spike2loihi.errors import Spike2LoihiError
 
 __all__ = [
-    "CommandGroup", "check_output_paths", "OUTPUT_PATH", "OutputSet", "Int", "Float", "SEED", "SEED_MAX", "parse_int_list",
-    "Progress", "warn", "cap_threads", "available_cores", "begin_work", "install_startup_interrupt_handler",
-    "one_line", "INTERRUPTED_EXIT",
+    "CommandGroup", "check_output_paths", "OUTPUT_PATH", "OutputSet", "Int", "Float", "SEED", "SEED_MAX",
+    "parse_int_list", "Progress", "warn", "show_examples", "cap_threads", "available_cores", "begin_work",
+    "install_startup_interrupt_handler", "one_line", "INTERRUPTED_EXIT",
 ]
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for Ctrl-C
@@ -117,10 +136,12 @@ def warn(message: str) -> None:
 
 def show_examples(items: Iterable[str], limit: int = 5) -> str:
     """The first `limit` distinct items, repr'd: "'é', '🙂', '\\t'" (", ..." when there are more)."""
-    seen: List[str] = []
+    seen: Dict[str, None] = {}  # ordered, and stops early: a prompt may hold thousands of them
     for it in items:
-        if it not in seen:
-            seen.append(it)
+        seen.setdefault(it)
+        if len(seen) > limit:
+            break
+    seen = list(seen)
     shown = ", ".join(repr(s) for s in seen[:limit])
     return shown + (", ..." if len(seen) > limit else "")
 
@@ -143,7 +164,7 @@ def _mounts() -> List[tuple]:
             rows = [line.split()[1:3] for line in f if len(line.split()) >= 3]
     except OSError:
         return []
-    rows = [(mp.replace("\\040", " "), fs) for mp, fs in rows]
+    rows = [(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), mp), fs) for mp, fs in rows]  # \040 etc.
     return sorted(rows, key=lambda r: len(r[0]), reverse=True)
 
 

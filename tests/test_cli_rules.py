@@ -334,7 +334,8 @@ def test_replaced_characters_warn(tmp_path):
 def test_replaced_characters_warn_in_text_mode_too():
     res = invoke("run", DEMO_CKPT, "--prompt", "é" * 9 + "The", "--max-new-tokens", 1)
     assert res.exit_code == 0, res.stderr
-    assert res.stderr.splitlines()[0] == "warning: --prompt: 9 characters not in the vocabulary were replaced by ' ': 'é'"
+    assert res.stderr.splitlines()[0] == ("warning: --prompt: 9 characters not in the vocabulary were replaced "
+                                          "by ' ': 'é'")
     assert res.stdout.startswith(" " * 9 + "The")
 
 
