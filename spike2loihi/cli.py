@@ -169,7 +169,7 @@ def _explicit(ctx, name: str) -> bool:
               help="Where to execute: torch = float reference (emulator and lava-sim come with conversion).")
 @click.option("--prompt", help="Prompt text (needs a tokenizer).")
 @click.option("--tokens", "tokens_csv", help="Prompt as token ids, e.g. 1,2,3.")
-@click.option("--tokens-file", type=click.Path(path_type=Path), help="File of whitespace-separated token ids.")
+@click.option("--tokens-file", type=click.Path(path_type=Path), help="File of token ids separated by whitespace or commas.")
 @click.option("--max-new-tokens", type=cliutil.Int(min=0), default=DEFAULT_MAX_NEW_TOKENS, show_default=True,
               help="Tokens to generate after the prompt (0: only run the prompt).")
 @click.option("--greedy", is_flag=True, help="Take the most likely token (argmax).")
