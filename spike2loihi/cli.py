@@ -36,7 +36,7 @@ from click.core import ParameterSource  # noqa: E402
 from spike2loihi import __version__, cliutil  # noqa: E402
 from spike2loihi.errors import Spike2LoihiError  # noqa: E402
 
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "emulator")
 SEMANTICS_CHOICES = ("run", "train")  # = spike2loihi.model.SEMANTICS_CHOICES (a test keeps them equal)
 DEFAULT_MAX_NEW_TOKENS = 200
 MIN_TEMPERATURE = 1e-6  # below ~1e-300 logits / T overflows float64; 1e-6 already is the argmax in practice
@@ -60,15 +60,30 @@ def _rescale_text(sem: dict, n_layer: int) -> str:
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=True, path_type=Path))
+@click.argument("checkpoint", metavar="MODEL", type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--tokenizer", "tokenizer_path", type=click.Path(path_type=Path),
               help="Tokenizer file (char vocab.json or tokenizers JSON). Default: vocab.json beside CHECKPOINT.")
+@click.option("--graph", is_flag=True, help="Print the model's op graph: ops, widths, chip/host placement and why.")
+@click.option("--semantics", type=click.Choice(SEMANTICS_CHOICES), default="run", show_default=True,
+              help="For --graph of a checkpoint: run = official inference code; train = training graph.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def inspect(checkpoint, tokenizer_path, as_json):
-    """Show a checkpoint's configuration, parameter counts by role, dtypes, validation and tokenizer."""
+def inspect(checkpoint, tokenizer_path, graph, semantics, as_json):
+    """Show a checkpoint (config, parameters, dtypes, validation, tokenizer) or a converted
+    .s2l model (its manifest); with --graph, the op graph with its chip/host placement."""
+    from spike2loihi import artifact
+
+    if artifact.is_artifact(checkpoint):
+        model = artifact.load(checkpoint)
+        if graph:
+            return _show_graph(model.graph, as_json)
+        return _show_manifest(checkpoint, model, as_json)
     from converters.spikegpt import describe_json, load_checkpoint
 
     spec = load_checkpoint(checkpoint, tokenizer_path=str(tokenizer_path) if tokenizer_path else None)
+    if graph:
+        from spike2loihi import ir
+
+        return _show_graph(ir.build_graph(spec.config, spec.semantics(semantics)), as_json)
     info = describe_json(spec)
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -88,6 +103,51 @@ def inspect(checkpoint, tokenizer_path, as_json):
     tok = info["tokenizer"]
     click.echo("tokenizer    " + ("none found (token ids only)" if tok is None
                                   else f"{tok['kind']}, {tok['vocab_size']} tokens, {tok['path']}"))
+
+
+def _show_graph(g, as_json: bool) -> None:
+    from spike2loihi import ir
+
+    if as_json:
+        click.echo(json.dumps(g.to_dict(), indent=1))
+    else:
+        click.echo("\n".join(ir.describe(g)))
+
+
+def _show_manifest(path, model, as_json: bool) -> None:
+    from spike2loihi import artifact as A
+
+    m = model.manifest
+    if as_json:
+        out = {k: v for k, v in m.items()}
+        out["tensors"] = {k: {"dtype": v.dtype.name, "shape": list(v.shape)} for k, v in model.tensors.items()}
+        out["nodes"] = model.nodes
+        click.echo(json.dumps(out, indent=1))
+        return
+    c, sem, q, cal, rep = m[A.K_CONFIG], m[A.K_SEMANTICS], m[A.K_QUANT_CONFIG], m[A.K_CALIBRATION], m[A.K_REPORT]
+    src = m.get(A.K_SOURCE) or {}
+    counts = model.graph.placement_counts()
+    nbytes = sum(t.nbytes for t in model.tensors.values())
+    tok = m.get(A.K_TOKENIZER)
+    click.echo(f"model        {path} (spike2loihi format {m[A.K_FORMAT]}, toolchain {m[A.K_TOOLCHAIN]})")
+    click.echo(f"source       {src.get('path', '?')} (sha256 {str(src.get('sha256', '?'))[:16]}...)")
+    click.echo(f"config       {c['n_layer']} layers, n_embd {c['n_embd']}, vocabulary {c['vocab_size']}")
+    click.echo(f"semantics    {sem['name']}: binary embedding {'on' if sem['binary_embedding'] else 'off'}, "
+               + _rescale_text(sem, c["n_layer"]))
+    click.echo(f"quantization weights {q['weight_bits']} bits, activations {q['act_bits']} bits, "
+               f"ffn LIF input {q['lif_input_bits']} bits")
+    click.echo(f"calibration  {cal['tokens']} tokens from {cal.get('source')}"
+               + (f" {cal['path']}" if cal.get("path") else "")
+               + (f" (seed {cal['seed']})" if cal.get("seed") is not None else ""))
+    click.echo(f"graph        {len(model.graph.nodes)} ops ({counts['chip']} chip, {counts['host']} host), "
+               f"{len(model.graph.crossings())} host<->chip crossings per token")
+    click.echo(f"report       top-1 agreement with float {rep['top1_agreement']:.4f} and mean spike flip rate "
+               f"{100 * (rep['mean_flip_rate'] or 0):.2f}% over the calibration tokens; "
+               f"{rep['total_wraps']} wraps")
+    click.echo(f"tensors      {len(model.tensors)}, {nbytes / 2**20:.1f} MiB")
+    click.echo("tokenizer    " + (f"{tok['kind']} (stored in the model)" if tok else "none (token ids only)"))
+    v = m.get(A.K_VERSIONS, {})
+    click.echo("versions     " + ", ".join(f"{k} {val}" for k, val in v.items() if val))
 
 
 class _Streamer:
@@ -159,14 +219,50 @@ def _encode_prompt(tok, prompt: str):
     return ids
 
 
+def _read_token_file(path, vocab: int):
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Spike2LoihiError(f"{path}: cannot read token file ({exc})") from None
+    return cliutil.parse_int_list(text, str(path), 0, vocab - 1)
+
+
+def _read_text_file(path, option: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise Spike2LoihiError(f"{option} {path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise Spike2LoihiError(f"{option} {path}: cannot read ({exc.strerror})") from None
+
+
+def _encode_file(tok, text: str, option: str, path) -> list:
+    """Token ids of a text file; warns (counts and examples) about characters replaced or dropped."""
+    if hasattr(tok, "encode_with_report"):
+        ids, replaced, dropped = tok.encode_with_report(text)
+    else:
+        ids, replaced, dropped = tok.encode(text), [], []
+    for what, chars in (("replaced by the unknown token", replaced), ("dropped", dropped)):
+        if chars:
+            cliutil.warn(f"{option} {path}: {_plural(len(chars), 'character')} outside the vocabulary "
+                         f"{what}: {cliutil.show_examples(chars)}")
+    if len(ids) < 2:
+        raise Spike2LoihiError(f"{option} {path}: {len(ids)} token(s) after encoding; at least 2 are needed")
+    return ids
+
+
 def _explicit(ctx, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
-              help="Where to execute: torch = float reference (emulator and lava-sim come with conversion).")
+@click.argument("checkpoint", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="Where to execute: torch = the float reference (of a checkpoint, or of the checkpoint a .s2l "
+                   "was converted from); emulator = the converted .s2l model in Lava's integer arithmetic.  "
+                   "[default: torch for a checkpoint, emulator for a .s2l]")
+@click.option("--checkpoint", "source_checkpoint", type=click.Path(path_type=Path),
+              help="With a .s2l and --backend torch: the source checkpoint, if it moved (its sha256 is checked).")
 @click.option("--prompt", help="Prompt text (needs a tokenizer).")
 @click.option("--tokens", "tokens_csv", help="Prompt as token ids, e.g. 1,2,3.")
 @click.option("--tokens-file", type=click.Path(path_type=Path), help="File of token ids separated by whitespace or commas.")
@@ -191,9 +287,9 @@ def _explicit(ctx, name: str) -> bool:
               help="torch CPU threads (default: torch's choice; more than the cores is capped, with a warning).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming text.")
 @click.pass_context
-def run(ctx, checkpoint, backend, prompt, tokens_csv, tokens_file, max_new_tokens, greedy, temperature, top_p,
-        seed, semantics, tokenizer_path, dump_logits, dump_spikes, threads, as_json):
-    """Run a checkpoint on a prompt: teacher-forced prefill, then generation.
+def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_file, max_new_tokens, greedy,
+        temperature, top_p, seed, semantics, tokenizer_path, dump_logits, dump_spikes, threads, as_json):
+    """Run a checkpoint or a converted .s2l model on a prompt: teacher-forced prefill, then generation.
 
     Outputs (--dump-logits, --dump-spikes) are checked before any work and written
     all or nothing at the end. Long prompts show progress on stderr.
@@ -208,7 +304,8 @@ def run(ctx, checkpoint, backend, prompt, tokens_csv, tokens_file, max_new_token
         raise Spike2LoihiError("--prompt is empty: at least one token is needed")
     paths = cliutil.check_output_paths(
         {"--dump-logits": dump_logits, "--dump-spikes": dump_spikes},
-        inputs={"CHECKPOINT": checkpoint, "--tokenizer": tokenizer_path, "--tokens-file": tokens_file})
+        inputs={"MODEL": checkpoint, "--tokenizer": tokenizer_path, "--tokens-file": tokens_file,
+                "--checkpoint": source_checkpoint})
     if max_new_tokens == 0:
         idle = [opt for opt, on in (("--greedy", greedy), ("--temperature", temperature is not None),
                                     ("--top-p", top_p is not None), ("--seed", _explicit(ctx, "seed"))) if on]
@@ -221,19 +318,24 @@ def run(ctx, checkpoint, backend, prompt, tokens_csv, tokens_file, max_new_token
     top_p = 1.0 if top_p is None else top_p
     threads = cliutil.cap_threads(threads)
 
-    # 2. Start-up: imports and the checkpoint (Ctrl-C here exits at once).
+    # 2. Start-up: imports and the model (Ctrl-C here exits at once).
     import numpy as np
     import torch
 
-    from converters.spikegpt import load_checkpoint
-    from spike2loihi import generate
-    from spike2loihi.reference import ReferenceModel
+    from spike2loihi import artifact, generate
+    from spike2loihi.backends import open_backend
 
     if threads:
         torch.set_num_threads(threads)
-    spec = load_checkpoint(checkpoint, tokenizer_path=str(tokenizer_path) if tokenizer_path else None)
-    tok = spec.tokenizer
-    V = spec.config.vocab_size
+    is_artifact = artifact.is_artifact(checkpoint)
+    backend = backend or ("emulator" if is_artifact else "torch")
+    if source_checkpoint is not None and not is_artifact:
+        raise Spike2LoihiError("--checkpoint is for a converted .s2l model (its source checkpoint); "
+                               f"{checkpoint} is itself a checkpoint")
+    model, tok = open_backend(backend, checkpoint, checkpoint=source_checkpoint,
+                              semantics=semantics if (_explicit(ctx, "semantics") or not is_artifact) else None,
+                              tokenizer_path=str(tokenizer_path) if tokenizer_path else None)
+    V = model.config.vocab_size
     if prompt is not None:
         if tok is None:
             raise Spike2LoihiError(f"--prompt needs a tokenizer: give --tokenizer FILE or put vocab.json beside "
@@ -242,12 +344,7 @@ def run(ctx, checkpoint, backend, prompt, tokens_csv, tokens_file, max_new_token
     elif tokens_csv is not None:
         ids = cliutil.parse_int_list(tokens_csv, "--tokens", 0, V - 1)
     else:
-        try:
-            text = Path(tokens_file).read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise Spike2LoihiError(f"{tokens_file}: cannot read token file ({exc})") from None
-        ids = cliutil.parse_int_list(text, str(tokens_file), 0, V - 1)
-    model = ReferenceModel(spec, spec.semantics(semantics))
+        ids = _read_token_file(tokens_file, V)
 
     # 3. The work: prefill (progress on stderr when long), then generation.
     cliutil.begin_work()
@@ -329,6 +426,227 @@ def run(ctx, checkpoint, backend, prompt, tokens_csv, tokens_file, max_new_token
         rate = f"{summary['tokens_per_s']} tokens/s" if summary["tokens_per_s"] else "no tokens generated"
         click.echo(f"[{len(ids)} prompt + {n_gen} generated tokens, {rate}, "
                    f"spike rates att [{att}] ffn [{ffn}]]", err=True)
+
+
+DEFAULT_CALIB_LEN = 512
+
+
+def _source_info(path: Path, spec) -> dict:
+    from spike2loihi.artifact import sha256_file
+
+    return {"path": str(Path(path).resolve()), "sha256": sha256_file(path), "format": spec.source_format,
+            "dtypes": spec.dtypes}
+
+
+def _calibration_tokens(spec, sem, calib, calib_tokens_file, calib_len, seed):
+    """(tokens, info) from --calib text, --calib-tokens-file, or sampled from the float model."""
+    from spike2loihi.artifact import sha256_file
+
+    V = spec.config.vocab_size
+    if calib is not None:
+        if spec.tokenizer is None:
+            raise Spike2LoihiError(f"--calib {calib}: text needs a tokenizer: give --tokenizer FILE, put vocab.json "
+                                   "beside the checkpoint, or give token ids with --calib-tokens-file")
+        ids = _encode_file(spec.tokenizer, _read_text_file(calib, "--calib"), "--calib", calib)
+        return ids[:calib_len], {"source": "text", "path": str(Path(calib).resolve()), "sha256": sha256_file(calib)}
+    if calib_tokens_file is not None:
+        ids = _read_token_file(calib_tokens_file, V)
+        return ids[:calib_len], {"source": "tokens", "path": str(Path(calib_tokens_file).resolve()),
+                                 "sha256": sha256_file(calib_tokens_file)}
+    import torch
+
+    from spike2loihi.reference import ReferenceModel
+    from spike2loihi.sampling import choose
+
+    cliutil.warn(f"no calibration data given: calibrating on {calib_len} tokens sampled from the float model "
+                 f"itself (seed {seed}); pass --calib TEXTFILE (or --calib-tokens-file) with text like yours")
+    ref = ReferenceModel(spec, sem)
+    state = ref.initial_state()
+    gen = torch.Generator().manual_seed(seed)
+    ids, tok = [], 0
+    bar = cliutil.Progress("sample calibration text", total=calib_len, unit="tokens")
+    for n in range(calib_len):
+        ids.append(tok)
+        tok = choose(ref.step(tok, state).logits, False, 1.0, 1.0, gen)
+        bar(n + 1)
+    bar.close()
+    return ids, {"source": "sampled", "seed": seed, "start_token": 0}
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "output", type=cliutil.OUTPUT_PATH, required=True, help="The converted model (.s2l).")
+@click.option("--calib", type=click.Path(path_type=Path), help="Calibration text (encoded with the tokenizer).")
+@click.option("--calib-tokens-file", type=click.Path(path_type=Path),
+              help="Calibration token ids, separated by whitespace or commas (models without a tokenizer).")
+@click.option("--calib-len", type=cliutil.Int(min=1, max=1_000_000), default=DEFAULT_CALIB_LEN, show_default=True,
+              help="How many calibration tokens to use.")
+@click.option("--weight-bits", type=cliutil.Int(min=2, max=8), default=8, show_default=True,
+              help="Weight mantissa bits of every chip Dense (Loihi: <= 8).")
+@click.option("--act-bits", type=cliutil.Int(min=2, max=24), default=8, show_default=True,
+              help="Graded payload bits of activations into chip Dense layers (Loihi: <= 24).")
+@click.option("--lif-input-bits", type=cliutil.Int(min=2, max=17), default=16, show_default=True,
+              help="Graded payload bits of the ffn LIF's input from the host (<= 17: u = a<<6 fits 24 bits).")
+@click.option("--semantics", type=click.Choice(SEMANTICS_CHOICES), default="run", show_default=True,
+              help="run = official inference code (model_run.py); train = training graph (model.py).")
+@click.option("--tokenizer", "tokenizer_path", type=click.Path(path_type=Path),
+              help="Tokenizer file. Default: vocab.json beside CHECKPOINT. It is stored in the model.")
+@click.option("--seed", type=cliutil.SEED, default=0, show_default=True,
+              help="Seed of the calibration text sampled from the float model (when no --calib is given).")
+@click.option("--report", type=cliutil.OUTPUT_PATH, help="Write the per-layer report as JSON.")
+@click.option("--plot", type=cliutil.OUTPUT_PATH, help="Draw the per-layer report as a PNG.")
+@click.option("--threads", type=cliutil.Int(min=1), help="torch CPU threads (capped at the cores).")
+def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits, act_bits, lif_input_bits,
+            semantics, tokenizer_path, seed, report, plot, threads):
+    """Convert a SpikeGPT checkpoint to a Loihi fixed-point model (.s2l), graded mapping.
+
+    Chip: every Dense (8-bit weights, graded inputs) and both LIF populations; host:
+    embedding, LayerNorm, token shift, WKV, sigmoid, relu^2, products, residual,
+    sampling. Prints the per-layer report (worst layers first).
+    """
+    if calib is not None and calib_tokens_file is not None:
+        raise Spike2LoihiError("give at most one of --calib and --calib-tokens-file")
+    paths = cliutil.check_output_paths({"--output": output, "--report": report, "--plot": plot},
+                                       inputs={"CHECKPOINT": checkpoint, "--calib": calib,
+                                               "--calib-tokens-file": calib_tokens_file,
+                                               "--tokenizer": tokenizer_path})
+    threads = cliutil.cap_threads(threads)
+    import torch
+
+    from converters.spikegpt import load_checkpoint
+    from spike2loihi import artifact, quantize
+    from spike2loihi import report as rep
+
+    if threads:
+        torch.set_num_threads(threads)
+    opts = quantize.QuantOptions(weight_bits, act_bits, lif_input_bits)
+    opts.check()
+    spec = load_checkpoint(checkpoint, tokenizer_path=str(tokenizer_path) if tokenizer_path else None)
+    sem = spec.semantics(semantics)
+    cliutil.begin_work()
+    tokens, info = _calibration_tokens(spec, sem, calib, calib_tokens_file, calib_len, seed)
+    bar = cliutil.Progress("calibrate (float reference)", total=len(tokens), unit="tokens")
+    cal = quantize.calibrate(spec, sem, tokens, info, progress=bar)
+    bar.close()
+    bars = {}
+
+    def progress(phase, done, total):
+        if phase not in bars:
+            bars[phase] = cliutil.Progress({"quantize": "quantize", "measure": "measure (converted model)"}[phase],
+                                           total=total, unit="nodes" if phase == "quantize" else "tokens")
+        bars[phase](done, total)
+
+    model, records = quantize.convert(spec, sem, cal, opts, source=_source_info(checkpoint, spec), progress=progress)
+    for b in bars.values():
+        b.close()
+    summary = model.manifest[artifact.K_REPORT]
+    with cliutil.OutputSet(paths) as outs:
+        outs.write_bytes("--output", artifact.to_bytes(model))
+        if "--report" in paths:
+            outs.write_text("--report", rep.render_json(records, summary, {"source": model.manifest["source"],
+                                                                           "quantization": model.manifest["quantization"],
+                                                                           "calibration": model.manifest["calibration"]}))
+        if "--plot" in paths:
+            with outs.open("--plot") as f:
+                rep.render_png(records, f, title=f"{Path(checkpoint).name}: conversion report")
+    click.echo(rep.render_text(records, summary))
+    written = ", ".join(str(p) for p in paths.values())
+    click.echo(f"wrote {written}", err=True)
+
+
+@main.command(name="eval")
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("--text", type=click.Path(path_type=Path), help="Text to evaluate on (encoded with the model's tokenizer).")
+@click.option("--tokens-file", type=click.Path(path_type=Path), help="Token ids to evaluate on.")
+@click.option("--backends", default="torch,emulator", show_default=True,
+              help="Comma-separated: torch (the float reference), emulator. Agreement and flips are against torch.")
+@click.option("--max-tokens", type=cliutil.Int(min=2), help="Use at most this many tokens of the text.")
+@click.option("--noise-floor/--no-noise-floor", default=True, show_default=True,
+              help="Also run the float model with weights moved by +-1/2 LSB of the conversion grid (needs torch).")
+@click.option("--noise-seed", type=cliutil.SEED, default=0, show_default=True)
+@click.option("--checkpoint", "source_checkpoint", type=click.Path(path_type=Path),
+              help="The source checkpoint, if it moved (its sha256 is checked).")
+@click.option("--plot", type=cliutil.OUTPUT_PATH, help="Draw bits per character and flip rates per layer as a PNG.")
+@click.option("--threads", type=cliutil.Int(min=1), help="torch CPU threads (capped at the cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def eval_(model_path, text, tokens_file, backends, max_tokens, noise_floor, noise_seed, source_checkpoint, plot,
+          threads, as_json):
+    """Bits per character (or perplexity) of a converted model per backend, its agreement with the
+    float reference, spike flips per layer, and the noise floor of spike chaos."""
+    if (text is None) == (tokens_file is None):
+        raise Spike2LoihiError("give exactly one of --text and --tokens-file")
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    bad = [b for b in names if b not in BACKENDS]
+    if bad or not names or len(set(names)) != len(names):
+        raise Spike2LoihiError(f"--backends {backends!r}: give distinct names from {', '.join(BACKENDS)}")
+    paths = cliutil.check_output_paths({"--plot": plot}, inputs={"MODEL": model_path, "--text": text,
+                                                                 "--tokens-file": tokens_file})
+    threads = cliutil.cap_threads(threads)
+    import torch
+
+    from spike2loihi import artifact, evaluate
+    from spike2loihi.backends import open_backend, source_checkpoint as load_source
+    from spike2loihi.backends.emulator import EmulatorBackend
+    from spike2loihi.model import Semantics
+
+    if threads:
+        torch.set_num_threads(threads)
+    if not artifact.is_artifact(model_path):
+        raise Spike2LoihiError(f"{model_path}: not a converted .s2l model; eval compares a converted model with "
+                               f"its float source: run `spike2loihi convert {model_path} -o MODEL.s2l` first")
+    model = artifact.load(model_path)
+    tok = model.tokenizer()
+    V = model.config["vocab_size"]
+    if text is not None:
+        if tok is None:
+            raise Spike2LoihiError(f"{model_path} has no tokenizer: give token ids with --tokens-file")
+        ids = _encode_file(tok, _read_text_file(text, "--text"), "--text", text)
+    else:
+        ids = _read_token_file(tokens_file, V)
+        if len(ids) < 2:
+            raise Spike2LoihiError(f"--tokens-file {tokens_file}: at least 2 token ids are needed")
+    ids = ids[:max_tokens] if max_tokens else ids
+    sem = Semantics(**model.manifest["semantics"])
+    runners = {}
+    spec = None
+    if "torch" in names or noise_floor:
+        if "torch" not in names:
+            raise Spike2LoihiError("the noise floor is measured against the float reference: add torch to "
+                                   "--backends, or pass --no-noise-floor")
+        spec = load_source(model, source_checkpoint)
+    for name in names:
+        if name == "torch":
+            from spike2loihi.reference import ReferenceModel
+
+            runners["torch"] = ReferenceModel(spec, sem)
+        elif name == "emulator":
+            runners["emulator"] = EmulatorBackend(model)
+        else:  # pragma: no cover - BACKENDS and this list grow together
+            runners[name] = open_backend(name, model_path)[0]
+    if noise_floor:
+        runners["noise floor"] = evaluate.perturbed_reference(spec, sem, model, seed=noise_seed)
+    cliutil.begin_work()
+    bars = {}
+
+    def progress(label, done, total):
+        if label not in bars:
+            bars[label] = cliutil.Progress(f"eval {label}", total=total, unit="tokens")
+        bars[label](done, total)
+        if done == total:
+            bars[label].close()
+
+    char_level = tok is not None and tok.kind == "char"
+    res = evaluate.evaluate_backends(runners, ids, reference="torch", char_level=char_level, progress=progress)
+    res["model"] = str(model_path)
+    res["noise_seed"] = noise_seed if noise_floor else None
+    if "--plot" in paths:
+        with cliutil.OutputSet(paths) as outs:
+            with outs.open("--plot") as f:
+                evaluate.plot_eval(res, f, title=f"{Path(model_path).name} on {len(ids)} tokens")
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    click.echo(evaluate.render_eval(res))
 
 
 if __name__ == "__main__":

@@ -126,3 +126,60 @@ def evaluate_backends(backends: Dict[str, object], tokens: List[int], reference:
         row["spike_rate_ffn"] = [round(float(x), 6) for x in ffn.mean(axis=(0, 2))]
         out["backends"][label] = row
     return out
+
+
+def render_eval(res: dict) -> str:
+    unit = res["unit"]
+    rows = res["backends"]
+    lines = [f"{unit} over {res['tokens']} tokens (teacher forced, from a fresh state)",
+             f"  {'backend':<12} {'bits':>8} {'perplexity':>10} {'vs float':>9} {'top-1 agree':>11}  "
+             f"flips % per layer, att | ffn"]
+    for label, r in rows.items():
+        change = f"{r['bits_change_pct']:+.2f}%" if "bits_change_pct" in r else "-"
+        agree = f"{r['top1_agreement']:.4f}" if "top1_agreement" in r else "-"
+        flips = ""
+        if "flip_rate_att" in r:
+            flips = (" ".join(f"{100 * x:.2f}" for x in r["flip_rate_att"]) + " | "
+                     + " ".join(f"{100 * x:.2f}" for x in r["flip_rate_ffn"]))
+        lines.append(f"  {label:<12} {r['bits']:>8.4f} {r['perplexity']:>10.3f} {change:>9} {agree:>11}  {flips}")
+    if "noise floor" in rows:
+        lines += ["", "noise floor: the float model with every chip weight moved by uniform +-1/2 LSB of its "
+                      f"conversion grid (seed {res.get('noise_seed')}). A converted model whose change and "
+                      "agreement sit near it costs no more than spike chaos does."]
+    return "\n".join(lines)
+
+
+def plot_eval(res: dict, out, title: str = "") -> None:
+    """Bits per character per backend, and spike flip rates per layer vs the float reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = res["backends"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax = axes[0]
+    labels = list(rows)
+    ax.bar(range(len(labels)), [rows[k]["bits"] for k in labels], color="tab:blue")
+    ax.set_xticks(range(len(labels)), labels)
+    lo = min(rows[k]["bits"] for k in labels)
+    ax.set_ylim(lo * 0.97, max(rows[k]["bits"] for k in labels) * 1.01)
+    ax.set_ylabel(res["unit"])
+    ax.set_title("accuracy per backend")
+    ax = axes[1]
+    for k in labels:
+        if "flip_rate_att" in rows[k]:
+            n = len(rows[k]["flip_rate_att"])
+            ax.plot(range(n), [100 * x for x in rows[k]["flip_rate_att"]], "o-", label=f"{k}: att")
+            ax.plot(range(n), [100 * x for x in rows[k]["flip_rate_ffn"]], "s--", label=f"{k}: ffn")
+    n_layer = max((len(r["flip_rate_att"]) for r in rows.values() if "flip_rate_att" in r), default=1)
+    ax.set_xticks(range(n_layer))
+    ax.set_xlabel("layer")
+    ax.set_ylabel("spikes differing from float (%)")
+    ax.set_title("spike flips vs the float reference")
+    ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, format="png", dpi=90)
+    plt.close(fig)

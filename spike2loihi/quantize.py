@@ -93,6 +93,7 @@ class LayerRecord:
     acc_headroom_bits: Optional[float] = None   # 31 - acc_worst_bits (never negative)
     out_shift: Optional[int] = None              # right shift into the 24-bit payload / LIF input
     out_peak_bits: Optional[float] = None        # log2 of the largest output seen in the report run
+    out_limit_bits: Optional[float] = None       # log2 of the largest output allowed (payload or LIF input)
     vth: Optional[int] = None
     v_scale: Optional[float] = None
     spike_rate_float: Optional[float] = None
@@ -170,7 +171,8 @@ def _host_bound(name: str, W: np.ndarray, opts: QuantOptions, tensors: dict) -> 
              "output_bits": MAX_MESSAGE_BITS}
     rec = dict(weight_bits=opts.weight_bits, weight_exp=-d, weight_sqnr_db=rq.sqnr_db, weight_clipped_pct=0.0,
                act_encoding="dynamic", act_bits=bits, acc_worst_bits=math.log2(max(worst, 1)),
-               acc_headroom_bits=31 - math.log2(max(worst, 1)), out_shift=d)
+               acc_headroom_bits=31 - math.log2(max(worst, 1)), out_shift=d,
+               out_limit_bits=math.log2((1 << (MAX_MESSAGE_BITS - 1)) - 1))
     return quant, rec
 
 
@@ -214,7 +216,7 @@ def _lif_bound(name: str, W: np.ndarray, ymax: float, opts: QuantOptions, tensor
     rec = dict(weight_bits=opts.weight_bits, weight_exp=int(e), weight_sqnr_db=q.sqnr_db,
                weight_clipped_pct=100.0 * q.clipped_fraction, act_encoding="static", act_bits=eff_bits,
                acc_worst_bits=math.log2(max(worst, 1)), acc_headroom_bits=31 - math.log2(max(worst, 1)),
-               out_shift=-int(e))
+               out_shift=-int(e), out_limit_bits=math.log2(LIF_INPUT_LIMIT))
     lif = lif_params(theta=1.0, v_scale=v_scale, tau_v=2.0)
     lif_quant = {"du": lif["du"], "dv": lif["dv"], "vth": int(lif["vth"]), "v_scale": float(v_scale),
                  "bias_mant": 0, "bias_exp": 0, "input": None}

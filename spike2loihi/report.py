@@ -50,14 +50,14 @@ def render_json(records: List[LayerRecord], summary: dict, extra: Optional[dict]
     return json.dumps(out, indent=2)
 
 
-def render_png(records: List[LayerRecord], path, title: str = "") -> None:
-    """Three panels: weight SQNR per Dense, spike rates and flips per LIF, accumulator headroom."""
+def render_png(records: List[LayerRecord], out, title: str = "") -> None:
+    """Three panels: weight SQNR per Dense, spike rates and flips per LIF, accumulator headroom.
+
+    `out` is a binary file object (the caller writes it atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from spike2loihi.fileio import atomic_path
 
     proj = [r for r in records if r.op != "lif"]
     lifs = [r for r in records if r.op == "lif"]
@@ -78,8 +78,8 @@ def render_png(records: List[LayerRecord], path, title: str = "") -> None:
     ax.legend(fontsize=8)
     ax = axes[2]
     ax.bar(range(len(proj)), [r.acc_headroom_bits for r in proj], color="tab:green", label="int32 headroom (worst case)")
-    ax.plot(range(len(proj)), [24 - 1 - (r.out_peak_bits or 0) for r in proj], "k.",
-            label="24-bit payload headroom (observed)")
+    ax.plot(range(len(proj)), [r.out_limit_bits - (r.out_peak_bits or 0) for r in proj], "k.",
+            label="output headroom: payload or LIF input limit (observed)")
     ax.set_xticks(range(len(proj)), [r.node for r in proj], rotation=90, fontsize=7)
     ax.set_ylabel("bits")
     ax.set_title("Accumulator headroom")
@@ -87,6 +87,5 @@ def render_png(records: List[LayerRecord], path, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
+    fig.savefig(out, format="png", dpi=90)
     plt.close(fig)

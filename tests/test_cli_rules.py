@@ -160,7 +160,7 @@ def test_output_same_file_twice_and_input_clobber_refused(tmp_path, ckpt, no_wor
     one_line_error(res, "--dump-logits and --dump-spikes name the same file")
     size = ckpt.stat().st_size
     res = invoke("run", ckpt, "--tokens", "1", "--dump-logits", ckpt)
-    one_line_error(res, "is also the input CHECKPOINT; refusing to overwrite it")
+    one_line_error(res, "is also the input MODEL; refusing to overwrite it")
     assert ckpt.stat().st_size == size and tree(tmp_path) == []
 
 
@@ -547,10 +547,10 @@ def test_output_files_mode_follows_umask(tmp_path, ckpt, umask022):
 
 @pytest.mark.parametrize("args, needle, hint", [
     (["run", DEMO_CKPT, "--tokens", "1", "--bogus"], "error: no such option '--bogus'", "spike2loihi run"),
-    (["run"], "error: missing argument 'CHECKPOINT'", "spike2loihi run"),
-    (["run", DEMO_CKPT, "--backend", "lava"], "error: --backend: 'lava' is not 'torch'", "spike2loihi run"),
+    (["run"], "error: missing argument 'MODEL'", "spike2loihi run"),
+    (["run", DEMO_CKPT, "--backend", "lava"], "error: --backend: 'lava' is not one of", "spike2loihi run"),
     (["run", DEMO_CKPT, "--temprature", "1"], "error: no such option '--temprature'", "spike2loihi run"),
-    (["inspect"], "error: missing argument 'CHECKPOINT'", "spike2loihi inspect"),
+    (["inspect"], "error: missing argument 'MODEL'", "spike2loihi inspect"),
     (["frobnicate"], "error: no such command 'frobnicate'", "spike2loihi"),
     (["run", DEMO_CKPT, "--tokens"], "error: option '--tokens' requires an argument", "spike2loihi run"),
 ])
