@@ -1,0 +1,605 @@
+"""Resource planner: every chip node of a converted model mapped to Loihi 2 neurocores.
+
+Computed from the IR and the per-node quantization alone, before anything is
+built, and returned as frozen data (`Plan`, one `GroupPlan` per core group) that
+prints alone (`render_text`), serialises (`Plan.to_dict`, embeddable in a deploy
+bundle) and plots (`plot_cores`).
+
+Mapping rules (the assumptions are repeated in every plan, `Plan.assumptions`):
+
+* Synapses live in the core of the neuron they feed (Loihi's dendritic
+  accumulation), so the unit of placement is a **core group**: a set of neurons
+  plus every synapse that ends on them.
+  - `blocks.i.att.output` (Wo) feeds the att LIF on chip: Wo's C x C synapses
+    and the LIF's C neurons form one group.
+  - A Dense whose consumers are host ops (key, value, receptance, ffn key/value/
+    receptance, head) needs one graded readout neuron per output so that the
+    accumulation can leave the chip (the Loihi 2 embedded-IO adapters read
+    neurons): n_out neurons + n_out x n_in synapses.
+  - The ffn LIF gets its graded input from the host through one identity
+    synapse per neuron (one-to-one).
+* A group is split across cores by output rows (neurons); every core of a group
+  receives the group's whole input (fan-in = n_in axons per core).
+* Two bounds for the synapses a core holds, both reported:
+  - **ceiling** (dense packing): the whole core memory (words x word bits, 128 KiB)
+    holds weights at `num_weight_bits` each (131,072 8-bit synapses), with
+    neurons per core up to the hardware maximum (8,192);
+  - **realistic** (SynMem): the compiler's cost-database budget (12,000 units) at
+    0.315 units per dense 8-bit synapse (about 38,000 synapses) from published
+    compiler logs, scaled by weight_bits / 8, with the planning default of 4,096
+    neurons per core.
+* Groups do not share cores (each Lava process gets its own cores); packing small
+  groups together would lower the counts of small models.
+* Chips = max(cores / usable cores per chip, neurons / neurons per chip,
+  synapses / synapses per chip). The verdict for the chosen system uses the
+  realistic bound.
+
+Time: each chip Dense adds `numerics.dense_delay_steps` (1) time steps, LIFs and
+host ops none, so the steps per token are the graph's **Dense depth** (the
+longest chain of chip Dense layers). Host round trips per token are the
+longest chain of host->chip entries. (Once the Lava graph fills the artifact's
+`schedule`, its token period replaces this.)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from spike2loihi import ir
+from spike2loihi.hardware import Profile
+
+CEILING, REALISTIC = "ceiling", "realistic"
+BOUNDS = (CEILING, REALISTIC)
+BOUND_TEXT = {CEILING: "dense-packing ceiling (8-bit weights fill the 128 KiB core memory)",
+              REALISTIC: "realistic SynMem bound (compiler logs: 12,000 units, 0.315 per 8-bit synapse)"}
+
+ASSUMPTIONS = (
+    "synapses sit in the core of the neuron they feed; a group (neurons + the synapses ending on them) "
+    "is split across cores by output rows, and every core of a group receives the group's whole input",
+    "a Dense whose consumers are host ops has one graded readout neuron per output (to leave the chip "
+    "through the embedded-IO adapters)",
+    "the ffn LIF receives its host input through one identity synapse per neuron",
+    "groups do not share cores",
+    "ceiling: the whole core memory holds weights at num_weight_bits each, up to neurons_per_core_max "
+    "neurons per core; realistic: SynMem budget / units per synapse (scaled by weight_bits / 8), up to "
+    "neurons_per_core_plan neurons per core",
+    "time steps per token = the graph's Dense depth x dense_delay_steps (each chip Dense adds a step; "
+    "LIFs and host ops add none), until the Lava graph's schedule is recorded in the artifact",
+)
+
+
+@dataclass(frozen=True)
+class ChipNode:
+    """What the planner needs of one chip node (from the IR and the quantization)."""
+
+    name: str
+    kind: str                   # projection | head | lif
+    layer: Optional[int]
+    n_out: int
+    n_in: int                   # inputs per output (Dense); 1 for a LIF
+    weight_bits: Optional[int]  # Dense only
+    input_bits: Optional[int]   # payload bits of a host input, None if fed on chip
+    input_from: str             # host | chip
+    output_to: str              # host | chip
+    output_bits: Optional[int]  # payload bits of a host-bound Dense output (None: spikes or on chip)
+    du: Optional[int] = None
+    dv: Optional[int] = None
+    vth: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class CoreSplit:
+    """One group under one bound: how many cores and what limits them."""
+
+    cores: int
+    neurons_per_core: int        # the largest share (balanced split)
+    synapses_per_core: int
+    syn_capacity: int            # synapses one core holds under this bound
+    limit: str                   # what sets the neurons per core
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """One core group: its neurons, the synapses ending on them, and its cores under both bounds."""
+
+    name: str                    # the node that owns the neurons
+    members: Tuple[str, ...]     # every chip node in the group (Dense first)
+    layer: Optional[int]
+    role: str
+    neurons: int
+    synapses: int
+    fan_in: int                  # input axons per core
+    weight_bits: int
+    weight_bytes: int
+    ceiling: CoreSplit
+    realistic: CoreSplit
+
+    def split(self, bound: str) -> CoreSplit:
+        return self.ceiling if bound == CEILING else self.realistic
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["members"] = list(self.members)
+        return d
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One reason the model does not fit: what, where, the value, the limit, and a hint."""
+
+    what: str
+    where: str
+    value: str
+    limit: str
+    hint: str
+
+    def line(self) -> str:
+        return f"{self.where}: {self.what}: {self.value}, limit {self.limit}. Hint: {self.hint}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SystemFit:
+    """How a model sits on one system (chips needed under both bounds, and whether it fits)."""
+
+    profile: str
+    system: str
+    chips: Optional[int]          # None: no chip limit (simulator)
+    chips_needed_ceiling: int
+    chips_needed_realistic: int
+    fits_ceiling: Optional[bool]
+    fits_realistic: Optional[bool]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The resource plan of one model on one profile: frozen, printable and serialisable."""
+
+    profile: str
+    system: str
+    kind: str                      # hardware | simulator
+    model: Tuple[Tuple[str, object], ...]
+    groups: Tuple[GroupPlan, ...]
+    neurons: int
+    synapses: int
+    weight_bytes: int
+    cores_ceiling: int
+    cores_realistic: int
+    chips_needed_ceiling: int
+    chips_needed_realistic: int
+    cores_per_chip: int
+    chips_available: Optional[int]
+    steps_per_token: int           # the graph's Dense depth x dense_delay_steps
+    dense_depth: int
+    host_round_trips: int          # longest chain of host->chip entries per token
+    crossings: int                 # host<->chip edges per token
+    crossings_to_chip: int
+    violations: Tuple[Violation, ...]
+    systems: Tuple[SystemFit, ...] = ()
+    assumptions: Tuple[str, ...] = ASSUMPTIONS
+    status: str = "estimate"       # counts are exact; cores and chips depend on estimated limits
+
+    @property
+    def fits(self) -> bool:
+        return not self.violations
+
+    def cores(self, bound: str) -> int:
+        return self.cores_ceiling if bound == CEILING else self.cores_realistic
+
+    def to_dict(self) -> dict:
+        return {
+            "profile": self.profile, "system": self.system, "kind": self.kind, "model": dict(self.model),
+            "status": self.status, "fits": self.fits,
+            "totals": {"neurons": self.neurons, "synapses": self.synapses, "weight_bytes": self.weight_bytes,
+                       "cores": {CEILING: self.cores_ceiling, REALISTIC: self.cores_realistic},
+                       "chips_needed": {CEILING: self.chips_needed_ceiling, REALISTIC: self.chips_needed_realistic},
+                       "cores_per_chip": self.cores_per_chip, "chips_available": self.chips_available},
+            "time": {"steps_per_token": self.steps_per_token, "dense_depth": self.dense_depth,
+                     "host_round_trips_per_token": self.host_round_trips,
+                     "crossings_per_token": self.crossings, "crossings_to_chip": self.crossings_to_chip,
+                     "note": "steps per token = the graph's Dense depth (each chip Dense adds one time step; "
+                             "LIFs and host ops add none)"},
+            "groups": [g.to_dict() for g in self.groups],
+            "violations": [v.to_dict() for v in self.violations],
+            "systems": [s.to_dict() for s in self.systems],
+            "assumptions": list(self.assumptions),
+            "bounds": dict(BOUND_TEXT),
+        }
+
+
+# ---------------------------------------------------------------------------
+# Chip nodes from a graph (+ quantization)
+# ---------------------------------------------------------------------------
+def chip_nodes(graph: ir.Graph, quant: Dict[str, dict]) -> List[ChipNode]:
+    """The chip nodes of `graph` with their quantization (`ConvertedModel.nodes` or `default_quant`)."""
+    out = []
+    for n in graph.nodes.values():
+        if n.placement.where != ir.CHIP:
+            continue
+        q = quant.get(n.name) or {}
+        srcs = [graph.nodes[s] for s in graph.inputs(n.name).values()]
+        dsts = [graph.nodes[e.dst] for e in graph.consumers(n.name)]
+        input_from = ir.HOST if any(s.placement.where == ir.HOST for s in srcs) else ir.CHIP
+        output_to = ir.HOST if any(d.placement.where == ir.HOST for d in dsts) else ir.CHIP
+        enc = q.get("input") or {}
+        input_bits = int(enc["bits"]) if input_from == ir.HOST and enc.get("bits") else None
+        if isinstance(n, ir.Projection):
+            out.append(ChipNode(n.name, n.kind, n.layer, n.dim, n.n_in, int(q.get("num_weight_bits", 8)),
+                                input_bits, input_from, output_to,
+                                int(q["output_bits"]) if output_to == ir.HOST and q.get("output_bits") else None))
+        elif isinstance(n, ir.LIF):
+            out.append(ChipNode(n.name, n.kind, n.layer, n.dim, 1, None, input_bits, input_from, output_to, None,
+                                q.get("du"), q.get("dv"), q.get("vth")))
+        else:  # pragma: no cover - PLACEMENT puts only Dense and LIF on chip
+            raise ValueError(f"the planner cannot map chip node {n.name} ({n.kind})")
+    return out
+
+
+def default_quant(graph: ir.Graph, weight_bits: int = 8, act_bits: int = 8, lif_input_bits: int = 16,
+                  output_bits: int = 24) -> Dict[str, dict]:
+    """Quantization as `convert` would choose by default, for planning shapes without converting."""
+    q: Dict[str, dict] = {}
+    for n in graph.nodes.values():
+        if n.placement.where != ir.CHIP:
+            continue
+        if isinstance(n, ir.Projection):
+            to_lif = any(isinstance(graph.nodes[e.dst], ir.LIF) for e in graph.consumers(n.name))
+            q[n.name] = {"num_weight_bits": weight_bits, "input": {"bits": act_bits},
+                         "output_bits": None if to_lif else output_bits}
+        elif isinstance(n, ir.LIF):
+            fed_by_host = any(graph.nodes[s].placement.where == ir.HOST for s in graph.inputs(n.name).values())
+            q[n.name] = {"du": 4095, "dv": 2048, "vth": None,
+                         "input": {"bits": lif_input_bits} if fed_by_host else None}
+    return q
+
+
+def graph_for_shapes(n_layer: int, n_embd: int, vocab: int, semantics: str = "run") -> ir.Graph:
+    """The IR of a SpikeGPT model of these sizes (no weights needed)."""
+    from spike2loihi.model import ModelConfig, Semantics
+
+    return ir.build_graph(ModelConfig(n_layer, n_embd, vocab), Semantics.named(semantics, vocab))
+
+
+# ---------------------------------------------------------------------------
+# Time: Dense depth and host round trips
+# ---------------------------------------------------------------------------
+def _longest(graph: ir.Graph, weight) -> int:
+    """Longest path (nodes are in topological order) where entering `dst` from `src` costs weight(src, dst)."""
+    best: Dict[str, int] = {}
+    for n in graph.nodes.values():
+        if isinstance(n, ir.Sampler):
+            continue
+        best[n.name] = max((best[s] + weight(graph.nodes[s], n) for s in graph.inputs(n.name).values()
+                            if s in best), default=weight(None, n))
+    return max(best.values(), default=0)
+
+
+def dense_depth(graph: ir.Graph) -> int:
+    """Chip Dense layers on the longest chain of one token (each adds one time step)."""
+    return _longest(graph, lambda s, n: 1 if isinstance(n, ir.Projection) and n.placement.where == ir.CHIP else 0)
+
+
+def host_round_trips(graph: ir.Graph) -> int:
+    """Host->chip entries on the longest chain of one token (each waits for a host<->chip round trip)."""
+    def w(s, n):
+        if s is None:
+            return 0
+        return 1 if s.placement.where == ir.HOST and n.placement.where == ir.CHIP else 0
+    return _longest(graph, w)
+
+
+# ---------------------------------------------------------------------------
+# Groups and splits
+# ---------------------------------------------------------------------------
+def _groups(nodes: List[ChipNode], graph: ir.Graph) -> List[Tuple[ChipNode, List[ChipNode]]]:
+    """(neuron owner, Dense members feeding it) in graph order."""
+    by_name = {n.name: n for n in nodes}
+    feeding: Dict[str, List[ChipNode]] = {}
+    owners: List[str] = []
+    for n in nodes:
+        if n.kind == "lif":
+            owners.append(n.name)
+            continue
+        chip_dst = [e.dst for e in graph.consumers(n.name) if e.dst in by_name]
+        if chip_dst:
+            feeding.setdefault(chip_dst[0], []).append(n)
+        else:
+            owners.append(n.name)
+    return [(by_name[o], feeding.get(o, [])) for o in owners]
+
+
+def _split(neurons: int, per_row: int, one_to_one: bool, wbits: int, out_axons: int, npc: int,
+           syn_cap: int, axons_out_max: int) -> CoreSplit:
+    """Cores for `neurons` rows of `per_row` synapses each, at most `npc` neurons and `syn_cap` synapses a core."""
+    caps = {"neurons per core": npc}
+    if per_row > 0:
+        caps["synaptic memory"] = syn_cap // per_row
+    if out_axons > 0:
+        caps["output axons"] = axons_out_max // out_axons
+    limit = min(caps, key=lambda k: (caps[k], list(caps).index(k)))
+    rows = caps[limit]
+    if rows < 1:
+        return CoreSplit(cores=0, neurons_per_core=0, synapses_per_core=per_row, syn_capacity=syn_cap,
+                         limit=f"one neuron's {per_row:,} synapses exceed a core ({syn_cap:,})")
+    cores = math.ceil(neurons / rows)
+    share = math.ceil(neurons / cores)
+    if cores == 1:
+        limit = "whole group in one core"
+    return CoreSplit(cores=cores, neurons_per_core=share, synapses_per_core=share * per_row,
+                     syn_capacity=syn_cap, limit=limit)
+
+
+def syn_capacity(profile: Profile, weight_bits: int, bound: str) -> int:
+    """Synapses one core holds under `bound` at `weight_bits` per weight."""
+    mem = profile.chip.core_memory
+    if bound == CEILING:
+        return (mem.words.value * mem.word_bits.value) // weight_bits
+    units = mem.synmem_units_per_dense_synapse.value * weight_bits / 8
+    return int(math.floor(mem.synmem_units_budget.value / units)) if units > 0 else 10 ** 12
+
+
+def _group_plan(owner: ChipNode, feeders: List[ChipNode], profile: Profile) -> GroupPlan:
+    chip = profile.chip
+    members = tuple([f.name for f in feeders] + [owner.name])
+    if owner.kind == "lif" and feeders:
+        per_row = sum(f.n_in for f in feeders)
+        wbits = max(f.weight_bits for f in feeders)
+        role = f"{' + '.join(f.name.rsplit('.', 1)[-1] for f in feeders)} -> LIF (synapses in the LIF's cores)"
+        one_to_one = False
+    elif owner.kind == "lif":
+        per_row, wbits, one_to_one = 1, 8, True
+        role = "LIF, host input through one identity synapse per neuron"
+    else:
+        per_row, wbits, one_to_one = owner.n_in, owner.weight_bits, False
+        role = f"{owner.kind} -> host (graded readout neurons)"
+    neurons = owner.n_out
+    synapses = neurons * per_row
+    fan_in = per_row if not one_to_one else None
+    out_axons = 1 if owner.output_to == ir.HOST else 0
+    splits = {}
+    for bound, npc in ((CEILING, chip.neurons_per_core_max.value), (REALISTIC, chip.neurons_per_core_plan.value)):
+        splits[bound] = _split(neurons, per_row, one_to_one, wbits, out_axons, npc,
+                               syn_capacity(profile, wbits, bound), chip.axons_out_per_core_max.value)
+    if one_to_one:
+        fan_in = splits[REALISTIC].neurons_per_core
+    return GroupPlan(name=owner.name, members=members, layer=owner.layer, role=role, neurons=neurons,
+                     synapses=synapses, fan_in=fan_in, weight_bits=wbits,
+                     weight_bytes=math.ceil(synapses * wbits / 8),
+                     ceiling=splits[CEILING], realistic=splits[REALISTIC])
+
+
+# ---------------------------------------------------------------------------
+# Checks
+# ---------------------------------------------------------------------------
+def _numeric_violations(nodes: List[ChipNode], profile: Profile) -> List[Violation]:
+    num = profile.numerics
+    wmax, pmax = num.weight_bits_max.value, num.graded_payload_bits.value
+    lif = num.lif.value
+    out = []
+    for n in nodes:
+        if n.weight_bits is not None and n.weight_bits > wmax:
+            out.append(Violation("weight mantissa bits", n.name, f"{n.weight_bits} bits", f"{wmax} bits "
+                                 "(numerics.weight_bits_max)", f"convert again with --weight-bits {wmax}"))
+        if n.input_bits is not None and n.input_bits > pmax:
+            out.append(Violation("input payload bits", n.name, f"{n.input_bits} bits", f"{pmax} bits "
+                                 "(numerics.graded_payload_bits)", f"convert again with --act-bits <= {pmax}"))
+        if n.output_bits is not None and n.output_bits > pmax:
+            out.append(Violation("output payload bits", n.name, f"{n.output_bits} bits", f"{pmax} bits "
+                                 "(numerics.graded_payload_bits)", "shift the accumulation into the payload "
+                                 "(a larger weight_exp shift)"))
+        for var, bits_key in (("du", "decay_bits"), ("dv", "decay_bits"), ("vth", "vth_bits")):
+            val = getattr(n, var)
+            if val is not None and not 0 <= val < (1 << lif[bits_key]):
+                out.append(Violation(f"LIF {var}", n.name, str(val), f"0..{(1 << lif[bits_key]) - 1} "
+                                     f"(numerics.lif.{bits_key} = {lif[bits_key]})",
+                                     "convert again: the converter picks LIF parameters inside these ranges"))
+    return out
+
+
+def _group_violations(groups: List[GroupPlan], profile: Profile) -> List[Violation]:
+    chip = profile.chip
+    amax = chip.axons_in_per_core_max.value
+    out = []
+    for g in groups:
+        if g.fan_in > amax:
+            out.append(Violation("input axons per core", g.name, f"{g.fan_in:,} inputs reach every core of "
+                                 "the group", f"{amax:,} (chip.axons_in_per_core_max)",
+                                 "split the input dimension across cores with partial-sum neurons (not built) "
+                                 "or narrow the layer"))
+        for bound in BOUNDS:
+            s = g.split(bound)
+            if s.cores == 0:
+                out.append(Violation(f"one neuron's synapses exceed a core ({bound} bound)", g.name,
+                                     f"{s.synapses_per_core:,} synapses of {g.weight_bits} bits",
+                                     f"{s.syn_capacity:,} synapses per core", "lower --weight-bits or split the "
+                                     "input dimension (not built)"))
+    return out
+
+
+def _capacity_violations(plan_totals: dict, profile: Profile, head: Optional[GroupPlan],
+                         others: Tuple[SystemFit, ...]) -> List[Violation]:
+    if not profile.is_hardware:
+        return []
+    chips = profile.system.chips.value
+    need_r, need_c = plan_totals["chips_realistic"], plan_totals["chips_ceiling"]
+    if need_r <= chips:
+        return []
+    per_chip = profile.chip.neurocores_usable.value
+    fitting = [s for s in others if s.fits_realistic and s.chips is not None]
+    hints = []
+    if fitting:
+        best = min(fitting, key=lambda s: s.chips)
+        hints.append(f"{best.system} ({best.chips:,} chips) fits it")
+    else:
+        hints.append("no packaged system fits it")
+    if need_c <= chips:
+        hints.append(f"it fits only at the dense-packing ceiling ({need_c:,} chips), which compiler logs have not "
+                     "shown")
+    if head is not None and head.realistic.cores:
+        hints.append(f"keeping the head on the host would free {head.realistic.cores:,} cores")
+    return [Violation("neurocores", "model",
+                      f"needs {plan_totals['cores_realistic']:,} cores = {need_r:,} chips (realistic SynMem bound; "
+                      f"{plan_totals['cores_ceiling']:,} cores = {need_c:,} chips at the dense-packing ceiling)",
+                      f"{profile.title} has {chips:,} chip{'s' if chips != 1 else ''} x {per_chip} usable cores "
+                      f"= {chips * per_chip:,}", "; ".join(hints))]
+
+
+# ---------------------------------------------------------------------------
+# The plan
+# ---------------------------------------------------------------------------
+def _chips_needed(cores: int, neurons: int, synapses: int, profile: Profile) -> int:
+    chip = profile.chip
+    return max(math.ceil(cores / chip.neurocores_usable.value),
+               math.ceil(neurons / chip.neurons_per_chip_max.value),
+               math.ceil(synapses / chip.synapses_per_chip_max.value), 1 if cores else 0)
+
+
+def _fit(groups: List[GroupPlan], neurons: int, synapses: int, profile: Profile) -> SystemFit:
+    cc = sum(g.ceiling.cores for g in groups)
+    cr = sum(g.realistic.cores for g in groups)
+    nc, nr = _chips_needed(cc, neurons, synapses, profile), _chips_needed(cr, neurons, synapses, profile)
+    chips = profile.system.chips.value if profile.is_hardware else None
+    return SystemFit(profile=profile.name, system=profile.title, chips=chips, chips_needed_ceiling=nc,
+                     chips_needed_realistic=nr, fits_ceiling=None if chips is None else nc <= chips,
+                     fits_realistic=None if chips is None else nr <= chips)
+
+
+def plan(graph: ir.Graph, quant: Dict[str, dict], profile: Profile, model_info: Optional[dict] = None,
+         compare: Tuple[Profile, ...] = ()) -> Plan:
+    """Map every chip node of `graph` onto `profile`'s neurocores; `compare`: other systems to size it on."""
+    nodes = chip_nodes(graph, quant)
+    groups = [_group_plan(owner, feeders, profile) for owner, feeders in _groups(nodes, graph)]
+    neurons = sum(g.neurons for g in groups)
+    synapses = sum(g.synapses for g in groups)
+    this = _fit(groups, neurons, synapses, profile)
+    systems = tuple(_fit([_group_plan(o, f, p) for o, f in _groups(nodes, graph)], neurons, synapses, p)
+                    for p in compare)
+    totals = {"cores_ceiling": sum(g.ceiling.cores for g in groups),
+              "cores_realistic": sum(g.realistic.cores for g in groups),
+              "chips_ceiling": this.chips_needed_ceiling, "chips_realistic": this.chips_needed_realistic}
+    head = next((g for g in groups if g.name in [n.name for n in graph.of_type(ir.Head)]), None)
+    violations = (_numeric_violations(nodes, profile) + _group_violations(groups, profile)
+                  + _capacity_violations(totals, profile, head, systems))
+    depth = dense_depth(graph)
+    cross = graph.crossings()
+    info = dict(model_info or {})
+    cfg = graph.meta.get("config") or {}
+    for k in ("n_layer", "n_embd", "vocab_size"):
+        if k in cfg:
+            info.setdefault(k, cfg[k])
+    return Plan(
+        profile=profile.name, system=profile.title, kind=profile.kind, model=tuple(info.items()),
+        groups=tuple(groups), neurons=neurons, synapses=synapses,
+        weight_bytes=sum(g.weight_bytes for g in groups),
+        cores_ceiling=totals["cores_ceiling"], cores_realistic=totals["cores_realistic"],
+        chips_needed_ceiling=this.chips_needed_ceiling, chips_needed_realistic=this.chips_needed_realistic,
+        cores_per_chip=profile.chip.neurocores_usable.value, chips_available=this.chips,
+        steps_per_token=depth * profile.numerics.dense_delay_steps.value, dense_depth=depth,
+        host_round_trips=host_round_trips(graph), crossings=len(cross),
+        crossings_to_chip=sum(1 for e in cross if graph.nodes[e.dst].placement.where == ir.CHIP),
+        violations=tuple(violations), systems=systems)
+
+
+def plan_model(model, profile: Profile, compare: Tuple[Profile, ...] = (), name: str = "") -> Plan:
+    """The plan of a converted model (`artifact.ConvertedModel`)."""
+    info = {"model": name} if name else {}
+    return plan(model.graph, model.nodes, profile, info, compare)
+
+
+def plan_shapes(n_layer: int, n_embd: int, vocab: int, profile: Profile, compare: Tuple[Profile, ...] = (),
+                weight_bits: int = 8, act_bits: int = 8, lif_input_bits: int = 16) -> Plan:
+    """The plan of a SpikeGPT model of these sizes with convert's default quantization (nothing converted)."""
+    g = graph_for_shapes(n_layer, n_embd, vocab)
+    return plan(g, default_quant(g, weight_bits, act_bits, lif_input_bits), profile,
+                {"model": f"shapes {n_layer} x {n_embd}, vocabulary {vocab} (default quantization)"}, compare)
+
+
+def packaged_profiles() -> Tuple[Profile, ...]:
+    """The packaged hardware systems (not the simulator), smallest first."""
+    from spike2loihi.hardware import available_profiles, load_profile
+
+    profs = [load_profile(n) for n in available_profiles()]
+    return tuple(sorted((p for p in profs if p.is_hardware), key=lambda p: p.system.chips.value))
+
+
+# ---------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------
+def _short(name: str) -> str:
+    return name.replace("blocks.", "b")
+
+
+def _role_short(g: GroupPlan) -> str:
+    if len(g.members) > 1:
+        return "Dense>LIF"
+    if "identity" in g.role:
+        return "LIF<host"
+    return "Head>host" if g.name == "head" or g.role.startswith("head") else "Dense>host"
+
+
+def render_text(p: Plan) -> str:
+    """The mapped summary: one line per core group, totals, chips per system, violations."""
+    info = dict(p.model)
+    title = info.get("model") or ""
+    lines = [f"Resource plan on {p.system} ({p.profile}){': ' + title if title else ''}",
+             f"  model: {info.get('n_layer')} layers x {info.get('n_embd')}, vocabulary {info.get('vocab_size')}; "
+             f"{len(p.groups)} core groups (neurons + the synapses ending on them)",
+             "",
+             f"  {'group':<22} {'role':<10} {'neurons':>8} {'synapses':>12} {'w bits':>6} {'weight kB':>10} "
+             f"{'fan-in':>6} {'cores ceil':>10} {'cores real':>10}  limit (realistic)"]
+    for g in p.groups:
+        role = _role_short(g)
+        lines.append(f"  {_short(g.name):<22} {role[:10]:<10} {g.neurons:>8,} {g.synapses:>12,} {g.weight_bits:>6} "
+                     f"{g.weight_bytes / 1000:>10,.1f} {g.fan_in:>6,} {g.ceiling.cores:>10,} "
+                     f"{g.realistic.cores:>10,}  {g.realistic.limit}")
+    lines.append(f"  {'total':<22} {'':<10} {p.neurons:>8,} {p.synapses:>12,} {'':>6} {p.weight_bytes / 1000:>10,.1f} "
+                 f"{'':>6} {p.cores_ceiling:>10,} {p.cores_realistic:>10,}")
+    lines += ["",
+              f"  chips needed ({p.cores_per_chip} usable cores a chip): {p.chips_needed_realistic:,} realistic "
+              f"(SynMem bound), {p.chips_needed_ceiling:,} at the dense-packing ceiling [estimate]"]
+    if p.systems:
+        lines.append("  per system:")
+        for s in p.systems:
+            verdict = ("fits" if s.fits_realistic else
+                       "fits only at the ceiling" if s.fits_ceiling else "does not fit")
+            lines.append(f"    {s.system:<14} {s.chips:>6,} chips: needs {s.chips_needed_realistic:,} realistic / "
+                         f"{s.chips_needed_ceiling:,} ceiling: {verdict}")
+    lines += ["",
+              f"  per token: {p.steps_per_token} time steps (the graph's Dense depth: each chip Dense adds one step), "
+              f"{p.host_round_trips} sequential host round trips, {p.crossings} host<->chip crossings "
+              f"({p.crossings_to_chip} host->chip, {p.crossings - p.crossings_to_chip} chip->host)"]
+    if p.kind != "hardware":
+        lines.append(f"  {p.system}: no chip limit applies; the counts above are what a Loihi 2 mapping needs")
+    if p.violations:
+        lines += ["", f"  DOES NOT FIT {p.system}: {len(p.violations)} violation{'s' if len(p.violations) != 1 else ''}"]
+        lines += [f"  - {v.line()}" for v in p.violations]
+    elif p.kind == "hardware":
+        lines += ["", f"  fits {p.system}: {p.chips_needed_realistic:,} of {p.chips_available:,} chips "
+                      f"({p.cores_realistic:,} of {p.chips_available * p.cores_per_chip:,} usable cores, realistic)"]
+    lines += ["", "  [estimate] cores and chips rest on estimated limits; neurons, synapses and bytes are counted "
+                  "from the model. Assumptions: see --json (plan.assumptions)."]
+    return "\n".join(lines)
+
+
+def plot_cores(p: Plan, ax) -> None:
+    """Cores per core group, both bounds, on a matplotlib axis."""
+    names = [_short(g.name) for g in p.groups]
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [g.ceiling.cores for g in p.groups], width=0.4, label="dense-packing ceiling")
+    ax.bar([x + 0.2 for x in xs], [g.realistic.cores for g in p.groups], width=0.4, label="realistic (SynMem)")
+    ax.set_xticks(list(xs), names, rotation=90, fontsize=6 if len(names) > 40 else 7)
+    ax.set_ylabel("neurocores")
+    if max((g.realistic.cores for g in p.groups), default=0) > 50 * max(1, min(g.ceiling.cores for g in p.groups)):
+        ax.set_yscale("log")
+    ax.set_title(f"Cores per group on {p.system} [estimate]: {p.cores_realistic:,} realistic, "
+                 f"{p.cores_ceiling:,} ceiling; {p.chips_needed_realistic:,} / {p.chips_needed_ceiling:,} chips")
+    ax.legend(fontsize=8)
