@@ -649,5 +649,7 @@ def eval_(model_path, text, tokens_file, backends, max_tokens, noise_floor, nois
     click.echo(evaluate.render_eval(res))
 
 
+from spike2loihi.cli_profile import profile as _profile; main.add_command(_profile)  # noqa: E402,E702
+
 if __name__ == "__main__":
     main()

@@ -449,8 +449,8 @@ def _capacity_violations(plan_totals: dict, profile: Profile, head: Optional[Gro
     return [Violation("neurocores", "model",
                       f"needs {plan_totals['cores_realistic']:,} cores = {need_r:,} chips (realistic SynMem bound; "
                       f"{plan_totals['cores_ceiling']:,} cores = {need_c:,} chips at the dense-packing ceiling)",
-                      f"{profile.title} has {chips:,} chip{'s' if chips != 1 else ''} x {per_chip} usable cores "
-                      f"= {chips * per_chip:,}", "; ".join(hints))]
+                      f"{chips * per_chip:,} usable cores on {profile.title} ({chips:,} chip{'s' if chips != 1 else ''}"
+                      f" x {per_chip})", "; ".join(hints))]
 
 
 # ---------------------------------------------------------------------------

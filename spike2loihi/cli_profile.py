@@ -1,0 +1,161 @@
+"""`spike2loihi profile`: does a converted model fit a Loihi 2 system, and what does a token cost there?
+
+Registered on the `spike2loihi` group by one line at the end of spike2loihi/cli.py.
+Follows the rules of spike2loihi.cliutil: outputs checked before any work and
+written all or nothing, one-line errors, progress on stderr, heavy imports
+inside the command.
+
+Exit codes: 0 when the model fits (or the profile is the simulator); 1 when it
+does not fit the system (the plan and every violation are printed first, no
+file is written); 2 for bad input.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from spike2loihi import cliutil
+from spike2loihi.errors import Spike2LoihiError
+
+ACTIVITY_BACKENDS = ("emulator", "lava-sim")
+
+
+class DoesNotFit(Spike2LoihiError):
+    """The model does not fit the chosen system (the plan lists every violation)."""
+
+    exit_code = 1
+
+
+def _read_tokens(model, model_path, text, tokens_file, max_tokens):
+    """Token ids of --text (with the model's tokenizer) or --tokens-file, cut to --max-tokens."""
+    V = model.config["vocab_size"]
+    if text is not None:
+        tok = model.tokenizer()
+        if tok is None:
+            raise Spike2LoihiError(f"{model_path} has no tokenizer: give token ids with --tokens-file")
+        try:
+            content = Path(text).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise Spike2LoihiError(f"--text {text}: not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise Spike2LoihiError(f"--text {text}: cannot read ({exc.strerror})") from None
+        if hasattr(tok, "encode_with_report"):
+            ids, replaced, dropped = tok.encode_with_report(content)
+        else:
+            ids, replaced, dropped = tok.encode(content), [], []
+        for what, chars in (("replaced by the unknown token", replaced), ("dropped", dropped)):
+            if chars:
+                cliutil.warn(f"--text {text}: {len(chars)} character{'s' if len(chars) != 1 else ''} outside the "
+                             f"vocabulary {what}: {cliutil.show_examples(chars)}")
+        source = f"--text {text}"
+    else:
+        try:
+            content = Path(tokens_file).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise Spike2LoihiError(f"--tokens-file {tokens_file}: cannot read ({exc})") from None
+        ids = cliutil.parse_int_list(content, f"--tokens-file {tokens_file}", 0, V - 1)
+        source = f"--tokens-file {tokens_file}"
+    if not ids:
+        raise Spike2LoihiError(f"{source}: no tokens after encoding; the activity run needs at least one")
+    return ids[:max_tokens] if max_tokens else ids
+
+
+@click.command("profile")
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("--hw", "hw", required=True, metavar="NAME|FILE",
+              help="Hardware profile: oheo_gulch, kapoho_point, hala_point, simulator, or a profile .yaml file.")
+@click.option("--text", type=click.Path(path_type=Path),
+              help="Run this text (model's tokenizer) through the model and report measured activity, traffic, "
+                   "tokens/s and energy per token.")
+@click.option("--tokens-file", type=click.Path(path_type=Path),
+              help="As --text, with token ids separated by whitespace or commas.")
+@click.option("--backend", type=click.Choice(ACTIVITY_BACKENDS), default="emulator", show_default=True,
+              help="Where the activity run counts: the bit-exact emulator (lava-sim: once the Lava graph exists; "
+                   "its counts must be identical).")
+@click.option("--max-tokens", type=cliutil.Int(min=1), help="Use at most this many tokens of --text/--tokens-file.")
+@click.option("--plot", type=cliutil.OUTPUT_PATH,
+              help="Write a PNG: cores per group (and with --text: firing rates and energy breakdowns).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (plan, profile, activity report).")
+@click.pass_context
+def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, plot, as_json):
+    """Map a converted model (.s2l) onto a Loihi 2 system: neurocores per layer under the
+    dense-packing ceiling and the realistic SynMem bound, chips per system, every violation
+    when it does not fit (exit 1). With --text or --tokens-file, also run it and report per
+    token: measured firing rates, synaptic ops, neuron updates, host float ops by kind,
+    host<->chip crossings, messages and bytes, time steps; estimated tokens/s and energy per
+    token on each system; the dense float and SpikeGPT-method baselines. Figures are
+    marked [P] published, [M] measured here or [E] estimate."""
+    from click.core import ParameterSource
+
+    if text is not None and tokens_file is not None:
+        raise Spike2LoihiError("give at most one of --text and --tokens-file")
+    paths = cliutil.check_output_paths({"--plot": plot}, inputs={"MODEL": model_path, "--text": text,
+                                                                 "--tokens-file": tokens_file})
+    running = text is not None or tokens_file is not None
+    if not running:
+        for name, opt in (("backend", "--backend"), ("max_tokens", "--max-tokens")):
+            if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+                cliutil.warn(f"{opt} has no effect without --text or --tokens-file (no activity run)")
+    from spike2loihi import activity, artifact, hardware, planner
+
+    if running:
+        activity.check_backend(backend)  # before any work
+    prof = hardware.load_profile(hw)
+    systems = planner.packaged_profiles()
+    if not artifact.is_artifact(model_path):
+        if not Path(model_path).exists():
+            raise Spike2LoihiError(f"{model_path}: no such file")
+        raise Spike2LoihiError(f"{model_path}: not a converted .s2l model; profile maps a converted model: run "
+                               f"`spike2loihi convert {model_path} -o MODEL.s2l` first")
+    model = artifact.load(model_path)
+    name = Path(model_path).name
+    plan = planner.plan_model(model, prof, systems, name)
+    ids = _read_tokens(model, model_path, text, tokens_file, max_tokens) if running and plan.fits else None
+    out = {"plan": plan.to_dict(), "hardware_profile": prof.to_dict(), "activity": None}
+    if not plan.fits:
+        _print(as_json, out, planner.render_text(plan), None)
+        if running:
+            cliutil.warn("no activity run: the model does not fit this system")
+        if paths:
+            cliutil.warn("--plot not written: the model does not fit this system")
+        n = len(plan.violations)
+        raise DoesNotFit(f"{name} does not fit {plan.system}: {n} violation{'s' if n != 1 else ''} (listed above)")
+    report = None
+    if running:
+        cliutil.begin_work()
+        with cliutil.Progress(f"activity ({backend})", total=len(ids), unit="tokens") as bar:
+            counts = activity.count_activity(model, ids, backend, progress=bar)
+        profs = {prof.name: prof}
+        for p in systems:
+            profs.setdefault(p.name, p)
+        plans = {n_: (plan if n_ == prof.name else planner.plan_model(model, p)) for n_, p in profs.items()}
+        src = f"{text or tokens_file}"
+        report = activity.build_report(model, counts, plans, profs, name, src, plan)
+        out["activity"] = report.to_dict()
+    if paths:
+        with cliutil.OutputSet(paths) as outs:
+            with outs.open("--plot") as f:
+                activity.render_png(f, report, plan, title=f"{name} on {plan.system}")
+    _print(as_json, out, planner.render_text(plan), activity.render_text(report) if report is not None else None)
+    if paths:
+        click.echo(f"wrote {paths['--plot']}", err=True)
+
+
+def _print(as_json: bool, out: dict, plan_text: str, activity_text) -> None:
+    if as_json:
+        click.echo(json.dumps(out, indent=1, default=_json_default))
+        return
+    click.echo(plan_text)
+    if activity_text:
+        click.echo("")
+        click.echo(activity_text)
+
+
+def _json_default(o):
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
