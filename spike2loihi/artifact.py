@@ -48,7 +48,7 @@ K_NODES = "nodes"                    # per chip node: its integer parameters and
 K_CALIBRATION = "calibration"
 K_REPORT = "report"
 K_GRAPH = "graph"
-K_SCHEDULE = "schedule"              # what the Lava graph needs (token period, critical path); set when lowered
+K_SCHEDULE = "schedule"              # token period and critical path in time steps (spike2loihi.schedule)
 K_TENSORS = "tensors"
 TOKENIZER_TENSOR = "tokenizer.file"
 

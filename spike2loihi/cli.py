@@ -27,6 +27,7 @@ if ((__name__ == "__main__" or os.path.basename(sys.argv[0]) == "spike2loihi")
         and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
     signal.signal(signal.SIGINT, _startup_interrupt)
 
+import functools  # noqa: E402
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -36,7 +37,7 @@ from click.core import ParameterSource  # noqa: E402
 from spike2loihi import __version__, cliutil  # noqa: E402
 from spike2loihi.errors import Spike2LoihiError  # noqa: E402
 
-BACKENDS = ("torch", "emulator")
+BACKENDS = ("torch", "emulator", "lava-sim")
 SEMANTICS_CHOICES = ("run", "train")  # = spike2loihi.model.SEMANTICS_CHOICES (a test keeps them equal)
 DEFAULT_MAX_NEW_TOKENS = 200
 MIN_TEMPERATURE = 1e-6  # below ~1e-300 logits / T overflows float64; 1e-6 already is the argmax in practice
@@ -259,7 +260,8 @@ def _explicit(ctx, name: str) -> bool:
 @click.argument("checkpoint", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="Where to execute: torch = the float reference (of a checkpoint, or of the checkpoint a .s2l "
-                   "was converted from); emulator = the converted .s2l model in Lava's integer arithmetic.  "
+                   "was converted from); emulator = the converted .s2l model in Lava's integer arithmetic; "
+                   "lava-sim = the .s2l as a Lava process graph in Lava's CPU simulator.  "
                    "[default: torch for a checkpoint, emulator for a .s2l]")
 @click.option("--checkpoint", "source_checkpoint", type=click.Path(path_type=Path),
               help="With a .s2l and --backend torch: the source checkpoint, if it moved (its sha256 is checked).")
@@ -367,9 +369,10 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
             gen_bar(n, total)
 
     try:
-        res = generate.run(model, ids, max_new_tokens=max_new_tokens, greedy=greedy, temperature=temperature,
-                           top_p=top_p, seed=seed, keep_logits="--dump-logits" in paths,
-                           keep_spikes="--dump-spikes" in paths, on_token=streamer, on_progress=on_progress)
+        runner = model.generate if hasattr(model, "generate") else functools.partial(generate.run, model)
+        res = runner(ids, max_new_tokens=max_new_tokens, greedy=greedy, temperature=temperature,
+                     top_p=top_p, seed=seed, keep_logits="--dump-logits" in paths,
+                     keep_spikes="--dump-spikes" in paths, on_token=streamer, on_progress=on_progress)
     except BaseException as exc:
         prefill_bar.close(ok=False)
         if gen_bar is not None:
@@ -415,6 +418,13 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
         "threads": torch.get_num_threads(),
         "seed": seed,
     }
+    if getattr(model, "last", None) is not None:   # lava-sim: the graph and its schedule
+        from spike2loihi.schedule import schedule
+
+        last = model.last
+        summary["lava_sim"] = {"processes": last.processes, "steps": last.steps,
+                               "token_period_steps": schedule(model.model.graph).token_period,
+                               **{k: round(v, 3) for k, v in last.timings.items()}}
     if tok is not None:
         summary["prompt"] = tok.decode(res.prompt_tokens)
         summary["text"] = tok.decode(res.generated_tokens)
@@ -559,7 +569,8 @@ def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits
 @click.option("--text", type=click.Path(path_type=Path), help="Text to evaluate on (encoded with the model's tokenizer).")
 @click.option("--tokens-file", type=click.Path(path_type=Path), help="Token ids to evaluate on.")
 @click.option("--backends", default="torch,emulator", show_default=True,
-              help="Comma-separated: torch (the float reference), emulator. Agreement and flips are against torch.")
+              help="Comma-separated: torch (the float reference), emulator, lava-sim. Agreement and flips are "
+                   "against torch; with emulator and lava-sim, their first divergence (if any) is reported.")
 @click.option("--max-tokens", type=cliutil.Int(min=2), help="Use at most this many tokens of the text.")
 @click.option("--noise-floor/--no-noise-floor", default=True, show_default=True,
               help="Also run the float model with weights moved by +-1/2 LSB of the conversion grid (needs torch).")
@@ -621,6 +632,10 @@ def eval_(model_path, text, tokens_file, backends, max_tokens, noise_floor, nois
             runners["torch"] = ReferenceModel(spec, sem)
         elif name == "emulator":
             runners["emulator"] = EmulatorBackend(model)
+        elif name == "lava-sim":
+            from spike2loihi.backends.lava_sim import LavaSimBackend
+
+            runners["lava-sim"] = LavaSimBackend(model)
         else:  # pragma: no cover - BACKENDS and this list grow together
             runners[name] = open_backend(name, model_path)[0]
     if noise_floor:
@@ -636,7 +651,13 @@ def eval_(model_path, text, tokens_file, backends, max_tokens, noise_floor, nois
             bars[label].close()
 
     char_level = tok is not None and tok.kind == "char"
-    res = evaluate.evaluate_backends(runners, ids, reference="torch", char_level=char_level, progress=progress)
+    compare = ("emulator", "lava-sim") if {"emulator", "lava-sim"} <= set(names) else None
+    res = evaluate.evaluate_backends(runners, ids, reference="torch", char_level=char_level, progress=progress,
+                                     compare=compare)
+    if "lava-sim" in runners and runners["lava-sim"].last is not None:
+        last = runners["lava-sim"].last
+        res["lava_sim"] = {"processes": last.processes, "steps": last.steps,
+                           **{k: round(v, 3) for k, v in last.timings.items()}}
     res["model"] = str(model_path)
     res["noise_seed"] = noise_seed if noise_floor else None
     if "--plot" in paths:

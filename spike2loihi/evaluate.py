@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -56,24 +56,56 @@ def bigram_baseline(train: List[int], held: List[int], vocab: int) -> Dict[str, 
 # ---------------------------------------------------------------------------
 # Evaluating converted models against the float reference
 # ---------------------------------------------------------------------------
-def _stream(backend, tokens: List[int], progress=None, label: str = ""):
-    """Teacher-forced pass: (nll per prediction in nats [T-1], argmax [T], att [T,L,C], ffn [T,L,C])."""
+def _nll_from_logits(logits: torch.Tensor, tokens: List[int]) -> np.ndarray:
+    logp = torch.log_softmax(logits.double(), -1)
+    nxt = torch.as_tensor(tokens[1:], dtype=torch.long)
+    return -logp[torch.arange(len(tokens) - 1), nxt].numpy()
+
+
+def _stream(backend, tokens: List[int], progress=None, label: str = "", keep_logits: bool = False):
+    """Teacher-forced pass: dict of nll per prediction (nats, [T-1]), argmax [T], att/ffn spikes
+    [T, L, C] bool, and logits [T, V] if asked. Step-wise backends are stepped; graph backends
+    (lava-sim) run `teacher_forced` once."""
+    if hasattr(backend, "teacher_forced"):
+        cb = (lambda done, total: progress(label, done, total)) if progress is not None else None
+        logits, att, ffn = backend.teacher_forced(tokens, cb)
+        lt = torch.from_numpy(np.asarray(logits, dtype=np.float32))
+        return {"nll": _nll_from_logits(lt, tokens), "argmax": lt.argmax(-1).numpy(), "att": np.asarray(att),
+                "ffn": np.asarray(ffn), "logits": np.asarray(logits) if keep_logits else None}
     state = backend.initial_state()
     n = len(tokens)
-    nll = np.zeros(max(n - 1, 0))
-    argmax = np.zeros(n, dtype=np.int64)
+    rows = []
     att, ffn = [], []
     for i, tok in enumerate(tokens):
         out = backend.step(int(tok), state)
-        logp = torch.log_softmax(out.logits.double(), -1)
-        if i + 1 < n:
-            nll[i] = -float(logp[tokens[i + 1]])
-        argmax[i] = int(torch.argmax(out.logits))
+        rows.append(out.logits.float().clone())
         att.append(out.att_spikes.numpy().astype(bool))
         ffn.append(out.ffn_spikes.numpy().astype(bool))
         if progress is not None:
             progress(label, i + 1, n)
-    return nll, argmax, np.stack(att), np.stack(ffn)
+    lt = torch.stack(rows)
+    return {"nll": _nll_from_logits(lt, tokens), "argmax": lt.argmax(-1).numpy(), "att": np.stack(att),
+            "ffn": np.stack(ffn), "logits": lt.numpy() if keep_logits else None}
+
+
+def first_divergence(a: dict, b: dict) -> Optional[dict]:
+    """The first (token, where, layer, population, channel, a value, b value) at which two runs differ,
+    spikes before logits within a token; None when logits and every spike are equal."""
+    T = min(len(a["argmax"]), len(b["argmax"]))
+    for t in range(T):
+        for pop in ("att", "ffn"):
+            diff = np.flatnonzero(a[pop][t] != b[pop][t])
+            if diff.size:
+                layer, ch = divmod(int(diff[0]), a[pop].shape[2])
+                return {"token": t, "where": "spikes", "layer": layer, "population": pop, "channel": ch,
+                        "a": int(a[pop][t, layer, ch]), "b": int(b[pop][t, layer, ch])}
+        if a["logits"] is not None and b["logits"] is not None:
+            diff = np.flatnonzero(a["logits"][t] != b["logits"][t])
+            if diff.size:
+                ch = int(diff[0])
+                return {"token": t, "where": "logits", "layer": None, "population": None, "channel": ch,
+                        "a": float(a["logits"][t, ch]), "b": float(b["logits"][t, ch])}
+    return None
 
 
 def perturbed_reference(spec: ModelSpec, semantics, model, seed: int = 0) -> ReferenceModel:
@@ -102,21 +134,23 @@ def weight_lsb(model, name: str):
 
 
 def evaluate_backends(backends: Dict[str, object], tokens: List[int], reference: str = "torch",
-                      char_level: bool = True, progress=None) -> dict:
+                      char_level: bool = True, progress=None, compare: Optional[tuple] = None) -> dict:
     """Bits per character (or token, and perplexity) per backend; agreement and flips vs `reference`.
 
     `backends` maps a label to a backend (initial_state/step). Every backend is run
     teacher-forced over the same tokens from a fresh state.
     """
-    runs = {label: _stream(b, tokens, progress, label) for label, b in backends.items()}
+    keep = set(compare or ())
+    runs = {label: _stream(b, tokens, progress, label, keep_logits=label in keep) for label, b in backends.items()}
     out = {"tokens": len(tokens), "unit": "bits per character" if char_level else "bits per token",
            "backends": {}}
     ref = runs.get(reference)
-    for label, (nll, argmax, att, ffn) in runs.items():
+    for label, run in runs.items():
+        nll, argmax, att, ffn = run["nll"], run["argmax"], run["att"], run["ffn"]
         bits = float(nll.mean() / LN2) if nll.size else float("nan")
         row = {"bits": round(bits, 6), "perplexity": round(float(2 ** bits), 4)}
         if ref is not None and label != reference:
-            r_nll, r_argmax, r_att, r_ffn = ref
+            r_nll, r_argmax, r_att, r_ffn = ref["nll"], ref["argmax"], ref["att"], ref["ffn"]
             rb = float(r_nll.mean() / LN2)
             row["bits_change_pct"] = round(100 * (bits - rb) / rb, 4)
             row["top1_agreement"] = round(float((argmax == r_argmax).mean()), 6)
@@ -125,6 +159,11 @@ def evaluate_backends(backends: Dict[str, object], tokens: List[int], reference:
         row["spike_rate_att"] = [round(float(x), 6) for x in att.mean(axis=(0, 2))]
         row["spike_rate_ffn"] = [round(float(x), 6) for x in ffn.mean(axis=(0, 2))]
         out["backends"][label] = row
+    if compare and all(c in runs for c in compare):
+        a, b = compare
+        div = first_divergence(runs[a], runs[b])
+        out["comparison"] = {"a": a, "b": b, "identical": div is None, "first_divergence": div,
+                             "tokens": len(tokens)}
     return out
 
 
@@ -142,6 +181,16 @@ def render_eval(res: dict) -> str:
             flips = (" ".join(f"{100 * x:.2f}" for x in r["flip_rate_att"]) + " | "
                      + " ".join(f"{100 * x:.2f}" for x in r["flip_rate_ffn"]))
         lines.append(f"  {label:<12} {r['bits']:>8.4f} {r['perplexity']:>10.3f} {change:>9} {agree:>11}  {flips}")
+    cmp = res.get("comparison")
+    if cmp:
+        if cmp["identical"]:
+            lines += ["", f"{cmp['a']} and {cmp['b']}: identical logits and spikes (every population, every "
+                          f"token) over {cmp['tokens']} tokens"]
+        else:
+            d = cmp["first_divergence"]
+            lines += ["", f"{cmp['a']} and {cmp['b']} DIVERGE first at token {d['token']}: {d['where']}"
+                          + (f" layer {d['layer']} {d['population']}" if d["layer"] is not None else "")
+                          + f" channel {d['channel']}: {cmp['a']} {d['a']}, {cmp['b']} {d['b']}"]
     if "noise floor" in rows:
         lines += ["", "noise floor: the float model with every chip weight moved by uniform +-1/2 LSB of its "
                       f"conversion grid (seed {res.get('noise_seed')}). A converted model whose change and "

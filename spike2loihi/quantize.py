@@ -35,8 +35,9 @@ import numpy as np
 import torch
 
 from spike2loihi import __version__, host_ops, ir
-from spike2loihi.artifact import (K_CALIBRATION, K_CONFIG, K_QUANT_CONFIG, K_REPORT, K_SEMANTICS, K_SOURCE,
-                                  K_TOKENIZER, K_TOOLCHAIN, K_VERSIONS, TOKENIZER_TENSOR, ConvertedModel)
+from spike2loihi.artifact import (K_CALIBRATION, K_CONFIG, K_QUANT_CONFIG, K_REPORT, K_SCHEDULE, K_SEMANTICS,
+                                  K_SOURCE, K_TOKENIZER, K_TOOLCHAIN, K_VERSIONS, TOKENIZER_TENSOR, ConvertedModel)
+from spike2loihi.schedule import schedule
 from spike2loihi.errors import Spike2LoihiError
 from spike2loihi.fixed_point import (INT32_MAX, MAX_MESSAGE_BITS, WEIGHT_EXP_MIN, SignMode, check_ranges,
                                      lif_params, payload_shift, quantize_rows, quantize_weights, sqnr_db,
@@ -305,6 +306,7 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
         K_TOKENIZER: ({"kind": spec.tokenizer.kind, "name": _tokenizer_name(spec.tokenizer)}
                       if spec.tokenizer is not None else None),
         K_QUANT_CONFIG: asdict(opts),
+        K_SCHEDULE: schedule(graph).to_dict(),
         K_CALIBRATION: {**calib.info, "tokens": len(calib.tokens),
                         "maxima": {k: [float(np.float32(v)) for v in vals] for k, vals in calib.maxima.items()}},
     }

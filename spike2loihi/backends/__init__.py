@@ -9,8 +9,10 @@ them all the same way:
 |---|---|---|
 | `torch` | the float reference of a checkpoint (or of the checkpoint an artifact came from) | `spike2loihi.reference` |
 | `emulator` | a converted artifact, bit-exact Lava integer arithmetic + host_ops | `backends.emulator` |
+| `lava-sim` | a converted artifact as a Lava process graph in Lava's CPU simulator | `backends.lava_sim` |
 
-Only the Lava backends (later) import Lava.
+Only the Lava backends import Lava (inside `spike2loihi.lava`). `lava-sim` runs a whole
+request at once (`teacher_forced`, `generate`) instead of `step`.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Optional
 
 from spike2loihi.errors import Spike2LoihiError
 
-BACKENDS = ("torch", "emulator")
+BACKENDS = ("torch", "emulator", "lava-sim")
 
 
 class BackendError(Spike2LoihiError):
@@ -74,6 +76,10 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
             from spike2loihi.backends.emulator import EmulatorBackend
 
             return EmulatorBackend(model), tok
+        if name == "lava-sim":
+            from spike2loihi.backends.lava_sim import LavaSimBackend
+
+            return LavaSimBackend(model), tok
         from spike2loihi.model import Semantics
         from spike2loihi.reference import ReferenceModel
 

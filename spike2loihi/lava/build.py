@@ -1,0 +1,477 @@
+"""IR + artifact -> a Lava process graph, with its schedule.
+
+Chip side, from `lava.proc`: one `Dense` per chip projection (the artifact's
+integer weights `mantissa << truncate_bits`, `weight_exp`, MIXED sign mode,
+`num_message_bits` = the input encoding's bits) and one `TokenLIF` per LIF
+population (Lava's bit-accurate LIF with a token gate, `du`, `dv`, `vth`).
+Host side: one `HostBlock` per model block plus one for the input/output
+stage (embedding, ln0, ln_out, sampler): coarse, because every Lava process is
+an OS process in the simulator.
+
+Schedule (DESIGN.md "Tokens and time steps"): token t enters the embedding at
+step t. A Dense delivers one step after it receives; host blocks and LIFs pass
+values on within the step. So each IR node n handles token t at step
+t + offset(n), with offset(n) = max over its inputs of offset(src) + latency(src)
+(latency 1 for a Dense, else 0): where inputs arrive at different offsets the
+host keeps the earlier one in a FIFO (balanced paths: residual, token shift and
+gates meet the same token). Teacher-forced prefill pipelines one token per step.
+Generation runs inside the graph: the sampler's token enters the embedding one
+step later, so a generated token costs `token_period = offset(sampler) + 1`
+steps; in the steps between, every LIF is gated off and keeps its membrane.
+
+Every value a host block handles carries a `valid` flag (is there a token at
+this node in this step?): stateful host ops (token shift, WKV) advance only on
+valid steps, LIF gates are the flags of their inputs, and chip processes are
+sent zeros otherwise.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from spike2loihi import ir
+from spike2loihi.artifact import ConvertedModel
+from spike2loihi.schedule import Schedule, latency, schedule
+
+IO_PLAN = "io"
+
+
+# ---------------------------------------------------------------------------
+# Host plans: which host nodes a HostBlock runs, and its ports
+# ---------------------------------------------------------------------------
+def _safe(name: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z_]", "_", name)
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    name: str
+    width: int
+    dtype: str          # "int" (payloads, spikes, gates) or "float" (host values + valid flag)
+    kind: str           # "to_chip", "gate", "from_chip", "host_out", "host_in"
+    node: str           # the IR node the port carries (chip node, or host source node)
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    name: str
+    nodes: Tuple[str, ...]
+    in_ports: Tuple[PortSpec, ...]
+    out_ports: Tuple[PortSpec, ...]
+
+    @property
+    def safe_name(self) -> str:
+        return _safe(self.name)
+
+
+def _plan_of(node: ir.Op) -> str:
+    return IO_PLAN if node.layer is None else f"block{node.layer}"
+
+
+def encoder_of(graph: ir.Graph, chip: str) -> str:
+    """The host node whose value a chip node's input carries (through chip-to-chip edges)."""
+    src = next(iter(graph.inputs(chip).values()))
+    while graph.nodes[src].placement.where == ir.CHIP:
+        src = next(iter(graph.inputs(src).values()))
+    return src
+
+
+def host_plans(graph: ir.Graph) -> List[HostPlan]:
+    nodes = graph.nodes
+    groups: Dict[str, List[str]] = collections.OrderedDict()
+    groups[IO_PLAN] = []
+    for n in nodes.values():
+        if n.placement.where == ir.HOST:
+            groups.setdefault(_plan_of(n), []).append(n.name)
+    owner = {name: g for g, names in groups.items() for name in names}
+    ins: Dict[str, Dict[str, PortSpec]] = {g: {} for g in groups}
+    outs: Dict[str, Dict[str, PortSpec]] = {g: {} for g in groups}
+    for n in nodes.values():
+        if n.placement.where != ir.CHIP:
+            continue
+        enc = owner[encoder_of(graph, n.name)]
+        src = next(iter(graph.inputs(n.name).values()))
+        if nodes[src].placement.where == ir.HOST:
+            outs[enc][f"to_{_safe(n.name)}"] = PortSpec(f"to_{_safe(n.name)}", nodes[src].dim, "int", "to_chip",
+                                                       n.name)
+        if isinstance(n, ir.LIF):
+            outs[enc][f"gate_{_safe(n.name)}"] = PortSpec(f"gate_{_safe(n.name)}", 1, "int", "gate", n.name)
+        for e in graph.consumers(n.name):
+            if nodes[e.dst].placement.where == ir.HOST:
+                g = owner[e.dst]
+                if g != enc:
+                    raise ValueError(f"{n.name}: its encoder and its consumer {e.dst} are in different host blocks")
+                ins[g][f"from_{_safe(n.name)}"] = PortSpec(f"from_{_safe(n.name)}", n.dim, "int", "from_chip", n.name)
+    for e in graph.edges:
+        s, d = nodes[e.src], nodes[e.dst]
+        if s.placement.where == ir.HOST and d.placement.where == ir.HOST and owner[e.src] != owner[e.dst]:
+            p = f"h_{_safe(e.src)}"
+            outs[owner[e.src]][p] = PortSpec(p, s.dim + 1, "float", "host_out", e.src)
+            ins[owner[e.dst]][p] = PortSpec(p, s.dim + 1, "float", "host_in", e.src)
+    return [HostPlan(g, tuple(names), tuple(ins[g].values()), tuple(outs[g].values()))
+            for g, names in groups.items()]
+
+
+# ---------------------------------------------------------------------------
+# Records: what host blocks write for the runner (memory-mapped files)
+# ---------------------------------------------------------------------------
+@dataclass
+class Records:
+    """Memory-mapped outputs of a run, shared by the host blocks (writers) and the runner (reader)."""
+
+    folder: Path
+    max_tokens: int
+    vocab: int
+    n_lif: int
+    width: int
+    n_plans: int
+
+    def _map(self, name, dtype, shape, mode):
+        return np.memmap(self.folder / name, dtype=dtype, mode=mode, shape=shape)
+
+    def create(self) -> "Records":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "layout.json").write_text(json.dumps(self.layout()))
+        for name, dtype, shape in self._files():
+            self._map(name, dtype, shape, "w+").flush()
+        return self
+
+    def layout(self) -> dict:
+        return {"max_tokens": self.max_tokens, "vocab": self.vocab, "n_lif": self.n_lif, "width": self.width,
+                "n_plans": self.n_plans}
+
+    @classmethod
+    def open(cls, folder) -> "Records":
+        folder = Path(folder)
+        return cls(folder, **json.loads((folder / "layout.json").read_text()))
+
+    def _files(self):
+        return [("logits.f32", np.float32, (self.max_tokens, self.vocab)),
+                ("spikes.u8", np.uint8, (self.max_tokens, self.n_lif, self.width)),
+                ("tokens.i64", np.int64, (self.max_tokens,)),
+                ("counters.i64", np.int64, (self.n_plans + 1, 4))]
+
+    def maps(self, mode="r+"):
+        return {name.split(".")[0]: self._map(name, dtype, shape, mode) for name, dtype, shape in self._files()}
+
+    def errors(self) -> List[str]:
+        return sorted(p.read_text().strip() for p in self.folder.glob("error_*.txt"))
+
+
+# counters columns
+C_STEPS, C_LOGITS, C_GENERATED, C_ERROR = range(4)
+
+
+# ---------------------------------------------------------------------------
+# The host block's per-step work (runs inside the Lava ProcessModel)
+# ---------------------------------------------------------------------------
+class HostRunner:
+    """One HostBlock's work at every time step: receive, run host nodes, encode, send.
+
+    Host nodes run every step in IR order, each for its own token (step - offset);
+    a node with no valid token outputs zeros and leaves its state alone.
+    """
+
+    def __init__(self, plan: HostPlan, model: ConvertedModel, records: str, run_args: dict):
+        from spike2loihi import execute
+
+        self.ex = execute
+        self.plan = plan
+        self.model = model
+        self.graph = model.graph
+        self.params = execute.Params(model)
+        self.sched = schedule(self.graph)
+        self.off = self.sched.offsets
+        self.args = run_args
+        self.records = Records.open(records)
+        self.maps = self.records.maps("r+")
+        self.plan_index = [p.name for p in host_plans(self.graph)].index(plan.name)
+        self.nodes = [self.graph.nodes[n] for n in plan.nodes]
+        self.inputs = {n.name: self.graph.inputs(n.name) for n in self.nodes}
+        self.state = {n.name: s for n in self.nodes
+                      for s in [self._init_state(n)] if s is not None}
+        self.out_edges = collections.defaultdict(list)   # host node -> [port spec] it feeds
+        for p in plan.out_ports:
+            if p.kind == "host_out":
+                src = p.node
+            elif p.kind == "to_chip":
+                src = next(iter(self.graph.inputs(p.node).values()))
+            else:   # gate: sent by the LIF's encoder
+                src = encoder_of(self.graph, p.node)
+            self.out_edges[src].append(p)
+        self.gate_sent: Dict[str, bool] = {}
+        self.in_by_node = {p.node: p for p in plan.in_ports}
+        depth = max(self.sched.token_period + 2, 8)
+        self.hist = collections.defaultdict(lambda: collections.deque(maxlen=depth))   # node -> (value, valid)
+        self.side = collections.defaultdict(lambda: collections.deque(maxlen=depth))   # chip -> (scale, valid)
+        self.lif_index = {n.name: i for i, n in enumerate(ir.lif_nodes(self.graph))}
+        self.count = collections.Counter()       # per node: valid tokens handled
+        self.failed = False
+        if IO_PLAN == plan.name:
+            import torch
+
+            self.prompt = list(run_args["prompt"])
+            self.max_new = int(run_args["max_new_tokens"])
+            self.gen = torch.Generator().manual_seed(int(run_args["seed"]))
+            self.next_token: Optional[int] = None
+
+    def _init_state(self, n):
+        for cls in type(n).__mro__:
+            if cls in self.ex.STATE_INIT:
+                return self.ex.STATE_INIT[cls](self.params, n, 1)
+        return None
+
+    # -- the step -----------------------------------------------------------
+    def step(self, s: int, pm) -> None:
+        self._received, self._sent = set(), set()
+        try:
+            if not self.failed:
+                self._step(s, pm)
+        except BaseException as exc:  # nothing may escape a ProcessModel
+            self.failed = True
+            self._report(exc)
+        finally:
+            self._finish_ports(pm)
+            self.maps["counters"][self.plan_index, C_STEPS] = s + 1
+
+    def _report(self, exc: BaseException) -> None:
+        import traceback
+
+        msg = f"host block {self.plan.name}: {type(exc).__name__}: {exc}"
+        (self.records.folder / f"error_{self.plan.safe_name}.txt").write_text(
+            msg + "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        self.maps["counters"][self.plan_index, C_ERROR] = 1
+
+    def _finish_ports(self, pm) -> None:
+        """Every port once per step, also after an error: receive what is left, send zeros."""
+        for p in self.plan.in_ports:
+            if p.name not in self._received:
+                getattr(pm, p.name).recv()
+        for p in self.plan.out_ports:
+            if p.name not in self._sent:
+                getattr(pm, p.name).send(np.zeros(p.width, dtype=np.float32 if p.dtype == "float" else np.int32))
+
+    def _send(self, pm, port: PortSpec, data) -> None:
+        getattr(pm, port.name).send(data)
+        self._sent.add(port.name)
+
+    def _recv(self, pm, port: PortSpec):
+        self._received.add(port.name)
+        return getattr(pm, port.name).recv()
+
+    def _step(self, s: int, pm) -> None:
+        # gates that depend on earlier steps go first (the LIF waits for its gate)
+        for p in self.plan.out_ports:
+            if p.kind == "gate" and self._gate_delay(p.node) > 0:
+                self._send_gate(pm, p, self._delayed_gate(p.node))
+        for n in self.nodes:
+            ins, valid = {}, None
+            for port, src in self.inputs[n.name].items():
+                value, ok = self._fetch(pm, n, src)
+                ins[port] = value
+                valid = ok if valid is None else (valid and ok)
+            if isinstance(n, ir.Embedding):
+                tok, valid = self._token(s)
+                ins["token"] = np.array([tok])
+            if isinstance(n, ir.Sampler):
+                self._sample(s, ins["logits"], valid)
+                continue
+            if valid:
+                out = self.ex.run_host_node(self.params, n, ins, self.state.get(n.name))
+                self.count[n.name] += 1
+            else:
+                out = np.zeros((1, n.dim), dtype=np.float32)
+            self.hist[n.name].append((out, bool(valid)))
+            self._emit(pm, n, out, bool(valid))
+
+    # -- data movement ------------------------------------------------------
+    def _fetch(self, pm, n: ir.Op, src: str):
+        """(value, valid) of `src` for the token node `n` handles this step."""
+        node = self.graph.nodes[src]
+        delay = self.off[n.name] - self.off[src] - latency(node)
+        if src not in self.hist or (len(self.hist[src]) == 0 or self._stale(src)):
+            self._pull(pm, src)
+        h = self.hist[src]
+        return h[-1 - delay] if delay < len(h) else (np.zeros((1, node.dim), np.float32), False)
+
+    def _stale(self, src: str) -> bool:
+        return src in self.in_by_node and self.in_by_node[src].name not in self._received
+
+    def _pull(self, pm, src: str) -> None:
+        """Receive a value produced outside this block (chip node or another block) for this step."""
+        p = self.in_by_node.get(src)
+        if p is None:
+            return  # a local node that has not produced yet (cannot happen in IR order)
+        data = self._recv(pm, p)
+        node = self.graph.nodes[src]
+        if p.kind == "host_in":
+            self.hist[src].append((np.asarray(data[:-1], dtype=np.float32)[None, :], bool(data[-1] > 0.5)))
+            return
+        # from a chip node: decode with the side information of its encoder
+        if isinstance(node, ir.LIF):
+            valid = self.gate_sent[src]          # the gate this LIF got this step
+            value = self.ex.decode_output(self.params, node, self.ex.Payload(np.asarray(data, np.int64)[None, :]))
+            if valid:
+                self._record_spikes(src, np.asarray(data))
+        else:   # a Dense: its payload was encoded one step ago (the encoder already ran this step)
+            scale, valid = self._side_for(src, 1)
+            value = self.ex.decode_output(self.params, node,
+                                          self.ex.Payload(np.asarray(data, np.int64)[None, :], scale))
+        self.hist[src].append((value if valid else np.zeros_like(value), valid))
+
+    def _side_for(self, chip: str, back: int):
+        """(token scale, valid) the encoder recorded for `chip` `back` entries ago."""
+        side = self.side[chip]
+        if back < len(side):
+            return side[-1 - back]
+        return np.zeros((1, 1), np.float32), False
+
+    def _gate_delay(self, lif: str) -> int:
+        return self.off[lif] - self.off[encoder_of(self.graph, lif)]
+
+    def _send_gate(self, pm, p: PortSpec, valid: bool) -> None:
+        self.gate_sent[p.node] = bool(valid)
+        self._send(pm, p, np.array([int(valid)], dtype=np.int32))
+
+    def _delayed_gate(self, lif: str) -> bool:
+        """At the start of a step: the flag the encoder sent `delay` steps ago into the chip
+        chain that ends in `lif` (the entries so far end at the previous step)."""
+        first = lif
+        while self.graph.nodes[next(iter(self.graph.inputs(first).values()))].placement.where == ir.CHIP:
+            first = next(iter(self.graph.inputs(first).values()))
+        return self._side_for(first, self._gate_delay(lif) - 1)[1]
+
+    def _emit(self, pm, n: ir.Op, out: np.ndarray, valid: bool) -> None:
+        for p in self.out_edges.get(n.name, ()):
+            if p.kind == "host_out":
+                self._send(pm, p, np.concatenate([out[0], [1.0 if valid else 0.0]]).astype(np.float32))
+            elif p.kind == "to_chip":
+                chip = self.graph.nodes[p.node]
+                if valid:
+                    pay = self.ex.encode_input(self.params, chip, out)
+                    q, scale = pay.q[0], pay.scale
+                else:
+                    q, scale = np.zeros(p.width, np.int64), np.zeros((1, 1), np.float32)
+                self.side[p.node].append((scale, valid))
+                self._send(pm, p, q.astype(np.int32))
+            elif p.kind == "gate" and self._gate_delay(p.node) == 0:
+                self._send_gate(pm, p, valid)
+
+    # -- tokens in, logits and spikes out -----------------------------------
+    def _token(self, s: int):
+        if s < len(self.prompt):
+            return self.prompt[s], True
+        if self.next_token is not None:
+            tok, self.next_token = self.next_token, None
+            return tok, True
+        return 0, False
+
+    def _sample(self, s: int, logits: np.ndarray, valid: bool) -> None:
+        if not valid:
+            return
+        from spike2loihi.sampling import choose
+        import torch
+
+        c = self.maps["counters"]
+        i = int(c[self.plan_index, C_LOGITS])
+        if i < self.records.max_tokens:
+            self.maps["logits"][i] = logits[0]
+        c[self.plan_index, C_LOGITS] = i + 1
+        if i >= len(self.prompt) - 1:   # logits of the last prompt token or of a generated one
+            g = int(c[self.plan_index, C_GENERATED])
+            if g < self.max_new:
+                tok = choose(torch.from_numpy(logits[0].copy()), bool(self.args["greedy"]),
+                             float(self.args["temperature"]), float(self.args["top_p"]), self.gen)
+                self.maps["tokens"][len(self.prompt) + g] = tok
+                c[self.plan_index, C_GENERATED] = g + 1
+                if g + 1 < self.max_new:   # the last token's successor is never needed
+                    self.next_token = tok
+
+    def _record_spikes(self, lif: str, s: np.ndarray) -> None:
+        i = self.count[lif]
+        if i < self.records.max_tokens:
+            self.maps["spikes"][i, self.lif_index[lif]] = (np.asarray(s) != 0)
+        self.count[lif] = i + 1
+
+
+# ---------------------------------------------------------------------------
+# The graph
+# ---------------------------------------------------------------------------
+@dataclass
+class LavaGraph:
+    schedule: Schedule
+    plans: List[HostPlan]
+    procs: Dict[str, object]                 # IR chip node / host plan name -> Lava process
+    model_map: Dict[object, type] = field(default_factory=dict)   # process instance -> ProcessModel class
+    records: Optional[Records] = None
+
+    @property
+    def anchor(self):
+        return self.procs[IO_PLAN]
+
+    def process_count(self) -> int:
+        return len(self.procs)
+
+
+def build(model: ConvertedModel, records: Records, run_args: dict) -> LavaGraph:
+    """The Lava processes and connections of a converted model (nothing runs yet)."""
+    from lava.proc.dense.process import Dense
+    from lava.utils.weightutils import SignMode as LavaSignMode
+
+    from spike2loihi.lava.processes import PyTokenLifModel, TokenLIF, host_block_classes
+
+    g = model.graph
+    sched = schedule(g)
+    plans = host_plans(g)
+    procs: Dict[str, object] = {}
+    model_map: Dict[object, type] = {}
+    for plan in plans:
+        proc_cls, model_cls = host_block_classes(plan)
+        p = proc_cls(plan=plan, model=model, records=str(records.folder), run_args=run_args)
+        procs[plan.name] = p
+        model_map[p] = model_cls
+    for n in g.nodes.values():
+        if n.placement.where != ir.CHIP:
+            continue
+        qn = model.nodes[n.name]
+        if isinstance(n, ir.Projection):
+            w = (model.tensors[qn["mantissa"]].astype(np.int64) << int(qn["truncate_bits"])).astype(np.int32)
+            procs[n.name] = Dense(weights=w, weight_exp=int(qn["weight_exp"]),
+                                  num_weight_bits=int(qn["num_weight_bits"]),
+                                  sign_mode=LavaSignMode[qn["sign_mode"]],
+                                  num_message_bits=int(qn["input"]["bits"]), name=n.name)
+        elif isinstance(n, ir.LIF):
+            lif = TokenLIF(shape=(n.dim,), du=int(qn["du"]), dv=int(qn["dv"]), vth=int(qn["vth"]),
+                           bias_mant=int(qn["bias_mant"]), bias_exp=int(qn["bias_exp"]), name=n.name)
+            procs[n.name] = lif
+            model_map[lif] = PyTokenLifModel
+    owner = {name: plan.name for plan in plans for name in plan.nodes}
+    for plan in plans:
+        hp = procs[plan.name]
+        for port in plan.out_ports:
+            out = getattr(hp, port.name)
+            if port.kind == "to_chip":
+                chip = procs[port.node]
+                out.connect(chip.s_in if isinstance(g.nodes[port.node], ir.Projection) else chip.a_in)
+            elif port.kind == "gate":
+                out.connect(procs[port.node].gate)
+            elif port.kind == "host_out":
+                for other in plans:
+                    if other.name != plan.name and any(p.name == port.name for p in other.in_ports):
+                        out.connect(getattr(procs[other.name], port.name))
+        for port in plan.in_ports:
+            if port.kind == "from_chip":
+                chip = procs[port.node]
+                (chip.a_out if isinstance(g.nodes[port.node], ir.Projection) else chip.s_out).connect(
+                    getattr(hp, port.name))
+    for e in g.edges:   # chip -> chip (Wo -> LIF)
+        if g.nodes[e.src].placement.where == ir.CHIP and g.nodes[e.dst].placement.where == ir.CHIP:
+            procs[e.src].a_out.connect(procs[e.dst].a_in)
+    del owner
+    return LavaGraph(sched, plans, procs, model_map, records)

@@ -1,0 +1,46 @@
+"""When each op of the converted model handles a token, as time steps (Lava-free).
+
+Token t enters the embedding at step t. A chip Dense delivers one step after it
+receives; host ops and LIFs pass values on within the step. So IR node n
+handles token t at step t + offset(n), offset(n) = max over its inputs of
+offset(src) + latency(src). Prefill pipelines one token per step; a generated
+token needs the whole path from the embedding to the sampler, then one step
+for the sampled token to enter the embedding: `token_period = critical_path + 1`.
+The numbers are stored in the artifact (manifest "schedule") for the hardware
+backend and the reports.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict
+
+from spike2loihi import ir
+
+
+def latency(node: ir.Op) -> int:
+    """Steps between a node receiving a token and its consumers seeing the result."""
+    return 1 if (isinstance(node, ir.Projection) and node.placement.where == ir.CHIP) else 0
+
+
+@dataclass(frozen=True)
+class Schedule:
+    offsets: Dict[str, int]      # IR node -> step at which it handles token 0
+    critical_path: int           # steps from a token at the embedding to its logits at the sampler
+    token_period: int            # steps per generated token (critical_path + 1)
+
+    def to_dict(self) -> dict:
+        return {"critical_path_steps": self.critical_path, "token_period_steps": self.token_period,
+                "prefill_tokens_per_step": 1}
+
+    def steps_for(self, n_prompt: int, n_new: int) -> int:
+        """Time steps to run for a prompt of n_prompt tokens and n_new generated tokens."""
+        return n_prompt + self.critical_path + max(0, n_new - 1) * self.token_period
+
+
+def schedule(graph: ir.Graph) -> Schedule:
+    off: Dict[str, int] = {}
+    for n in graph.nodes.values():
+        srcs = graph.inputs(n.name)
+        off[n.name] = max((off[s] + latency(graph.nodes[s]) for s in srcs.values()), default=0)
+    crit = off[graph.of_type(ir.Sampler)[0].name]
+    return Schedule(off, crit, crit + 1)
