@@ -37,7 +37,7 @@ from click.core import ParameterSource  # noqa: E402
 from spike2loihi import __version__, cliutil  # noqa: E402
 from spike2loihi.errors import Spike2LoihiError  # noqa: E402
 
-BACKENDS = ("torch", "emulator", "lava-sim")
+BACKENDS = ("torch", "emulator", "lava-sim", "onnxruntime")
 SEMANTICS_CHOICES = ("run", "train")  # = spike2loihi.model.SEMANTICS_CHOICES (a test keeps them equal)
 DEFAULT_MAX_NEW_TOKENS = 200
 MIN_TEMPERATURE = 1e-6  # below ~1e-300 logits / T overflows float64; 1e-6 already is the argmax in practice
@@ -261,8 +261,9 @@ def _explicit(ctx, name: str) -> bool:
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="Where to execute: torch = the float reference (of a checkpoint, or of the checkpoint a .s2l "
                    "was converted from); emulator = the converted .s2l model in Lava's integer arithmetic; "
-                   "lava-sim = the .s2l as a Lava process graph in Lava's CPU simulator.  "
-                   "[default: torch for a checkpoint, emulator for a .s2l]")
+                   "lava-sim = the .s2l as a Lava process graph in Lava's CPU simulator; "
+                   "onnxruntime = an exported .onnx step graph (spike2loihi export) in onnxruntime.  "
+                   "[default: torch for a checkpoint, emulator for a .s2l, onnxruntime for a .onnx]")
 @click.option("--checkpoint", "source_checkpoint", type=click.Path(path_type=Path),
               help="With a .s2l and --backend torch: the source checkpoint, if it moved (its sha256 is checked).")
 @click.option("--prompt", help="Prompt text (needs a tokenizer).")
@@ -330,12 +331,14 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
     if threads:
         torch.set_num_threads(threads)
     is_artifact = artifact.is_artifact(checkpoint)
-    backend = backend or ("emulator" if is_artifact else "torch")
+    is_onnx = str(checkpoint).lower().endswith(".onnx")  # an exported step graph: its semantics are fixed
+    backend = backend or ("emulator" if is_artifact else "onnxruntime" if is_onnx else "torch")
     if source_checkpoint is not None and not is_artifact:
         raise Spike2LoihiError("--checkpoint is for a converted .s2l model (its source checkpoint); "
                                f"{checkpoint} is itself a checkpoint")
     model, tok = open_backend(backend, checkpoint, checkpoint=source_checkpoint,
-                              semantics=semantics if (_explicit(ctx, "semantics") or not is_artifact) else None,
+                              semantics=(semantics if (_explicit(ctx, "semantics") or not (is_artifact or is_onnx))
+                                         else None),
                               tokenizer_path=str(tokenizer_path) if tokenizer_path else None)
     V = model.config.vocab_size
     if prompt is not None:
@@ -671,6 +674,7 @@ def eval_(model_path, text, tokens_file, backends, max_tokens, noise_floor, nois
 
 
 from spike2loihi.cli_profile import profile as _profile; main.add_command(_profile)  # noqa: E402,E702
+from spike2loihi.cli_export import export as _export; main.add_command(_export)  # noqa: E402,E702
 
 if __name__ == "__main__":
     main()

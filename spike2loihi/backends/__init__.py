@@ -10,6 +10,7 @@ them all the same way:
 | `torch` | the float reference of a checkpoint (or of the checkpoint an artifact came from) | `spike2loihi.reference` |
 | `emulator` | a converted artifact, bit-exact Lava integer arithmetic + host_ops | `backends.emulator` |
 | `lava-sim` | a converted artifact as a Lava process graph in Lava's CPU simulator | `backends.lava_sim` |
+| `onnxruntime` | an exported `.onnx` step graph (float or converted) in onnxruntime's CPU provider | `backends.onnxruntime` |
 
 Only the Lava backends import Lava (inside `spike2loihi.lava`). `lava-sim` runs a whole
 request at once (`teacher_forced`, `generate`) instead of `step`.
@@ -21,7 +22,7 @@ from typing import Optional
 
 from spike2loihi.errors import Spike2LoihiError
 
-BACKENDS = ("torch", "emulator", "lava-sim")
+BACKENDS = ("torch", "emulator", "lava-sim", "onnxruntime")
 
 
 class BackendError(Spike2LoihiError):
@@ -62,6 +63,10 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
 
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    from spike2loihi.backends.onnxruntime import is_onnx
+
+    if is_onnx(path) or name == "onnxruntime":
+        return _open_onnx(name, path, semantics, tokenizer_path)
     if artifact.is_artifact(path):
         model = artifact.load(path)
         if semantics is not None and semantics != model.manifest["semantics"]["name"]:
@@ -93,3 +98,22 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
 
     spec = load_checkpoint(path, tokenizer_path=tokenizer_path)
     return ReferenceModel(spec, spec.semantics(semantics or "run")), spec.tokenizer
+
+
+def _open_onnx(name: str, path, semantics: Optional[str], tokenizer_path: Optional[str]):
+    from spike2loihi.backends.onnxruntime import OnnxRuntimeBackend, is_onnx
+
+    if not is_onnx(path):
+        raise BackendError(f"{path}: the onnxruntime backend runs exported .onnx step graphs; make one with "
+                           f"`spike2loihi export {path} --format onnx -o MODEL.onnx`")
+    if name != "onnxruntime":
+        raise BackendError(f"{path} is an ONNX model: run it with --backend onnxruntime")
+    backend = OnnxRuntimeBackend(path)
+    if semantics is not None and semantics != backend.semantics.name:
+        raise BackendError(f"{path} was exported with --semantics {backend.semantics.name}; export again for "
+                           f"{semantics}")
+    if tokenizer_path:
+        from converters.tokenizer import load_tokenizer
+
+        return backend, load_tokenizer(tokenizer_path)
+    return backend, backend.tokenizer()
