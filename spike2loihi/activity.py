@@ -516,18 +516,27 @@ PUBLISHED_LM = {
 
 @dataclass(frozen=True)
 class SystemEstimate:
-    """Tokens/s and energy per token of one model on one system (estimates)."""
+    """Tokens/s and energy per token of one model on one system (estimates).
+
+    Two ways to run a token:
+    - decode (closed-loop generation, one token at a time): the token's whole chain runs before the
+      next token exists: steps x step time + round trips x round-trip latency + bytes / host link;
+    - prefill (teacher-forced, pipelined; DESIGN.md "Tokens and time steps"): one token enters per
+      step, assuming one batched host exchange per step: step time + one round trip + bytes / host link.
+    """
 
     profile: str
     system: str
     fits: Optional[bool]
     chips_used: Optional[int]
-    time_ms: Tuple[Tuple[str, float], ...]            # chip steps, host round trips, host link bytes
-    tokens_per_s: Optional[float]
-    tokens_per_s_best: Optional[float]                # at the low end of the round-trip range
-    energy_uj: Tuple[Tuple[str, float], ...]          # chip synaptic, chip neuron, static, host float, IO
-    energy_uj_total: Optional[float]
-    energy_uj_pessimistic: Optional[float]            # Loihi 1 synop / neuron energies
+    time_ms: Tuple[Tuple[str, float], ...]            # decode: chip steps, host round trips, host link bytes
+    tokens_per_s: Optional[float]                     # decode
+    tokens_per_s_best: Optional[float]                # decode at the low end of the round-trip range
+    tokens_per_s_prefill: Optional[float]
+    energy_uj: Tuple[Tuple[str, float], ...]          # decode: chip synaptic, chip neuron, static, host float, IO
+    energy_uj_total: Optional[float]                  # decode
+    energy_uj_pessimistic: Optional[float]            # decode with Loihi 1 synop / neuron energies
+    energy_uj_prefill: Optional[float]
     note: str = ""
     status: str = ESTIMATE
 
@@ -542,7 +551,12 @@ ENERGY_PARTS = ("chip synaptic", "chip neuron", "static", "host float", "IO")
 
 
 def estimate(act: Activity, plan, profile) -> SystemEstimate:
-    """Tokens/s and energy per token of this activity on `profile` (the plan made for that profile)."""
+    """Tokens/s and energy per token of this activity on `profile` (with the plan made for that profile).
+
+    Energy per token = synaptic events x e_synop + neurons x steps x e_neuron_update (every compartment is
+    serviced every step) + static power x chips used x time per token + counted host ops x 45 nm prices
+    + host-link bytes x e_host_io + on-chip messages (each nonzero input to every core of its group, each
+    output once) x (e_spike + e_hop)."""
     t, s, e, h = profile.timing, profile.system, profile.energy, profile.host
     fits = (not plan.violations) if profile.is_hardware else None
     chips = plan.chips_needed_realistic if profile.is_hardware else None
@@ -552,45 +566,49 @@ def estimate(act: Activity, plan, profile) -> SystemEstimate:
     rt_ms = s.host_roundtrip_ms.value
     bytes_io = act.bytes_to_chip + act.bytes_to_host
     io_bw = s.host_io_bytes_per_s.value
+    link_ms = (bytes_io / io_bw * 1000.0) if io_bw else 0.0
     time = {"chip time steps": act.time_steps * step_us / 1000.0,
             "host round trips": act.host_round_trips * rt_ms,
-            "host link bytes": (bytes_io / io_bw * 1000.0) if io_bw else 0.0}
+            "host link bytes": link_ms}
     total_ms = sum(time.values())
     low = s.host_roundtrip_ms.range[0] if s.host_roundtrip_ms.range else rt_ms
     best_ms = total_ms - act.host_round_trips * (rt_ms - low)
+    prefill_ms = step_us / 1000.0 + (rt_ms if act.crossings else 0.0) + link_ms
     tps = 1000.0 / total_ms if total_ms > 0 else None
     tps_best = 1000.0 / best_ms if best_ms > 0 else None
-    note = ""
+    tps_prefill = 1000.0 / prefill_ms if prefill_ms > 0 else None
     if not profile.is_hardware:
         note = "a CPU simulation: the step time is Lava's measured steps/s; no Loihi energy"
-        return SystemEstimate(profile.name, profile.title, None, None, tuple(time.items()), tps, tps_best, (),
-                              None, None, note)
-    if not fits:
-        note = "the model does not fit this system: figures assume it did"
+        return SystemEstimate(profile.name, profile.title, None, None, tuple(time.items()), tps, tps_best,
+                              tps_prefill, (), None, None, None, note)
+    note = "" if fits else "the model does not fit this system: figures assume it did"
     price = _host_price(h)
     pj = 1e-6
     synops = act.graded_macs + act.binary_acs
-    board_updates = plan.neurons * act.time_steps
-    # each nonzero input is sent to every core of the receiving group; each output leaves once
     group_cores = {m: g.realistic.cores for g in plan.groups for m in g.members}
-    on_chip_msgs = sum(la.input_nonzero * group_cores.get(la.name, 1) for la in act.layers if la.input_kind == "graded"
-                       or la.input_kind == "binary") + act.messages_to_host
-    energy = {
-        "chip synaptic": synops * e.e_synop_pj.value * pj,
-        "chip neuron": board_updates * e.e_neuron_update_pj.value * pj,
-        "static": e.static_w_per_chip.value * chips * total_ms * 1e-3 * 1e6,
-        "host float": sum(v * price[k] for k, v in act.ops().items()) * pj,
-        "IO": (bytes_io * s.e_host_io_pj_per_byte.value
-               + on_chip_msgs * (e.e_spike_pj.value + e.e_hop_pj.value)) * pj,
-    }
+    on_chip_msgs = sum(la.input_nonzero * group_cores.get(la.name, 1) for la in act.layers
+                       if la.input_kind in ("graded", "binary")) + act.messages_to_host
+
+    def parts(steps: int, ms: float) -> Dict[str, float]:
+        return {
+            "chip synaptic": synops * e.e_synop_pj.value * pj,
+            "chip neuron": plan.neurons * steps * e.e_neuron_update_pj.value * pj,
+            "static": e.static_w_per_chip.value * chips * ms * 1e-3 * 1e6,
+            "host float": sum(v * price[k] for k, v in act.ops().items()) * pj,
+            "IO": (bytes_io * s.e_host_io_pj_per_byte.value
+                   + on_chip_msgs * (e.e_spike_pj.value + e.e_hop_pj.value)) * pj,
+        }
+
+    energy = parts(act.time_steps, total_ms)
     total = sum(energy.values())
     pess = total
     if e.e_synop_pj.pessimistic is not None:
         pess += synops * (e.e_synop_pj.pessimistic - e.e_synop_pj.value) * pj
     if e.e_neuron_update_pj.pessimistic is not None:
-        pess += board_updates * (e.e_neuron_update_pj.pessimistic - e.e_neuron_update_pj.value) * pj
-    return SystemEstimate(profile.name, profile.title, fits, chips, tuple(time.items()), tps, tps_best,
-                          tuple(energy.items()), total, pess, note)
+        pess += plan.neurons * act.time_steps * (e.e_neuron_update_pj.pessimistic - e.e_neuron_update_pj.value) * pj
+    prefill = sum(parts(1, prefill_ms).values())
+    return SystemEstimate(profile.name, profile.title, fits, chips, tuple(time.items()), tps, tps_best, tps_prefill,
+                          tuple(energy.items()), total, pess, prefill, note)
 
 
 @dataclass(frozen=True)
@@ -716,37 +734,45 @@ def render_text(r: Report) -> str:
     L.append("    host float ops         " + ", ".join(f"{k} {v:,.0f}" for k, v in a.host_ops if v)
              + f"   (total {a.host_flops:,.0f}; counted per host node from HOST_OPS, crossing work included)")
     L.append("")
-    L.append("  Estimates per system [E] (tokens/s = steps x step time + round trips x round-trip latency + bytes / "
-             "host link)")
-    L.append(f"    {'system':<20} {'fits':<5} {'chips':>5} {'tokens/s':>9} {'best':>8} {'ms: steps':>10} "
-             f"{'trips':>9} {'bytes':>8} {'energy/token':>13} " + " ".join(f"{p:>13}" for p in ENERGY_PARTS))
+    L.append("  Estimates per system [E]. decode (closed-loop generation): steps x step time + round trips x "
+             "round-trip latency + bytes / host link; prefill (pipelined, teacher-forced): one token per step with "
+             "one host exchange per step. Energy per token broken down for decode.")
+    L.append(f"    {'system':<20} {'fits':<4} {'chips':>5} {'decode tok/s':>12} {'(best)':>8} {'prefill tok/s':>13} "
+             f"{'ms: steps':>9} {'trips':>8} {'bytes':>7} {'energy decode':>13} {'prefill':>10} "
+             + " ".join(f"{p:>13}" for p in ENERGY_PARTS))
     for e in r.estimates:
         t = dict(e.time_ms)
         en = dict(e.energy_uj)
         fits = "-" if e.fits is None else ("yes" if e.fits else "NO")
-        L.append(f"    {e.system[:20]:<20} {fits:<5} {e.chips_used if e.chips_used is not None else '-':>5} "
-                 f"{_si(e.tokens_per_s):>9} {_si(e.tokens_per_s_best):>8} {t['chip time steps']:>10,.2f} "
-                 f"{t['host round trips']:>9,.1f} {t['host link bytes']:>8,.1f} {_uj(e.energy_uj_total):>13} "
+        L.append(f"    {e.system[:20]:<20} {fits:<4} {e.chips_used if e.chips_used is not None else '-':>5} "
+                 f"{_si(e.tokens_per_s):>12} {_si(e.tokens_per_s_best):>8} {_si(e.tokens_per_s_prefill):>13} "
+                 f"{t['chip time steps']:>9,.2f} {t['host round trips']:>8,.1f} {t['host link bytes']:>7,.1f} "
+                 f"{_uj(e.energy_uj_total):>13} {_uj(e.energy_uj_prefill):>10} "
                  + " ".join(f"{_uj(en.get(p)):>13}" for p in ENERGY_PARTS))
     for e in r.estimates:
         if e.note:
             L.append(f"    {e.system}: {e.note}")
-    L.append("    best = tokens/s at the low end of the round-trip range; energy with Loihi 1 synop/neuron "
+    L.append("    (best) = decode at the low end of the round-trip range. Decode energy with Loihi 1 synop/neuron "
              "energies: " + ", ".join(f"{e.system} {_uj(e.energy_uj_pessimistic)}" for e in r.estimates
                                       if e.energy_uj_pessimistic is not None))
     b = dict(r.baselines)
     cols = b["columns"]
     L.append("")
     L.append(f"  Baselines under one 45 nm accounting [E] ({b['unit']}; {b['accounting']})")
-    L.append(f"    {'':<24} {'synaptic':>12} {'neuron':>10} {'host float':>12} {'total':>12} {'vs dense':>9}")
+    L.append(f"    {'':<24} {'synaptic':>12} {'neuron':>10} {'host float':>12} {'total':>12} "
+             f"{'synaptic: fewer than dense':>27} {'total: fewer than dense':>24}")
+
+    def x(v):
+        return f"{v:,.1f}x" if v else "-"
     for name, c in cols.items():
-        ratio = c["ratio_vs_dense_float"]
         L.append(f"    {name:<24} {c['synaptic']:>12,.2f} {c['neuron']:>10,.2f} {c['host float']:>12,.2f} "
-                 f"{c['total']:>12,.2f} {(f'{ratio:,.1f}x' if ratio else '-'):>9}")
+                 f"{c['total']:>12,.2f} {x(c['synaptic_ratio_vs_dense_macs']):>27} "
+                 f"{x(c['ratio_vs_dense_float']):>24}")
     L.append(f"    SpikeGPT's published figure: {PAPER_RATIO}x fewer operations at rate 0.15 [P]; its formula "
-             f"E_MAC / (0.15 E_AC) gives {b['paper_formula_ratio']['value']:.1f}x [E]; with this model's measured "
-             f"rates (mean {b['mean_firing_rate']['value']:.3f}) "
-             f"{cols['paper, measured rates']['ratio_vs_dense_float']:.1f}x [E]")
+             f"E_MAC / (0.15 E_AC) gives {b['paper_formula_ratio']['value']:.1f}x [E]; the same formula with this model's "
+             f"measured rates (mean {b['mean_firing_rate']['value']:.3f}; each Dense at its block's att or ffn LIF "
+             f"rate, the head at the mean) gives {cols['paper, measured rates']['synaptic_ratio_vs_dense_macs']:.1f}x "
+             "[E]")
     lo = b["left_out_by_paper"]
     L.append(f"    left out by the paper's method: host float ops {_uj(lo['host float ops (uJ)']['value'])}, "
              f"LIF updates {_uj(lo['LIF updates in float (uJ)']['value'])}, and "
@@ -797,12 +823,14 @@ def plot(r: Report, axes) -> None:
         vals = [max(dict(e.energy_uj)[part], 1e-6) for e in ests]
         ax.bar([x - 0.4 + width * (i + 0.5) for x in range(len(ests))], vals, width=width, color=color, label=part)
     ax.set_yscale("log")
+    top = max((max(dict(e.energy_uj).values()) for e in ests), default=1.0)
+    ax.set_ylim(top=top * 300)
     ax.set_xticks(range(len(ests)), [f"{e.system}: {_uj(e.energy_uj_total)} per token, {_si(e.tokens_per_s)} "
                                      f"tokens/s" for e in ests], fontsize=8)
     ax.set_ylabel("uJ per token (log scale)")
     ax.set_title("Loihi 2 energy per token by part and system [estimate]: static power x host round-trip time "
                  "dominates", fontsize=10)
-    ax.legend(fontsize=8, ncol=len(ENERGY_PARTS))
+    ax.legend(fontsize=8, ncol=len(ENERGY_PARTS), loc="upper center")
 
 
 def render_png(out, report: Optional[Report], plan, title: str = "") -> None:

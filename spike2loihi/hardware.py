@@ -470,8 +470,9 @@ class _Checker:
             self.fail(f"{path}.status", f"{status!r} is not published or estimate")
         src = data["src"]
         if not isinstance(src, str) or not src.strip():
-            what = "its source" if status == "published" else "its reasoning"
-            self.fail(f"{path}.src", f"missing: a {status} value names {what}")
+            what = "a published value names its source" if status == "published" else \
+                "an estimate gives its reasoning"
+            self.fail(f"{path}.src", f"missing: {what}")
         value = data["value"]
         need = meta["need"]
         needed = need == PLAN or (need == HARDWARE and self.kind == "hardware")

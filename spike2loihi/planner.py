@@ -185,6 +185,7 @@ class Plan:
     crossings_to_chip: int
     violations: Tuple[Violation, ...]
     systems: Tuple[SystemFit, ...] = ()
+    steps_source: str = "dense depth"  # or "schedule" (the Lava graph's, from the artifact)
     assumptions: Tuple[str, ...] = ASSUMPTIONS
     status: str = "estimate"       # counts are exact; cores and chips depend on estimated limits
 
@@ -204,10 +205,12 @@ class Plan:
                        "chips_needed": {CEILING: self.chips_needed_ceiling, REALISTIC: self.chips_needed_realistic},
                        "cores_per_chip": self.cores_per_chip, "chips_available": self.chips_available},
             "time": {"steps_per_token": self.steps_per_token, "dense_depth": self.dense_depth,
+                     "steps_source": self.steps_source,
                      "host_round_trips_per_token": self.host_round_trips,
                      "crossings_per_token": self.crossings, "crossings_to_chip": self.crossings_to_chip,
-                     "note": "steps per token = the graph's Dense depth (each chip Dense adds one time step; "
-                             "LIFs and host ops add none)"},
+                     "note": "steps per token = the critical path from the embedding to the logits: the graph's "
+                             "Dense depth (each chip Dense adds one time step; LIFs and host ops add none), or "
+                             "the Lava graph's schedule when the artifact records it"},
             "groups": [g.to_dict() for g in self.groups],
             "violations": [v.to_dict() for v in self.violations],
             "systems": [s.to_dict() for s in self.systems],
@@ -474,8 +477,11 @@ def _fit(groups: List[GroupPlan], neurons: int, synapses: int, profile: Profile)
 
 
 def plan(graph: ir.Graph, quant: Dict[str, dict], profile: Profile, model_info: Optional[dict] = None,
-         compare: Tuple[Profile, ...] = ()) -> Plan:
-    """Map every chip node of `graph` onto `profile`'s neurocores; `compare`: other systems to size it on."""
+         compare: Tuple[Profile, ...] = (), schedule: Optional[dict] = None) -> Plan:
+    """Map every chip node of `graph` onto `profile`'s neurocores; `compare`: other systems to size it on.
+
+    `schedule`: the artifact's recorded schedule (`critical_path_steps`), which then gives the steps
+    per token instead of the Dense depth."""
     nodes = chip_nodes(graph, quant)
     groups = [_group_plan(owner, feeders, profile) for owner, feeders in _groups(nodes, graph)]
     neurons = sum(g.neurons for g in groups)
@@ -490,6 +496,9 @@ def plan(graph: ir.Graph, quant: Dict[str, dict], profile: Profile, model_info: 
     violations = (_numeric_violations(nodes, profile) + _group_violations(groups, profile)
                   + _capacity_violations(totals, profile, head, systems))
     depth = dense_depth(graph)
+    steps, steps_source = depth * profile.numerics.dense_delay_steps.value, "dense depth"
+    if schedule and isinstance(schedule.get("critical_path_steps"), int):
+        steps, steps_source = schedule["critical_path_steps"], "schedule"
     cross = graph.crossings()
     info = dict(model_info or {})
     cfg = graph.meta.get("config") or {}
@@ -503,7 +512,7 @@ def plan(graph: ir.Graph, quant: Dict[str, dict], profile: Profile, model_info: 
         cores_ceiling=totals["cores_ceiling"], cores_realistic=totals["cores_realistic"],
         chips_needed_ceiling=this.chips_needed_ceiling, chips_needed_realistic=this.chips_needed_realistic,
         cores_per_chip=profile.chip.neurocores_usable.value, chips_available=this.chips,
-        steps_per_token=depth * profile.numerics.dense_delay_steps.value, dense_depth=depth,
+        steps_per_token=steps, dense_depth=depth, steps_source=steps_source,
         host_round_trips=host_round_trips(graph), crossings=len(cross),
         crossings_to_chip=sum(1 for e in cross if graph.nodes[e.dst].placement.where == ir.CHIP),
         violations=tuple(violations), systems=systems)
@@ -511,8 +520,10 @@ def plan(graph: ir.Graph, quant: Dict[str, dict], profile: Profile, model_info: 
 
 def plan_model(model, profile: Profile, compare: Tuple[Profile, ...] = (), name: str = "") -> Plan:
     """The plan of a converted model (`artifact.ConvertedModel`)."""
+    from spike2loihi.artifact import K_SCHEDULE
+
     info = {"model": name} if name else {}
-    return plan(model.graph, model.nodes, profile, info, compare)
+    return plan(model.graph, model.nodes, profile, info, compare, model.manifest.get(K_SCHEDULE))
 
 
 def plan_shapes(n_layer: int, n_embd: int, vocab: int, profile: Profile, compare: Tuple[Profile, ...] = (),
@@ -546,6 +557,12 @@ def _role_short(g: GroupPlan) -> str:
     return "Head>host" if g.name == "head" or g.role.startswith("head") else "Dense>host"
 
 
+def _steps_text(p: Plan) -> str:
+    if p.steps_source == "schedule":
+        return f"the Lava graph's critical path, recorded in the artifact; Dense depth {p.dense_depth}"
+    return "the graph's Dense depth: each chip Dense adds one step"
+
+
 def render_text(p: Plan) -> str:
     """The mapped summary: one line per core group, totals, chips per system, violations."""
     info = dict(p.model)
@@ -574,7 +591,7 @@ def render_text(p: Plan) -> str:
             lines.append(f"    {s.system:<14} {s.chips:>6,} chips: needs {s.chips_needed_realistic:,} realistic / "
                          f"{s.chips_needed_ceiling:,} ceiling: {verdict}")
     lines += ["",
-              f"  per token: {p.steps_per_token} time steps (the graph's Dense depth: each chip Dense adds one step), "
+              f"  per token: {p.steps_per_token} time steps ({_steps_text(p)}), "
               f"{p.host_round_trips} sequential host round trips, {p.crossings} host<->chip crossings "
               f"({p.crossings_to_chip} host->chip, {p.crossings - p.crossings_to_chip} chip->host)"]
     if p.kind != "hardware":
