@@ -256,7 +256,8 @@ class Activity:
     bytes_to_host: float
     bytes_to_chip_nonzero: float       # nonzero elements only (payload bits, addresses not counted)
     bytes_to_host_nonzero: float
-    time_steps: int                    # the graph's Dense depth
+    time_steps: int                    # a token's critical path: the graph's Dense depth
+    token_period: int                  # steps per generated token (the artifact's schedule, else time_steps)
     host_round_trips: int
     dense_macs: int                    # all chip Dense synapses (the float model's MACs per token)
     lif_neurons: int
@@ -392,6 +393,7 @@ def measure(model, counts: Counts, plan=None) -> Activity:
             bn_out += c.out_nonzero * bits / 8
     depth = plan.dense_depth if plan is not None else planner.dense_depth(g)
     steps = plan.steps_per_token if plan is not None else depth
+    period = (plan.token_period or steps) if plan is not None else steps
     trips = plan.host_round_trips if plan is not None else planner.host_round_trips(g)
     per_token = {k: v / T for k, v in ops.items()}
     ordered = tuple((k, per_token.get(k, 0.0)) for k in OP_KINDS)
@@ -403,7 +405,7 @@ def measure(model, counts: Counts, plan=None) -> Activity:
         crossings_to_chip=sum(1 for e in cross if g.nodes[e.dst].placement.where == ir.CHIP),
         messages_to_chip=m_in / T, messages_to_host=m_out / T, elements_to_chip=e_in / T,
         elements_to_host=e_out / T, bytes_to_chip=b_in / T, bytes_to_host=b_out / T,
-        bytes_to_chip_nonzero=bn_in / T, bytes_to_host_nonzero=bn_out / T, time_steps=steps,
+        bytes_to_chip_nonzero=bn_in / T, bytes_to_host_nonzero=bn_out / T, time_steps=steps, token_period=period,
         host_round_trips=trips, dense_macs=dense_macs, lif_neurons=lif_neurons)
 
 
@@ -520,7 +522,8 @@ class SystemEstimate:
 
     Two ways to run a token:
     - decode (closed-loop generation, one token at a time): the token's whole chain runs before the
-      next token exists: steps x step time + round trips x round-trip latency + bytes / host link;
+      next token exists: token period (steps) x step time + round trips x round-trip latency + bytes / host
+      link;
     - prefill (teacher-forced, pipelined; DESIGN.md "Tokens and time steps"): one token enters per
       step, assuming one batched host exchange per step: step time + one round trip + bytes / host link.
     """
@@ -567,7 +570,7 @@ def estimate(act: Activity, plan, profile) -> SystemEstimate:
     bytes_io = act.bytes_to_chip + act.bytes_to_host
     io_bw = s.host_io_bytes_per_s.value
     link_ms = (bytes_io / io_bw * 1000.0) if io_bw else 0.0
-    time = {"chip time steps": act.time_steps * step_us / 1000.0,
+    time = {"chip time steps": act.token_period * step_us / 1000.0,
             "host round trips": act.host_round_trips * rt_ms,
             "host link bytes": link_ms}
     total_ms = sum(time.values())
@@ -599,13 +602,13 @@ def estimate(act: Activity, plan, profile) -> SystemEstimate:
                    + on_chip_msgs * (e.e_spike_pj.value + e.e_hop_pj.value)) * pj,
         }
 
-    energy = parts(act.time_steps, total_ms)
+    energy = parts(act.token_period, total_ms)
     total = sum(energy.values())
     pess = total
     if e.e_synop_pj.pessimistic is not None:
         pess += synops * (e.e_synop_pj.pessimistic - e.e_synop_pj.value) * pj
     if e.e_neuron_update_pj.pessimistic is not None:
-        pess += plan.neurons * act.time_steps * (e.e_neuron_update_pj.pessimistic - e.e_neuron_update_pj.value) * pj
+        pess += plan.neurons * act.token_period * (e.e_neuron_update_pj.pessimistic - e.e_neuron_update_pj.value) * pj
     prefill = sum(parts(1, prefill_ms).values())
     return SystemEstimate(profile.name, profile.title, fits, chips, tuple(time.items()), tps, tps_best, tps_prefill,
                           tuple(energy.items()), total, pess, prefill, note)
@@ -630,8 +633,11 @@ class Report:
                          "measured here": "counted on this run of the converted model",
                          "estimate": "derived from measured counts and estimated profile values"},
             "per_token": {
-                "time_steps": _fig(a.time_steps, MEASURED, "the graph's Dense depth: each chip Dense adds one "
-                                                           "time step, LIFs and host ops none"),
+                "time_steps": _fig(a.time_steps, MEASURED, "a token's critical path = the graph's Dense depth: "
+                                                           "each chip Dense adds one time step, LIFs and host ops "
+                                                           "none"),
+                "token_period_steps": _fig(a.token_period, MEASURED, "steps per generated token (the artifact's "
+                                                                     "schedule when recorded)"),
                 "host_round_trips": _fig(a.host_round_trips, MEASURED, "host->chip entries on the longest chain"),
                 "crossings": _fig(a.crossings, MEASURED, f"{a.crossings_to_chip} host->chip, "
                                                          f"{a.crossings - a.crossings_to_chip} chip->host"),
@@ -714,7 +720,8 @@ def render_text(r: Report) -> str:
                  f"{sum(1 for la in dens if la.input_kind == 'binary')} binary)")
     L.append("")
     L.append("  Per token [M]")
-    L.append(f"    time steps             {a.time_steps:>14}   (the graph's Dense depth: each chip Dense adds one)")
+    L.append(f"    time steps             {a.time_steps:>14}   (critical path = the graph's Dense depth: each chip "
+             f"Dense adds one; a generated token every {a.token_period} steps)")
     L.append(f"    host round trips       {a.host_round_trips:>14}   (sequential host->chip->host on the longest chain)")
     L.append(f"    host<->chip crossings  {a.crossings:>14}   ({a.crossings_to_chip} host->chip, "
              f"{a.crossings - a.crossings_to_chip} chip->host)")
@@ -734,7 +741,7 @@ def render_text(r: Report) -> str:
     L.append("    host float ops         " + ", ".join(f"{k} {v:,.0f}" for k, v in a.host_ops if v)
              + f"   (total {a.host_flops:,.0f}; counted per host node from HOST_OPS, crossing work included)")
     L.append("")
-    L.append("  Estimates per system [E]. decode (closed-loop generation): steps x step time + round trips x "
+    L.append("  Estimates per system [E]. decode (closed-loop generation): token period x step time + round trips x "
              "round-trip latency + bytes / host link; prefill (pipelined, teacher-forced): one token per step with "
              "one host exchange per step. Energy per token broken down for decode.")
     L.append(f"    {'system':<20} {'fits':<4} {'chips':>5} {'decode tok/s':>12} {'(best)':>8} {'prefill tok/s':>13} "

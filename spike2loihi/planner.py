@@ -178,7 +178,7 @@ class Plan:
     chips_needed_realistic: int
     cores_per_chip: int
     chips_available: Optional[int]
-    steps_per_token: int           # the graph's Dense depth x dense_delay_steps
+    steps_per_token: int           # a token's critical path: the graph's Dense depth x dense_delay_steps
     dense_depth: int
     host_round_trips: int          # longest chain of host->chip entries per token
     crossings: int                 # host<->chip edges per token
@@ -186,6 +186,7 @@ class Plan:
     violations: Tuple[Violation, ...]
     systems: Tuple[SystemFit, ...] = ()
     steps_source: str = "dense depth"  # or "schedule" (the Lava graph's, from the artifact)
+    token_period: int = 0          # steps per generated token (the schedule's; else the critical path)
     assumptions: Tuple[str, ...] = ASSUMPTIONS
     status: str = "estimate"       # counts are exact; cores and chips depend on estimated limits
 
@@ -205,7 +206,7 @@ class Plan:
                        "chips_needed": {CEILING: self.chips_needed_ceiling, REALISTIC: self.chips_needed_realistic},
                        "cores_per_chip": self.cores_per_chip, "chips_available": self.chips_available},
             "time": {"steps_per_token": self.steps_per_token, "dense_depth": self.dense_depth,
-                     "steps_source": self.steps_source,
+                     "steps_source": self.steps_source, "token_period_steps": self.token_period,
                      "host_round_trips_per_token": self.host_round_trips,
                      "crossings_per_token": self.crossings, "crossings_to_chip": self.crossings_to_chip,
                      "note": "steps per token = the critical path from the embedding to the logits: the graph's "
@@ -497,8 +498,10 @@ def plan(graph: ir.Graph, quant: Dict[str, dict], profile: Profile, model_info: 
                   + _capacity_violations(totals, profile, head, systems))
     depth = dense_depth(graph)
     steps, steps_source = depth * profile.numerics.dense_delay_steps.value, "dense depth"
+    period = steps
     if schedule and isinstance(schedule.get("critical_path_steps"), int):
         steps, steps_source = schedule["critical_path_steps"], "schedule"
+        period = schedule.get("token_period_steps") if isinstance(schedule.get("token_period_steps"), int) else steps
     cross = graph.crossings()
     info = dict(model_info or {})
     cfg = graph.meta.get("config") or {}
@@ -512,7 +515,7 @@ def plan(graph: ir.Graph, quant: Dict[str, dict], profile: Profile, model_info: 
         cores_ceiling=totals["cores_ceiling"], cores_realistic=totals["cores_realistic"],
         chips_needed_ceiling=this.chips_needed_ceiling, chips_needed_realistic=this.chips_needed_realistic,
         cores_per_chip=profile.chip.neurocores_usable.value, chips_available=this.chips,
-        steps_per_token=steps, dense_depth=depth, steps_source=steps_source,
+        steps_per_token=steps, dense_depth=depth, steps_source=steps_source, token_period=period,
         host_round_trips=host_round_trips(graph), crossings=len(cross),
         crossings_to_chip=sum(1 for e in cross if graph.nodes[e.dst].placement.where == ir.CHIP),
         violations=tuple(violations), systems=systems)
@@ -559,7 +562,8 @@ def _role_short(g: GroupPlan) -> str:
 
 def _steps_text(p: Plan) -> str:
     if p.steps_source == "schedule":
-        return f"the Lava graph's critical path, recorded in the artifact; Dense depth {p.dense_depth}"
+        return (f"the critical path recorded in the artifact's schedule = the graph's Dense depth {p.dense_depth}: "
+                f"each chip Dense adds one step; a generated token every {p.token_period} steps")
     return "the graph's Dense depth: each chip Dense adds one step"
 
 

@@ -104,7 +104,7 @@ def test_time_per_token_from_the_graph(oheo):
         assert p.crossings == 16 * L + 2 and p.crossings_to_chip == 8 * L + 1
     g = P.graph_for_shapes(2, 16, 30)
     p = P.plan(g, P.default_quant(g), oheo, schedule={"critical_path_steps": 12, "token_period_steps": 13})
-    assert (p.steps_per_token, p.steps_source, p.dense_depth) == (12, "schedule", 9)
+    assert (p.steps_per_token, p.steps_source, p.dense_depth, p.token_period) == (12, "schedule", 9, 13)
 
 
 def test_neuron_limit_splits_and_names_itself(tmp_path):
@@ -192,6 +192,8 @@ def test_plan_of_a_converted_model_uses_its_quantization(oheo):
     nodes = {n.name: n for n in P.chip_nodes(model.graph, model.nodes)}
     assert nodes["blocks.0.ffn.lif"].input_bits == 16 and nodes["blocks.0.att.key"].output_bits == 24
     assert nodes["blocks.0.att.lif"].vth == model.nodes["blocks.0.att.lif"]["vth"]
+    # convert records the Lava graph's schedule; it agrees with the Dense depth
+    assert (p.steps_source, p.steps_per_token, p.token_period) == ("schedule", q.steps_per_token, q.steps_per_token + 1)
 
 
 # ---------------------------------------------------------------------------
