@@ -68,8 +68,8 @@ computes, op for op.
 * LIF is `spike2loihi.emulator.lif_update` in int64: u = T(u * (4096 - du - 1)
   / 4096) + (a << 6), then Lava's 24-bit wrap of u, v = clip(T(v * (4096 - dv)
   / 4096) + u, +-(2**23 - 1)), spike where v > vth << 6, v = 0 where it spiked;
-  T (round toward zero) is sign(p) * (|p| div 4096), an integer division of a
-  non-negative number, hence a floor in every runtime. With |a| <= 2**18
+  T (round toward zero) is |p| div 4096, negated where p < 0: an integer
+  division of a non-negative number, hence a floor in every runtime. With |a| <= 2**18
   (checked at export: the converter keeps it below 2**16) and |u|, |v| <= 2**23
   after every step, no intermediate reaches 2**31, so the int32 stores of
   Lava's model never wrap and are not modelled either.
@@ -666,13 +666,18 @@ def _lif_state_int(ex, n):
 
 
 def _toward_zero_decay(g, x: str, factor: int) -> str:
-    """Lava's decay T(x * factor / 4096): sign(p) * (|p| div 4096), p = x * factor."""
+    """Lava's decay T(x * factor / 4096): (|p| div 4096), negated where p < 0; p = x * factor.
+
+    Not Sign(p) * ...: onnxruntime's int64 Sign looks at the low 32 bits only
+    (Sign(2**31) is -1), and p reaches 2**34.
+    """
     from spike2loihi.fixed_point import DECAY_UNITY
 
     if factor == 0:
         return g.op("Mul", [x, g.const(0, np.int64)])
     p = g.op("Mul", [x, g.const(factor, np.int64)])
-    return g.op("Mul", [g.op("Sign", [p]), g.op("Div", [g.op("Abs", [p]), g.const(DECAY_UNITY, np.int64)])])
+    q = g.op("Div", [g.op("Abs", [p]), g.const(DECAY_UNITY, np.int64)])
+    return g.op("Where", [g.op("Less", [p, g.const(0, np.int64)]), g.op("Neg", [q]), q])
 
 
 @emits(INTEGER, ir.LIF)

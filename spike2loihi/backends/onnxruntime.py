@@ -13,6 +13,7 @@ chain of small ops, which more threads only slow down.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
 
@@ -28,9 +29,13 @@ def is_onnx(path) -> bool:
     return str(path).lower().endswith(SUFFIX)
 
 
-def _first_line(exc: Exception) -> str:
+def _ort_message(exc: Exception) -> str:
+    """onnxruntime's message without its error-code prefix and C++ source location."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    text = text.splitlines()[0] if text else type(exc).__name__
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    m = re.search(r"\S+\.(?:cc|h|cpp):\d+ (?:\S+\(.*?\) )?(.*)$", text)
+    return m.group(1) if m and m.group(1) else text
 
 
 class OnnxRuntimeBackend:
@@ -58,7 +63,7 @@ class OnnxRuntimeBackend:
         try:
             self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own pybind classes (Fail, InvalidProtobuf, ...)
-            raise BackendError(f"{where}: onnxruntime cannot load it ({_first_line(exc)})") from None
+            raise BackendError(f"{where}: onnxruntime cannot load it ({_ort_message(exc)})") from None
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         if meta.get(OX.M_FORMAT) != OX.FORMAT:
             raise BackendError(f"{where}: an ONNX model, but not a spike2loihi step graph (no {OX.M_FORMAT} "
