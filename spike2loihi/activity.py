@@ -722,7 +722,8 @@ def render_text(r: Report) -> str:
     L.append("  Per token [M]")
     L.append(f"    time steps             {a.time_steps:>14}   (critical path = the graph's Dense depth: each chip "
              f"Dense adds one; a generated token every {a.token_period} steps)")
-    L.append(f"    host round trips       {a.host_round_trips:>14}   (sequential host->chip->host on the longest chain)")
+    L.append(f"    host round trips       {a.host_round_trips:>14}   "
+             "(sequential host->chip->host on the longest chain)")
     L.append(f"    host<->chip crossings  {a.crossings:>14}   ({a.crossings_to_chip} host->chip, "
              f"{a.crossings - a.crossings_to_chip} chip->host)")
     L.append(f"    messages host->chip    {a.messages_to_chip:>14,.0f}   (nonzero payloads of "
@@ -776,7 +777,8 @@ def render_text(r: Report) -> str:
                  f"{c['total']:>12,.2f} {x(c['synaptic_ratio_vs_dense_macs']):>27} "
                  f"{x(c['ratio_vs_dense_float']):>24}")
     L.append(f"    SpikeGPT's published figure: {PAPER_RATIO}x fewer operations at rate 0.15 [P]; its formula "
-             f"E_MAC / (0.15 E_AC) gives {b['paper_formula_ratio']['value']:.1f}x [E]; the same formula with this model's "
+             f"E_MAC / (0.15 E_AC) gives {b['paper_formula_ratio']['value']:.1f}x [E]; the same formula with this "
+             "model's "
              f"measured rates (mean {b['mean_firing_rate']['value']:.3f}; each Dense at its block's att or ffn LIF "
              f"rate, the head at the mean) gives {cols['paper, measured rates']['synaptic_ratio_vs_dense_macs']:.1f}x "
              "[E]")

@@ -43,7 +43,7 @@ longest chain of host->chip entries. (Once the Lava graph fills the artifact's
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Tuple
 
 from spike2loihi import ir
@@ -321,8 +321,7 @@ def _groups(nodes: List[ChipNode], graph: ir.Graph) -> List[Tuple[ChipNode, List
     return [(by_name[o], feeding.get(o, [])) for o in owners]
 
 
-def _split(neurons: int, per_row: int, one_to_one: bool, wbits: int, out_axons: int, npc: int,
-           syn_cap: int, axons_out_max: int) -> CoreSplit:
+def _split(neurons: int, per_row: int, out_axons: int, npc: int, syn_cap: int, axons_out_max: int) -> CoreSplit:
     """Cores for `neurons` rows of `per_row` synapses each, at most `npc` neurons and `syn_cap` synapses a core."""
     caps = {"neurons per core": npc}
     if per_row > 0:
@@ -371,8 +370,8 @@ def _group_plan(owner: ChipNode, feeders: List[ChipNode], profile: Profile) -> G
     out_axons = 1 if owner.output_to == ir.HOST else 0
     splits = {}
     for bound, npc in ((CEILING, chip.neurons_per_core_max.value), (REALISTIC, chip.neurons_per_core_plan.value)):
-        splits[bound] = _split(neurons, per_row, one_to_one, wbits, out_axons, npc,
-                               syn_capacity(profile, wbits, bound), chip.axons_out_per_core_max.value)
+        splits[bound] = _split(neurons, per_row, out_axons, npc, syn_capacity(profile, wbits, bound),
+                               chip.axons_out_per_core_max.value)
     if one_to_one:
         fan_in = splits[REALISTIC].neurons_per_core
     return GroupPlan(name=owner.name, members=members, layer=owner.layer, role=role, neurons=neurons,
@@ -601,7 +600,8 @@ def render_text(p: Plan) -> str:
     if p.kind != "hardware":
         lines.append(f"  {p.system}: no chip limit applies; the counts above are what a Loihi 2 mapping needs")
     if p.violations:
-        lines += ["", f"  DOES NOT FIT {p.system}: {len(p.violations)} violation{'s' if len(p.violations) != 1 else ''}"]
+        n = len(p.violations)
+        lines += ["", f"  DOES NOT FIT {p.system}: {n} violation{'s' if n != 1 else ''}"]
         lines += [f"  - {v.line()}" for v in p.violations]
     elif p.kind == "hardware":
         lines += ["", f"  fits {p.system}: {p.chips_needed_realistic:,} of {p.chips_available:,} chips "

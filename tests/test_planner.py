@@ -1,7 +1,6 @@
 """Resource planner: core groups, splits and chip counts on known shapes (hand-computed), the
 216M shapes on every system without converting anything, every violation at once, and the
 `profile` command's plan output and exit codes."""
-import copy
 import dataclasses
 import json
 import math
