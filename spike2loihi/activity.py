@@ -542,11 +542,13 @@ class SystemEstimate:
     energy_uj_prefill: Optional[float]
     note: str = ""
     status: str = ESTIMATE
+    inputs: Tuple[Tuple[str, object, str], ...] = ()   # (profile value, value, its status) the estimate used
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["time_ms"] = dict(self.time_ms)
         d["energy_uj"] = dict(self.energy_uj)
+        d["inputs"] = {k: {"value": v, "status": st} for k, v, st in self.inputs}
         return d
 
 
@@ -580,10 +582,15 @@ def estimate(act: Activity, plan, profile) -> SystemEstimate:
     tps = 1000.0 / total_ms if total_ms > 0 else None
     tps_best = 1000.0 / best_ms if best_ms > 0 else None
     tps_prefill = 1000.0 / prefill_ms if prefill_ms > 0 else None
+    used = ["timing.timestep_us_typical", "system.host_roundtrip_ms", "system.host_io_bytes_per_s"]
+    if profile.is_hardware:
+        used += ["energy.e_synop_pj", "energy.e_neuron_update_pj", "energy.static_w_per_chip",
+                 "system.e_host_io_pj_per_byte"]
+    inputs = tuple((k, profile.fact(k).value, profile.fact(k).status) for k in used)
     if not profile.is_hardware:
         note = "a CPU simulation: the step time is Lava's measured steps/s; no Loihi energy"
         return SystemEstimate(profile.name, profile.title, None, None, tuple(time.items()), tps, tps_best,
-                              tps_prefill, (), None, None, None, note)
+                              tps_prefill, (), None, None, None, note, inputs=inputs)
     note = "" if fits else "the model does not fit this system: figures assume it did"
     price = _host_price(h)
     pj = 1e-6
@@ -611,7 +618,7 @@ def estimate(act: Activity, plan, profile) -> SystemEstimate:
         pess += plan.neurons * act.token_period * (e.e_neuron_update_pj.pessimistic - e.e_neuron_update_pj.value) * pj
     prefill = sum(parts(1, prefill_ms).values())
     return SystemEstimate(profile.name, profile.title, fits, chips, tuple(time.items()), tps, tps_best, tps_prefill,
-                          tuple(energy.items()), total, pess, prefill, note)
+                          tuple(energy.items()), total, pess, prefill, note, inputs=inputs)
 
 
 @dataclass(frozen=True)
@@ -760,6 +767,10 @@ def render_text(r: Report) -> str:
     for e in r.estimates:
         if e.note:
             L.append(f"    {e.system}: {e.note}")
+    if r.estimates and r.estimates[0].inputs:
+        L.append(f"    profile values used ({r.estimates[0].system}): " + ", ".join(
+            f"{k.split('.')[-1]} {v:g} [{TAG[PUBLISHED] if st == PUBLISHED else TAG[ESTIMATE]}]"
+            for k, v, st in r.estimates[0].inputs if v is not None))
     L.append("    (best) = decode at the low end of the round-trip range. Decode energy with Loihi 1 synop/neuron "
              "energies: " + ", ".join(f"{e.system} {_uj(e.energy_uj_pessimistic)}" for e in r.estimates
                                       if e.energy_uj_pessimistic is not None))
