@@ -5,15 +5,23 @@
     data = to_bytes(proto)                                     # onnx.checker full check, then bytes
 
 The exporter walks the IR (`spike2loihi.ir`) in execution order and asks a
-registry keyed by IR node type (`@emits(FLOAT, ir.LayerNorm)`, looked up along
-the type's MRO as `spike2loihi.execute.lookup` does) for the ONNX nodes of each
-op. Every ONNX node carries a doc string and metadata (`s2l.ir_node`,
-`s2l.ir_op`, `s2l.placement`, `s2l.reason`, `s2l.role`) naming the IR op it
-belongs to and where the converter places that op (chip or host, and why), so
-that Netron shows the partition node by node. The model's metadata
-(`spike2loihi.*`, see the `M_*` keys) carries the kind of export, config,
-semantics, the state layout, the source's sha256, the artifact's format version
-and bit widths, and the tokenizer (so `spike2loihi run OUT.onnx --prompt` works).
+registry keyed by IR node type and arithmetic (`@emits(HOST, ir.LayerNorm)`,
+looked up along the type's MRO as `spike2loihi.execute.lookup` does) for the
+ONNX nodes of each op. Three arithmetics: FLOAT (the float reference's torch
+ops, reference.py), HOST (host_ops.py's numpy float32 formulas) and INTEGER
+(Lava's fixed point, emulator.py). The float export uses FLOAT for every op;
+the converted export uses HOST for host ops and INTEGER for chip ops, with the
+encodings and decodings of execute.py at every host<->chip crossing.
+
+Every ONNX node carries a doc string and metadata (`s2l.ir_node`, `s2l.ir_op`,
+`s2l.layer`, `s2l.placement`, `s2l.reason`, `s2l.role` = op, encode, decode or
+output) naming the IR op it belongs to and where the converter places that op
+(chip or host, and why), so that Netron shows the partition node by node
+(`block_groups` / `draw_block` read it back). The model's metadata
+(`spike2loihi.*`, the `M_*` keys) carries the kind of export, config,
+semantics, the state layout, the source's sha256, the artifact's sha256,
+format version and bit widths, and the tokenizer (so `spike2loihi run
+OUT.onnx --prompt` works).
 
 Graph interface (batch is a symbolic dimension):
 
@@ -23,59 +31,70 @@ Graph interface (batch is a symbolic dimension):
   `blocks.i.att.wkv/aa`, `/bb`, `/pp` (WKV numerator, denominator, max) as
   float32 [batch, C]; the LIF membranes `blocks.i.{att,ffn}.lif/v` float32 in
   the float export, and `.../u`, `.../v` **int64** in the converted export
-  (exact integers on Lava's grid; int64 so that every integer op below is an
-  integer op).
+  (exact integers on Lava's grid, carried as int64 so that every integer op
+  is an integer op).
 * outputs: `logits` float32 [batch, V], `att_spikes` and `ffn_spikes` float32
   0/1 [batch, L, C], and `<node>/<var>.next` for every state input.
   The `spike2loihi.state` metadata lists the state tensors with their dtype,
   width and initial value (`pp` starts at -1e30, everything else at 0).
 
 Float export (from a checkpoint): the float reference's own fp32 parameters
-(`reference._prepare_weights`, RESCALE divisor included), its ops in its
-order. Matrix products, exp and the LayerNorm reductions are summed/rounded by
-onnxruntime, not torch, so logits agree to float rounding (~1e-6 relative),
-not bit for bit.
+(`reference._prepare_weights`, RESCALE divisor included) and its ops:
+F.layer_norm -> LayerNormalization (opset >= 17; its definition in ReduceMean
+below), torch.sigmoid -> Sigmoid, matrix-vector products -> MatMul, the
+rest op for op. Summation orders and exp differ between onnxruntime and torch,
+so logits agree to float rounding (measured: < 2.2e-6 relative over 256
+tokens), not bit for bit.
 
 Converted export (from a `.s2l`): what `spike2loihi.execute.Executor.step`
 computes, op for op.
 
 * Host ops repeat `spike2loihi.host_ops` in float32, operation for operation
-  and in the same order; LayerNorm's two means are numpy's own pairwise
-  summation (8 accumulators, blocks of <= 128, halves rounded to multiples of
-  8), spelled out in ONNX Adds, so they are bit-identical to numpy's. Add, Sub,
-  Mul, Div and Sqrt are correctly rounded IEEE operations in both, Round is
-  round-half-to-even like `np.rint`. The one op that is not bit-identical is
-  `Exp` (sigmoid and WKV): onnxruntime's and numpy's float32 exp are both
-  within about an ulp, but differ in the last bit for many arguments. The
-  tests measure how often that flips a spike.
+  and in the same order. LayerNorm's two means are numpy's own pairwise
+  summation (8 accumulators over blocks of <= 128, halves split at multiples
+  of 8), spelled out in ONNX Adds, so they are bit-identical to numpy's. Add,
+  Sub, Mul, Div and Sqrt are correctly rounded IEEE operations in both; Round
+  is round-half-to-even like `np.rint`. The one op that is not bit-identical
+  is `Exp` (sigmoid and WKV): onnxruntime's and numpy's float32 exp are both
+  within about an ulp, and differ in the last bit for many arguments (the
+  tests count how often that reaches a payload or flips a spike).
 * Encodings at host->chip crossings and decodings at chip->host crossings are
-  `host_ops.encode_dynamic` / `encode_static` / `decode` (the payload is carried
-  as int64). The finiteness check of the encoders is not in the graph.
+  `host_ops.encode_dynamic` / `encode_static` / `decode` (payloads as int64).
+  The encoders' finiteness check (HostNumericsError) is not in the graph.
 * Chip `Dense` is exact integer arithmetic. onnxruntime has no int32 matrix
   product that wraps like Lava's accumulator, so the product is taken in
-  float64 of exact integers: payloads |s| <= the encoder's limit and weights
-  m (the int8 mantissa; Lava's weight is m << truncate_bits) give partial sums
-  bounded by sum_j |m_ij| * limit, which the converter keeps below 2**31 by
-  construction (quantize.py; `worst_accumulation`, re-checked here at export),
-  far below 2**53: every partial sum of any summation order, any blocking and
-  any FMA is an integer float64 represents exactly, so the float64 MatMul
-  returns the exact integer sum. Then Lava's `acc >> -weight_exp` (a floor)
-  is `Floor(acc * 2**(truncate_bits + weight_exp))`, exact again (a power of
-  two scales an integer below 2**53 exactly, and Floor of an exact value is
-  exact); a left shift is the same product without Floor. The bound also
-  means Lava's int32 accumulator never wraps, so no wrap has to be modelled;
-  a model where it could wrap is refused with an error naming the op.
-* LIF is `spike2loihi.emulator.lif_update` in int64: u = T(u * (4096 - du - 1)
-  / 4096) + (a << 6), then Lava's 24-bit wrap of u, v = clip(T(v * (4096 - dv)
-  / 4096) + u, +-(2**23 - 1)), spike where v > vth << 6, v = 0 where it spiked;
-  T (round toward zero) is |p| div 4096, negated where p < 0: an integer
-  division of a non-negative number, hence a floor in every runtime. With |a| <= 2**18
-  (checked at export: the converter keeps it below 2**16) and |u|, |v| <= 2**23
-  after every step, no intermediate reaches 2**31, so the int32 stores of
-  Lava's model never wrap and are not modelled either.
+  floating point on exact integers: payloads |s| <= the encoder's limit and
+  weights m (the int8 mantissa; Lava's weight is m << truncate_bits) bound
+  every partial sum, in any order, any blocking and with or without FMA, by
+  B = max_i sum_j |m_ij| * limit. The converter keeps B << truncate_bits
+  below 2**31 by construction (quantize.py, `worst_accumulation`; re-checked
+  at export), so B is far below 2**53 and float64 returns the exact integer
+  sum; where B < 2**24 the MatMul runs in float32, exact for the same reason.
+  Then Lava's `acc >> -weight_exp` (a floor) of acc = (m s) << truncate_bits
+  is `Floor((m s) * 2**(truncate_bits + weight_exp))`, exact again (a power
+  of two scales an integer below 2**53 exactly); a left shift is the product
+  without Floor. The same bound means Lava's int32 accumulator never wraps,
+  so no wrap is modelled; a model where one could happen is refused with an
+  error naming the op.
+* LIF is `spike2loihi.emulator.lif_update` (bias 0) in int64:
+  u = T(u * (4096 - du - 1) / 4096) + (a << 6), then Lava's 24-bit wrap of u;
+  v = clip(T(v * (4096 - dv) / 4096) + u, +-(2**23 - 1)); spike where
+  v > vth << 6; v = 0 where it spiked. T (round toward zero) is |p| div 4096,
+  negated where p < 0: an integer division of a non-negative number, a floor
+  in every runtime. With |a| <= 2**18 (checked at export; the converter keeps
+  it below 2**16) and |u|, |v| <= 2**23 after every step, every value Lava
+  stores in int32 stays below 2**31 (products are int64 in Lava's model too),
+  so its int32 wraps are identities and are not modelled.
 
 So the integer parts (Dense accumulations, membranes, spikes) are identical to
 the emulator's whenever the host values that feed them are identical.
+
+onnxruntime notes (1.23): its int64 `Sign` reads only the low 32 bits
+(Sign(2**31) == -1), so T above avoids Sign; and its DivMulFusion rewrites
+Div(1, d) -> Mul(., y) into Div(y, d), one rounding instead of numpy's two,
+so the host sigmoid divides a vector of ones (the fusion only matches a
+scalar 1). With those, the file gives the emulator's results under
+onnxruntime's default (all) graph optimizations.
 """
 from __future__ import annotations
 
@@ -228,18 +247,15 @@ class _OnnxGraph:
     # -- nodes ---------------------------------------------------------------
     def op(self, op_type: str, inputs: Sequence[str], n_out: int = 1, hint: str = "", **attrs):
         outs = [self.fresh(hint or op_type) for _ in range(n_out)]
-        node = helper.make_node(op_type, list(inputs), outs, name=self.fresh(f"{op_type}#node"), **attrs)
-        key, doc, meta = self._scope
-        node.doc_string = doc
-        for k, v in meta.items():
-            e = node.metadata_props.add()
-            e.key, e.value = k, str(v)
-        self.nodes.append(node)
-        self.counts[key] = self.counts.get(key, 0) + 1
+        self._add(helper.make_node(op_type, list(inputs), outs, name=self.fresh(f"{op_type}#node"), **attrs))
         return outs[0] if n_out == 1 else outs
 
     def identity(self, x: str, name: str) -> str:
-        node = helper.make_node("Identity", [x], [name], name=self.fresh("Identity#node"))
+        """`name` (a graph output) = x."""
+        self._add(helper.make_node("Identity", [x], [name], name=self.fresh("Identity#node")))
+        return name
+
+    def _add(self, node: onnx.NodeProto) -> None:
         key, doc, meta = self._scope
         node.doc_string = doc
         for k, v in meta.items():
@@ -247,7 +263,6 @@ class _OnnxGraph:
             e.key, e.value = k, str(v)
         self.nodes.append(node)
         self.counts[key] = self.counts.get(key, 0) + 1
-        return name
 
     # -- opset-dependent helpers -------------------------------------------------
     def reduce_max_last(self, x: str) -> str:
@@ -746,7 +761,8 @@ DECODERS.update({ir.LIF: _decode_lif, ir.Projection: _decode_dense})
 # The walk
 # ---------------------------------------------------------------------------
 def _meta(node: ir.Op, role: str, where: Optional[str] = None, reason: Optional[str] = None) -> Dict[str, str]:
-    return {"s2l.ir_node": node.name, "s2l.ir_op": node.kind, "s2l.layer": "" if node.layer is None else str(node.layer),
+    layer = "" if node.layer is None else str(node.layer)
+    return {"s2l.ir_node": node.name, "s2l.ir_op": node.kind, "s2l.layer": layer,
             "s2l.placement": where or node.placement.where, "s2l.reason": reason or node.placement.reason,
             "s2l.role": role}
 
@@ -920,8 +936,9 @@ _FLOAT_DOC = ("One RNN step of the float SpikeGPT ({sem} semantics), as spike2lo
               "Feed token and state, get logits, spikes and the next state (spike2loihi.state lists it). "
               "Every node names its IR op and where the converter places it (chip or host, and why).")
 _CONVERTED_DOC = ("One RNN step of the converted SpikeGPT (Loihi 2 graded mapping): chip Dense and LIF in Lava's "
-                  "exact integer arithmetic (int64 tensors; Dense products in float64 of exact integers), host ops in "
-                  "float32 as spike2loihi.host_ops. Every node names its IR op and its placement (chip or host, and why).")
+                  "exact integer arithmetic (int64 tensors; Dense products in floating point on exact integers), "
+                  "host ops in float32 as spike2loihi.host_ops. Every node names its IR op and its placement "
+                  "(chip or host, and why).")
 
 
 def export_checkpoint(spec, semantics, opset: int = DEFAULT_OPSET, source: Optional[dict] = None,
@@ -1012,3 +1029,120 @@ def node_counts(proto: onnx.ModelProto) -> Dict[str, int]:
         key = key + (".in" if role == "encode" else ".out" if role == "decode" else "")
         out[key] = out.get(key, 0) + 1
     return out
+
+
+# ---------------------------------------------------------------------------
+# A picture of one block, read back from the file's node metadata
+# ---------------------------------------------------------------------------
+def block_groups(proto: onnx.ModelProto, layer: int):
+    """The ONNX nodes of block `layer` grouped by (IR node, role), and the data edges between groups.
+
+    Read from the nodes' metadata only, so this is the partition a Netron user sees.
+    Returns (groups: {key: {"ir_node", "op", "role", "placement", "onnx_nodes", "op_types"}},
+    edges: set of (src key, dst key)); producers outside the block appear as key "x".
+    """
+    groups, producer = {}, {}
+    for inp in proto.graph.input:          # a state input belongs to the op that carries the state
+        if "/" in inp.name:
+            producer[inp.name] = f"{inp.name.rsplit('/', 1)[0]}|op"
+    for n in proto.graph.node:
+        md = {p.key: p.value for p in n.metadata_props}
+        key = f"{md.get('s2l.ir_node', '')}|{md.get('s2l.role', '')}"
+        for out in n.output:
+            producer[out] = key
+        if md.get("s2l.layer") != str(layer) or md.get("s2l.role") == "state":
+            continue
+        gr = groups.setdefault(key, {"ir_node": md["s2l.ir_node"], "op": md["s2l.ir_op"], "role": md["s2l.role"],
+                                     "placement": md["s2l.placement"], "onnx_nodes": 0, "op_types": {}})
+        gr["onnx_nodes"] += 1
+        gr["op_types"][n.op_type] = gr["op_types"].get(n.op_type, 0) + 1
+    edges = set()
+    for n in proto.graph.node:
+        md = {p.key: p.value for p in n.metadata_props}
+        dst = f"{md.get('s2l.ir_node', '')}|{md.get('s2l.role', '')}"
+        if dst not in groups:
+            continue
+        for t in n.input:
+            src = producer.get(t)
+            if src is None or src == dst:
+                continue
+            edges.add((src if src in groups else "x", dst))
+    return groups, edges
+
+
+def draw_block(proto: onnx.ModelProto, layer: int, out, title: str = "") -> None:
+    """A PNG of block `layer`: one box per IR op (and per crossing), colored by placement,
+    with its ONNX node count; host->chip and chip->host edges drawn bold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    groups, edges = block_groups(proto, layer)
+    halves = [("time mix (att)", lambda k: ".att." in k or ".ln1" in k),
+              ("channel mix (ffn)", lambda k: ".ffn." in k or ".ln2" in k)]
+    colors = {ir.CHIP: "#f4a259", ir.HOST: "#9cc5e8", "x": "#d9d9d9"}
+    fig, axes = plt.subplots(2, 1, figsize=(20, 11.5))
+    for ax, (label, member) in zip(axes, halves):
+        keys = [k for k in groups if member(k)]
+        preds = {k: [s for s, d in edges if d == k] for k in keys}
+        depth = {}
+
+        def dep(k):
+            if k not in depth:
+                ps = [p for p in preds.get(k, []) if p in keys]
+                depth[k] = 1 + max((dep(p) for p in ps), default=0)
+            return depth[k]
+
+        for k in keys:
+            dep(k)
+        cols: Dict[int, List[str]] = {}
+        for k in sorted(keys, key=lambda k: list(groups).index(k)):
+            cols.setdefault(depth[k], []).append(k)
+        pos = {"x": (0.0, 0.0)}
+        for c in sorted(cols):       # rows ordered by where their inputs sit (fewer crossing lines)
+            ks = cols[c]
+            ys = {k: np.mean([pos[p][1] for p in preds[k] if p in pos] or [0.0]) for k in ks}
+            ks = sorted(ks, key=lambda k: -ys[k])
+            for r, k in enumerate(ks):
+                pos[k] = (float(c), (len(ks) - 1) / 2.0 - r)
+        W, H = 0.84, 0.62
+        for s, d in edges:
+            if d not in keys or (s not in keys and s != "x"):
+                continue
+            cross = s != "x" and groups[s]["placement"] != groups[d]["placement"]
+            (x0, y0), (x1, y1) = pos[s], pos[d]
+            ax.annotate("", xy=(x1 - W / 2, y1), xytext=(x0 + W / 2, y0),
+                        arrowprops=dict(arrowstyle="-|>", lw=2.4 if cross else 0.9,
+                                        color="#c0392b" if cross else "#555555", shrinkA=0, shrinkB=0))
+        ax.add_patch(FancyBboxPatch((-W / 2, -H / 2), W, H, boxstyle="round,pad=0.02", fc=colors["x"], ec="#444"))
+        ax.text(0, 0, "x\n(previous\nblock)", ha="center", va="center", fontsize=7.5)
+        for k in keys:
+            gr = groups[k]
+            x, y = pos[k]
+            short = gr["ir_node"].split(f"blocks.{layer}.", 1)[-1]
+            role = {"encode": "encode ->chip", "decode": "decode ->host"}.get(gr["role"], gr["op"])
+            ax.add_patch(FancyBboxPatch((x - W / 2, y - H / 2), W, H, boxstyle="round,pad=0.02",
+                                        fc=colors[gr["placement"]], ec="#333",
+                                        ls="--" if gr["role"] in ("encode", "decode") else "-"))
+            ax.text(x, y + 0.12, short, ha="center", va="center", fontsize=7.2, weight="bold")
+            ax.text(x, y - 0.13, f"{role}\n{gr['onnx_nodes']} ONNX nodes", ha="center", va="center", fontsize=6.6)
+        xs = [p[0] for p in pos.values()]
+        ys = [p[1] for p in pos.values()]
+        ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
+        ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+        ax.set_title(label, loc="left", fontsize=11)
+        ax.axis("off")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Patch(fc=colors[ir.CHIP], ec="#333", label="chip (Loihi 2: Dense, LIF): Lava's integers"),
+               Patch(fc=colors[ir.HOST], ec="#333", label="host (float32 as host_ops.py)"),
+               Patch(fc="white", ec="#333", ls="--", label="crossing (encode / decode), on the host"),
+               Line2D([0], [0], color="#c0392b", lw=2.4, label="host<->chip edge")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=9, frameon=False)
+    fig.suptitle(title or f"block {layer}", fontsize=12)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.96))
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

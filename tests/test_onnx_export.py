@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DEMO_CKPT, ROOT, spiking_state_dict
+from conftest import ROOT, spiking_state_dict
 from converters import onnx_export as OX
 from converters.spikegpt import spec_from_state_dict
 from spike2loihi import artifact, ir, quantize
@@ -197,7 +197,7 @@ def compare_converted_sync(model, tokens):
     chip = [n for n in order if n.placement.where == ir.CHIP]
     host = [n for n in order if n.placement.where == ir.HOST]
     f = dict(tokens=len(tokens), chip_node_steps=0, chip_same_input=0, chip_violations=[],
-             lif_neuron_steps=0, spike_flips=0, host_by_kind={})
+             chip_input_elements_differing=0, lif_neuron_steps=0, spike_flips=0, host_by_kind={})
 
     def same_value(key, o):
         v = trace[key]
@@ -224,6 +224,7 @@ def compare_converted_sync(model, tokens):
                                                                                    emu_next[n.name + "/v"])
                 f["lif_neuron_steps"] += n.dim
                 f["spike_flips"] += int((o[OX.PROBE_PREFIX + n.name] != trace[n.name].q).sum())
+            f["chip_input_elements_differing"] += int((o[OX.PROBE_PREFIX + key] != trace[key].q).sum())
             if same_value(key, o):
                 f["chip_same_input"] += 1
                 if not out_same:
@@ -428,6 +429,23 @@ def test_every_node_names_its_ir_op_and_placement(demo_spec, demo_model):
     assert counts["blocks.0.att.key"] >= 4 and counts["blocks.0.att.key.in"] >= 8
 
 
+def test_block_picture_reads_the_partition_back(demo_model):
+    import io
+
+    proto = OX.export_artifact(demo_model)
+    groups, edges = OX.block_groups(proto, 1)
+    ops = {g["ir_node"] for g in groups.values() if g["role"] == "op"}
+    assert ops == {n.name for n in demo_model.graph.nodes.values() if n.layer == 1}
+    chip = {g["ir_node"] for g in groups.values() if g["placement"] == ir.CHIP}
+    assert chip == {n.name for n in demo_model.graph.nodes.values() if n.layer == 1 and n.placement.where == ir.CHIP}
+    enc = {g["ir_node"] for g in groups.values() if g["role"] == "encode"}
+    assert len(enc) == 8 and enc <= chip            # 8 host->chip crossings per block
+    assert ("x", "blocks.1.ln1|op") in edges and ("blocks.1.att.shift|op", "blocks.1.att.mix_k|op") in edges
+    buf = io.BytesIO()
+    OX.draw_block(proto, 1, buf)
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_model_metadata_carries_identity(demo_model, tmp_path):
     path = tmp_path / "m.s2l"
     artifact.save(demo_model, path)
@@ -436,7 +454,8 @@ def test_model_metadata_carries_identity(demo_model, tmp_path):
     meta = OX.metadata(OX.export_artifact(model, artifact_info=info))
     q = model.manifest["quantization"]
     assert meta[OX.M_FORMAT] == OX.FORMAT and meta[OX.M_KIND] == OX.KIND_CONVERTED
-    assert meta[OX.M_ARTIFACT_SHA256] == info["sha256"] and meta[OX.M_ARTIFACT_FORMAT_VERSION] == str(artifact.FORMAT_VERSION)
+    assert meta[OX.M_ARTIFACT_SHA256] == info["sha256"]
+    assert meta[OX.M_ARTIFACT_FORMAT_VERSION] == str(artifact.FORMAT_VERSION)
     assert (meta[OX.M_WEIGHT_BITS], meta[OX.M_ACT_BITS], meta[OX.M_LIF_INPUT_BITS]) == \
         (str(q["weight_bits"]), str(q["act_bits"]), str(q["lif_input_bits"]))
     assert meta[OX.M_TOKENIZER_KIND] == "char" and json.loads(meta[OX.M_CONFIG])["vocab_size"] == 77
