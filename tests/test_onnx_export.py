@@ -80,8 +80,8 @@ def demo_text():
 
 @pytest.fixture(scope="module")
 def held(demo_spec, demo_text):
-    """The first 512 held-out characters as token ids."""
-    return demo_spec.tokenizer.encode(demo_text[1][:512])
+    """The first max(512, S2L_ONNX_TOKENS) held-out characters as token ids."""
+    return demo_spec.tokenizer.encode(demo_text[1][:max(512, N_TOKENS)])
 
 
 RANDOM = {
