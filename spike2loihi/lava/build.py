@@ -249,13 +249,14 @@ class HostRunner:
         self.maps["counters"][self.plan_index, C_ERROR] = 1
 
     def _finish_ports(self, pm) -> None:
-        """Every port once per step, also after an error: receive what is left, send zeros."""
-        for p in self.plan.in_ports:
-            if p.name not in self._received:
-                getattr(pm, p.name).recv()
+        """Every port once per step, also after an error: send zeros where nothing was sent (first:
+        a LIF waits for its gate before it sends the spikes we receive), then receive what is left."""
         for p in self.plan.out_ports:
             if p.name not in self._sent:
                 getattr(pm, p.name).send(np.zeros(p.width, dtype=np.float32 if p.dtype == "float" else np.int32))
+        for p in self.plan.in_ports:
+            if p.name not in self._received:
+                getattr(pm, p.name).recv()
 
     def _send(self, pm, port: PortSpec, data) -> None:
         getattr(pm, port.name).send(data)

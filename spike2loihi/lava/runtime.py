@@ -46,14 +46,21 @@ class LavaResult:
 
 
 def _descendants(root: int) -> List[int]:
-    """PIDs of every live descendant of `root`, from /proc."""
+    """PIDs of every live descendant of `root` (not zombies, not Python's multiprocessing
+    resource tracker, a helper that lives as long as this process), from /proc."""
     children = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                fields = f.read().rsplit(")", 1)[1].split()
+            state, ppid = fields[0], int(fields[1])
+            if state == "Z":
+                continue
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                if b"multiprocessing.resource_tracker" in f.read():
+                    continue
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(ppid, []).append(int(d))
@@ -67,14 +74,17 @@ def _descendants(root: int) -> List[int]:
 
 def kill_descendants(before: Optional[set] = None) -> int:
     """SIGKILL the descendants of this process not in `before`; returns how many."""
-    n = 0
+    killed = []
     for pid in _descendants(os.getpid()):
         if before is not None and pid in before:
             continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-            n += 1
-    return n
+            killed.append(pid)
+    for pid in killed:   # reap our own children, so that no zombie stays either
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, 0)
+    return len(killed)
 
 
 @contextlib.contextmanager
@@ -133,14 +143,21 @@ def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0,
         timings = {}
         shown = 0
         reported = {"prefill": -1 if T else T, "generate": 0}
+        # The runtime forks its processes with SIGINT ignored (Ctrl-C reaches only us) and the
+        # default SIGTERM; afterwards SIGTERM here becomes KeyboardInterrupt, so `finally` stops them.
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        old_term = signal.signal(signal.SIGTERM, signal.SIG_DFL) if _main_thread() else None
+        try:
+            anchor.create_runtime(run_cfg=cfg_run)
+        except BaseException:
+            _stop(anchor, before)
+            raise
+        finally:
+            if old_int is not None:
+                signal.signal(signal.SIGINT, old_int)
+                signal.signal(signal.SIGTERM, old_term)
         with _sigterm_as_interrupt():
-            old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
             try:
-                try:
-                    anchor.create_runtime(run_cfg=cfg_run)
-                finally:
-                    if old_int is not None:
-                        signal.signal(signal.SIGINT, old_int)
                 timings["compile_s"] = time.perf_counter() - t0
                 t1 = time.perf_counter()
                 done = 0
