@@ -21,10 +21,16 @@ $(STAMP): requirements.lock setup.cfg pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . && \
 	touch $(STAMP)
 
+DEMO_MODEL := build/spikegpt-demo.s2l
+
 demo: $(STAMP)
 	$(VENV)/bin/spike2loihi inspect $(DEMO_CKPT)
 	$(VENV)/bin/spike2loihi run $(DEMO_CKPT) --backend torch --prompt "The for statement" \
 		--max-new-tokens 300 --temperature 0.8 --top-p 0.9 --seed 0
+	$(VENV)/bin/spike2loihi convert $(DEMO_CKPT) -o $(DEMO_MODEL) --calib examples/demo/calib.txt \
+		--report build/conversion-report.json --plot build/conversion-report.png
+	$(VENV)/bin/spike2loihi run $(DEMO_MODEL) --backend lava-sim --prompt "The for statement" \
+		--max-new-tokens 80 --temperature 0.8 --top-p 0.9 --seed 0 --compare-emulator
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

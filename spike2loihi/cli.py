@@ -252,6 +252,33 @@ def _encode_file(tok, text: str, option: str, path) -> list:
     return ids
 
 
+def _compare_with_emulator(model, ids, res, max_new_tokens, greedy, temperature, top_p, seed) -> dict:
+    """Run the same request on the emulator; every prompt logit and spike and every generated token must agree."""
+    import numpy as np
+
+    from spike2loihi import generate
+    from spike2loihi.backends.emulator import EmulatorBackend
+
+    emu = generate.run(EmulatorBackend(model.model), ids, max_new_tokens=max_new_tokens, greedy=greedy,
+                       temperature=temperature, top_p=top_p, seed=seed, keep_logits=True, keep_spikes=True)
+    same_logits = bool(np.array_equal(emu.prompt_logits, res.prompt_logits))
+    same_spikes = bool(np.array_equal(emu.att_spikes, res.att_spikes) and np.array_equal(emu.ffn_spikes, res.ffn_spikes))
+    same_tokens = emu.generated_tokens == res.generated_tokens
+    n = len(res.generated_tokens)
+    out = {"prompt_logits_identical": same_logits, "prompt_spikes_identical": same_spikes,
+           "generated_tokens_identical": same_tokens, "generated_tokens": n,
+           "emulator_tokens_per_s": round(n / emu.generate_s, 2) if n and emu.generate_s > 0 else None}
+    if not (same_logits and same_spikes and same_tokens):
+        first = next((i for i, (a, b) in enumerate(zip(emu.generated_tokens, res.generated_tokens)) if a != b), None)
+        raise Spike2LoihiError(f"lava-sim and the emulator differ: prompt logits {'equal' if same_logits else 'DIFFER'}, "
+                               f"prompt spikes {'equal' if same_spikes else 'DIFFER'}, generated tokens "
+                               + ("equal" if same_tokens else f"DIFFER from token {first}"))
+    out["summary"] = (f"identical prompt logits ({len(ids)} x {res.prompt_logits.shape[1]}), identical spikes in "
+                      f"every population, identical generated tokens ({n}/{n}); the emulator generated "
+                      f"{out['emulator_tokens_per_s']} tokens/s")
+    return out
+
+
 def _explicit(ctx, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
 
@@ -288,10 +315,14 @@ def _explicit(ctx, name: str) -> bool:
               help="Write uint8 att_spikes/ffn_spikes [T, n_layer, n_embd] of the prompt to this .npz file.")
 @click.option("--threads", type=cliutil.Int(min=1),
               help="torch CPU threads (default: torch's choice; more than the cores is capped, with a warning).")
+@click.option("--compare-emulator", is_flag=True,
+              help="With --backend lava-sim: run the same request on the emulator too and check that the prompt's "
+                   "logits and spikes and the generated tokens are identical (a difference is an error).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming text.")
 @click.pass_context
 def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_file, max_new_tokens, greedy,
-        temperature, top_p, seed, semantics, tokenizer_path, dump_logits, dump_spikes, threads, as_json):
+        temperature, top_p, seed, semantics, tokenizer_path, dump_logits, dump_spikes, threads, compare_emulator,
+        as_json):
     """Run a checkpoint or a converted .s2l model on a prompt: teacher-forced prefill, then generation.
 
     Outputs (--dump-logits, --dump-spikes) are checked before any work and written
@@ -374,8 +405,9 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
     try:
         runner = model.generate if hasattr(model, "generate") else functools.partial(generate.run, model)
         res = runner(ids, max_new_tokens=max_new_tokens, greedy=greedy, temperature=temperature,
-                     top_p=top_p, seed=seed, keep_logits="--dump-logits" in paths,
-                     keep_spikes="--dump-spikes" in paths, on_token=streamer, on_progress=on_progress)
+                     top_p=top_p, seed=seed, keep_logits="--dump-logits" in paths or compare_emulator,
+                     keep_spikes="--dump-spikes" in paths or compare_emulator, on_token=streamer,
+                     on_progress=on_progress)
     except BaseException as exc:
         prefill_bar.close(ok=False)
         if gen_bar is not None:
@@ -397,6 +429,9 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
         gen_bar.close()
     if streamer.line_open:
         click.echo("")
+
+    comparison = _compare_with_emulator(model, ids, res, max_new_tokens, greedy, temperature, top_p, seed) \
+        if compare_emulator else None
 
     # 4. Outputs, all or nothing, before anything reports success.
     if paths:
@@ -428,6 +463,8 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
         summary["lava_sim"] = {"processes": last.processes, "steps": last.steps,
                                "token_period_steps": schedule(model.model.graph).token_period,
                                **{k: round(v, 3) for k, v in last.timings.items()}}
+    if comparison is not None:
+        summary["compare_emulator"] = comparison
     if tok is not None:
         summary["prompt"] = tok.decode(res.prompt_tokens)
         summary["text"] = tok.decode(res.generated_tokens)
@@ -439,6 +476,14 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
         rate = f"{summary['tokens_per_s']} tokens/s" if summary["tokens_per_s"] else "no tokens generated"
         click.echo(f"[{len(ids)} prompt + {n_gen} generated tokens, {rate}, "
                    f"spike rates att [{att}] ffn [{ffn}]]", err=True)
+        if "lava_sim" in summary:
+            ls = summary["lava_sim"]
+            click.echo(f"[lava-sim: {ls['processes']} Lava processes, {ls['steps']} time steps "
+                       f"({ls['steps_per_s']:.1f} steps/s), prefill 1 token per step, "
+                       f"{ls['token_period_steps']} steps per generated token, compile {ls['compile_s']:.1f} s]",
+                       err=True)
+        if comparison is not None:
+            click.echo(f"[agreement with the emulator: {comparison['summary']}]", err=True)
 
 
 DEFAULT_CALIB_LEN = 512
