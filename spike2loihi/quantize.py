@@ -153,28 +153,38 @@ def calibrate(spec: ModelSpec, sem: Semantics, tokens: List[int], info: dict,
 # ---------------------------------------------------------------------------
 # Chip nodes
 # ---------------------------------------------------------------------------
-def _host_bound(name: str, W: np.ndarray, opts: QuantOptions, tensors: dict) -> tuple:
-    rq = quantize_rows(W, opts.weight_bits)
-    lw = rq.lava_weights()
+def _host_bound_group(members: List[tuple], opts: QuantOptions, tensors: dict) -> Dict[str, tuple]:
+    """Host-bound Dense layers that run side by side (same block, same time step): each keeps its
+    per-row steps and its own per-token input scale, but they share the input bits and the output
+    shift, so the Lava graph can run them as one block-diagonal Sparse process. Returns
+    name -> (quant, record)."""
+    rows = {name: quantize_rows(W, opts.weight_bits) for name, W in members}
     bits = opts.act_bits
-    while bits > 2 and worst_accumulation(lw, host_ops.qmax(bits)) > INT32_MAX:
-        bits -= 1   # the int32 accumulator could wrap: fewer input bits
-    worst = worst_accumulation(lw, host_ops.qmax(bits))
-    if worst > INT32_MAX:
-        raise QuantizationError(f"{name}: even 2-bit inputs can overflow Lava's int32 accumulator")
-    d = payload_shift(worst, MAX_MESSAGE_BITS)
-    k = rq.truncate_bits
-    tensors[f"{name}.mantissa"] = rq.mantissa.astype(np.int8)
-    tensors[f"{name}.row_scale"] = (rq.step * 2.0 ** (d - k)).astype(np.float32)
-    quant = {"mantissa": f"{name}.mantissa", "truncate_bits": k, "weight_exp": -d,
-             "num_weight_bits": opts.weight_bits, "sign_mode": SignMode.MIXED.name,
-             "input": {"encoding": "dynamic", "bits": bits}, "row_scale": f"{name}.row_scale",
-             "output_bits": MAX_MESSAGE_BITS}
-    rec = dict(weight_bits=opts.weight_bits, weight_exp=-d, weight_sqnr_db=rq.sqnr_db, weight_clipped_pct=0.0,
-               act_encoding="dynamic", act_bits=bits, acc_worst_bits=math.log2(max(worst, 1)),
-               acc_headroom_bits=31 - math.log2(max(worst, 1)), out_shift=d,
-               out_limit_bits=math.log2((1 << (MAX_MESSAGE_BITS - 1)) - 1))
-    return quant, rec
+    while bits > 2 and any(worst_accumulation(rq.lava_weights(), host_ops.qmax(bits)) > INT32_MAX
+                           for rq in rows.values()):
+        bits -= 1   # an int32 accumulator could wrap: fewer input bits
+    worst = {name: worst_accumulation(rq.lava_weights(), host_ops.qmax(bits)) for name, rq in rows.items()}
+    over = [name for name, w in worst.items() if w > INT32_MAX]
+    if over:
+        raise QuantizationError(f"{over[0]}: even 2-bit inputs can overflow Lava's int32 accumulator")
+    d = max(payload_shift(w, MAX_MESSAGE_BITS) for w in worst.values())
+    group = "+".join(name for name, _ in members) if len(members) > 1 else None
+    out = {}
+    for name, rq in rows.items():
+        k = rq.truncate_bits
+        tensors[f"{name}.mantissa"] = rq.mantissa.astype(np.int8)
+        tensors[f"{name}.row_scale"] = (rq.step * 2.0 ** (d - k)).astype(np.float32)
+        quant = {"mantissa": f"{name}.mantissa", "truncate_bits": k, "weight_exp": -d,
+                 "num_weight_bits": opts.weight_bits, "sign_mode": SignMode.MIXED.name,
+                 "input": {"encoding": "dynamic", "bits": bits}, "row_scale": f"{name}.row_scale",
+                 "output_bits": MAX_MESSAGE_BITS, "group": group}
+        w = worst[name]
+        rec = dict(weight_bits=opts.weight_bits, weight_exp=-d, weight_sqnr_db=rq.sqnr_db, weight_clipped_pct=0.0,
+                   act_encoding="dynamic", act_bits=bits, acc_worst_bits=math.log2(max(w, 1)),
+                   acc_headroom_bits=31 - math.log2(max(w, 1)), out_shift=d,
+                   out_limit_bits=math.log2((1 << (MAX_MESSAGE_BITS - 1)) - 1))
+        out[name] = (quant, rec)
+    return out
 
 
 def _lif_bound(name: str, W: np.ndarray, ymax: float, opts: QuantOptions, tensors: dict) -> tuple:
@@ -270,24 +280,32 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
     nodes: Dict[str, dict] = {}
     recs: Dict[str, dict] = {}
     chip = [n for n in graph.nodes.values() if n.placement.where == ir.CHIP]
+    offsets = schedule(graph).offsets
+    groups: Dict[tuple, List[ir.Op]] = {}
     for idx, node in enumerate(chip):
         if isinstance(node, ir.Projection):
-            W = floats[node.name].double().numpy()
-            base = dict(node=node.name, layer=node.layer, op=node.kind, shape=f"{W.shape[0]}x{W.shape[1]}")
             consumers = [graph.nodes[e.dst] for e in graph.consumers(node.name)]
             if any(isinstance(c, ir.LIF) for c in consumers):
+                W = floats[node.name].double().numpy()
                 ymax = calib.maxima["att.output.in"][node.layer]
                 q, rec, lif_q = _lif_bound(node.name, W, ymax, opts, tensors)
                 lif_name = next(c.name for c in consumers if isinstance(c, ir.LIF))
                 nodes[lif_name] = lif_q
-            else:
-                q, rec = _host_bound(node.name, W, opts, tensors)
-            nodes[node.name] = q
-            recs[node.name] = {**base, **rec}
+                nodes[node.name] = q
+                recs[node.name] = dict(node=node.name, layer=node.layer, op=node.kind,
+                                       shape=f"{W.shape[0]}x{W.shape[1]}", **rec)
+            else:   # side by side: same block, same time step
+                groups.setdefault((node.layer, offsets[node.name]), []).append(node)
         elif isinstance(node, ir.LIF) and node.population == "ffn":
             nodes[node.name] = _ffn_lif(calib.maxima["ffn.lif.in"][node.layer], opts)
         if progress:
             progress("quantize", idx + 1, len(chip))
+    for members in groups.values():
+        done = _host_bound_group([(n.name, floats[n.name].double().numpy()) for n in members], opts, tensors)
+        for n in members:
+            q, rec = done[n.name]
+            nodes[n.name] = q
+            recs[n.name] = dict(node=n.name, layer=n.layer, op=n.kind, shape=f"{n.dim}x{n.n_in}", **rec)
     for node in graph.of_type(ir.LIF):
         qn = nodes[node.name]
         check_ranges({"du": qn["du"], "dv": qn["dv"], "vth": qn["vth"]}, prefix=node.name + ".")
@@ -295,6 +313,7 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
         recs[node.name] = dict(node=node.name, layer=node.layer, op="lif", shape=str(node.dim),
                                vth=qn["vth"], v_scale=qn["v_scale"],
                                act_encoding=enc["encoding"] if enc else None, act_bits=enc["bits"] if enc else None)
+    recs = {n.name: recs[n.name] for n in chip}   # graph order
     if spec.tokenizer is not None:
         tensors[TOKENIZER_TENSOR] = np.frombuffer(_tokenizer_bytes(spec.tokenizer), dtype=np.uint8).copy()
     manifest = {

@@ -55,7 +55,8 @@ class PortSpec:
     width: int
     dtype: str          # "int" (payloads, spikes, gates) or "float" (host values + valid flag)
     kind: str           # "to_chip", "gate", "from_chip", "host_out", "host_in"
-    node: str           # the IR node the port carries (chip node, or host source node)
+    node: str           # the chip process (a chip node, or a group of side-by-side Dense), or host source node
+    members: Tuple[Tuple[str, int, int], ...] = ()   # chip ports: (IR chip node, start, stop) in the vector
 
 
 @dataclass(frozen=True)
@@ -82,32 +83,56 @@ def encoder_of(graph: ir.Graph, chip: str) -> str:
     return src
 
 
-def host_plans(graph: ir.Graph) -> List[HostPlan]:
+def chip_groups(model: ConvertedModel) -> Dict[str, List[str]]:
+    """Chip process name -> its IR chip nodes: Dense layers the conversion grouped (same block,
+    same step, shared weight_exp and input bits) become one block-diagonal Sparse process."""
+    out: Dict[str, List[str]] = collections.OrderedDict()
+    for n in model.graph.nodes.values():
+        if n.placement.where == ir.CHIP:
+            out.setdefault(model.nodes[n.name].get("group") or n.name, []).append(n.name)
+    return out
+
+
+def host_plans(graph: ir.Graph, groups: Optional[Dict[str, List[str]]] = None) -> List[HostPlan]:
     nodes = graph.nodes
-    groups: Dict[str, List[str]] = collections.OrderedDict()
-    groups[IO_PLAN] = []
+    if groups is None:
+        groups = {n.name: [n.name] for n in nodes.values() if n.placement.where == ir.CHIP}
+    plans: Dict[str, List[str]] = collections.OrderedDict()
+    plans[IO_PLAN] = []
     for n in nodes.values():
         if n.placement.where == ir.HOST:
-            groups.setdefault(_plan_of(n), []).append(n.name)
-    owner = {name: g for g, names in groups.items() for name in names}
-    ins: Dict[str, Dict[str, PortSpec]] = {g: {} for g in groups}
-    outs: Dict[str, Dict[str, PortSpec]] = {g: {} for g in groups}
-    for n in nodes.values():
-        if n.placement.where != ir.CHIP:
-            continue
-        enc = owner[encoder_of(graph, n.name)]
-        src = next(iter(graph.inputs(n.name).values()))
+            plans.setdefault(_plan_of(n), []).append(n.name)
+    owner = {name: g for g, names in plans.items() for name in names}
+    ins: Dict[str, Dict[str, PortSpec]] = {g: {} for g in plans}
+    outs: Dict[str, Dict[str, PortSpec]] = {g: {} for g in plans}
+
+    def slices(members, width_of):
+        out, start = [], 0
+        for m in members:
+            out.append((m, start, start + width_of(m)))
+            start += width_of(m)
+        return tuple(out), start
+
+    for proc, members in groups.items():
+        enc = {owner[encoder_of(graph, m)] for m in members}
+        if len(enc) != 1:
+            raise ValueError(f"{proc}: its members are encoded in different host blocks")
+        enc = enc.pop()
+        first = nodes[members[0]]
+        src = next(iter(graph.inputs(first.name).values()))
         if nodes[src].placement.where == ir.HOST:
-            outs[enc][f"to_{_safe(n.name)}"] = PortSpec(f"to_{_safe(n.name)}", nodes[src].dim, "int", "to_chip",
-                                                       n.name)
-        if isinstance(n, ir.LIF):
-            outs[enc][f"gate_{_safe(n.name)}"] = PortSpec(f"gate_{_safe(n.name)}", 1, "int", "gate", n.name)
-        for e in graph.consumers(n.name):
-            if nodes[e.dst].placement.where == ir.HOST:
-                g = owner[e.dst]
-                if g != enc:
-                    raise ValueError(f"{n.name}: its encoder and its consumer {e.dst} are in different host blocks")
-                ins[g][f"from_{_safe(n.name)}"] = PortSpec(f"from_{_safe(n.name)}", n.dim, "int", "from_chip", n.name)
+            mem, width = slices(members, lambda m: nodes[next(iter(graph.inputs(m).values()))].dim)
+            outs[enc][f"to_{_safe(proc)}"] = PortSpec(f"to_{_safe(proc)}", width, "int", "to_chip", proc, mem)
+        if isinstance(first, ir.LIF):
+            outs[enc][f"gate_{_safe(proc)}"] = PortSpec(f"gate_{_safe(proc)}", 1, "int", "gate", proc,
+                                                      ((first.name, 0, 1),))
+        consumers = {owner[e.dst] for m in members for e in graph.consumers(m)
+                     if nodes[e.dst].placement.where == ir.HOST}
+        for g in consumers:
+            if g != enc:
+                raise ValueError(f"{proc}: its encoder and its consumers are in different host blocks")
+            mem, width = slices(members, lambda m: nodes[m].dim)
+            ins[g][f"from_{_safe(proc)}"] = PortSpec(f"from_{_safe(proc)}", width, "int", "from_chip", proc, mem)
     for e in graph.edges:
         s, d = nodes[e.src], nodes[e.dst]
         if s.placement.where == ir.HOST and d.placement.where == ir.HOST and owner[e.src] != owner[e.dst]:
@@ -115,7 +140,7 @@ def host_plans(graph: ir.Graph) -> List[HostPlan]:
             outs[owner[e.src]][p] = PortSpec(p, s.dim + 1, "float", "host_out", e.src)
             ins[owner[e.dst]][p] = PortSpec(p, s.dim + 1, "float", "host_in", e.src)
     return [HostPlan(g, tuple(names), tuple(ins[g].values()), tuple(outs[g].values()))
-            for g, names in groups.items()]
+            for g, names in plans.items()]
 
 
 # ---------------------------------------------------------------------------
@@ -191,22 +216,25 @@ class HostRunner:
         self.args = run_args
         self.records = Records.open(records)
         self.maps = self.records.maps("r+")
-        self.plan_index = [p.name for p in host_plans(self.graph)].index(plan.name)
+        self.plan_index = [p.name for p in host_plans(self.graph, chip_groups(model))].index(plan.name)
         self.nodes = [self.graph.nodes[n] for n in plan.nodes]
         self.inputs = {n.name: self.graph.inputs(n.name) for n in self.nodes}
         self.state = {n.name: s for n in self.nodes
                       for s in [self._init_state(n)] if s is not None}
-        self.out_edges = collections.defaultdict(list)   # host node -> [port spec] it feeds
+        self.out_edges = collections.defaultdict(list)   # host node -> [(port, chip node, start, stop)]
         for p in plan.out_ports:
             if p.kind == "host_out":
-                src = p.node
+                self.out_edges[p.node].append((p, None, 0, p.width))
             elif p.kind == "to_chip":
-                src = next(iter(self.graph.inputs(p.node).values()))
+                for m, lo, hi in p.members:
+                    self.out_edges[next(iter(self.graph.inputs(m).values()))].append((p, m, lo, hi))
             else:   # gate: sent by the LIF's encoder
-                src = encoder_of(self.graph, p.node)
-            self.out_edges[src].append(p)
+                m = p.members[0][0]
+                self.out_edges[encoder_of(self.graph, m)].append((p, m, 0, 1))
         self.gate_sent: Dict[str, bool] = {}
-        self.in_by_node = {p.node: p for p in plan.in_ports}
+        self.in_by_node = {m: p for p in plan.in_ports for m in ([p.node] if p.kind == "host_in"
+                                                                  else [m for m, _, _ in p.members])}
+        self._pending: Dict[str, np.ndarray] = {}        # grouped payloads being filled this step
         depth = max(self.sched.token_period + 2, 8)
         self.hist = collections.defaultdict(lambda: collections.deque(maxlen=depth))   # node -> (value, valid)
         self.side = collections.defaultdict(lambda: collections.deque(maxlen=depth))   # chip -> (scale, valid)
@@ -229,7 +257,8 @@ class HostRunner:
 
     # -- the step -----------------------------------------------------------
     def step(self, s: int, pm) -> None:
-        self._received, self._sent = set(), set()
+        self._received, self._sent, self._ran = set(), set(), set()
+        self._pending = {}
         try:
             if not self.failed:
                 self._step(s, pm)
@@ -269,8 +298,8 @@ class HostRunner:
     def _step(self, s: int, pm) -> None:
         # gates that depend on earlier steps go first (the LIF waits for its gate)
         for p in self.plan.out_ports:
-            if p.kind == "gate" and self._gate_delay(p.node) > 0:
-                self._send_gate(pm, p, self._delayed_gate(p.node))
+            if p.kind == "gate" and self._gate_delay(p.members[0][0]) > 0:
+                self._send_gate(pm, p, self._delayed_gate(p.members[0][0]))
         for n in self.nodes:
             ins, valid = {}, None
             for port, src in self.inputs[n.name].items():
@@ -289,6 +318,7 @@ class HostRunner:
             else:
                 out = np.zeros((1, n.dim), dtype=np.float32)
             self.hist[n.name].append((out, bool(valid)))
+            self._ran.add(n.name)
             self._emit(pm, n, out, bool(valid))
 
     # -- data movement ------------------------------------------------------
@@ -310,21 +340,22 @@ class HostRunner:
         if p is None:
             return  # a local node that has not produced yet (cannot happen in IR order)
         data = self._recv(pm, p)
-        node = self.graph.nodes[src]
         if p.kind == "host_in":
             self.hist[src].append((np.asarray(data[:-1], dtype=np.float32)[None, :], bool(data[-1] > 0.5)))
             return
-        # from a chip node: decode with the side information of its encoder
-        if isinstance(node, ir.LIF):
-            valid = self.gate_sent[src]          # the gate this LIF got this step
-            value = self.ex.decode_output(self.params, node, self.ex.Payload(np.asarray(data, np.int64)[None, :]))
-            if valid:
-                self._record_spikes(src, np.asarray(data))
-        else:   # a Dense: its payload was encoded one step ago (the encoder already ran this step)
-            scale, valid = self._side_for(src, 1)
-            value = self.ex.decode_output(self.params, node,
-                                          self.ex.Payload(np.asarray(data, np.int64)[None, :], scale))
-        self.hist[src].append((value if valid else np.zeros_like(value), valid))
+        # from a chip process: split it into its nodes, decode each with its encoder's side information
+        for m, lo, hi in p.members:
+            mnode = self.graph.nodes[m]
+            part = np.asarray(data[lo:hi], np.int64)[None, :]
+            if isinstance(mnode, ir.LIF):
+                valid = self.gate_sent[m]          # the gate this LIF got this step
+                value = self.ex.decode_output(self.params, mnode, self.ex.Payload(part))
+                if valid:
+                    self._record_spikes(m, part[0])
+            else:   # a Dense: its payload was encoded one step ago (the encoder already ran this step)
+                scale, valid = self._side_for(m, 1)
+                value = self.ex.decode_output(self.params, mnode, self.ex.Payload(part, scale))
+            self.hist[m].append((value if valid else np.zeros_like(value), valid))
 
     def _side_for(self, chip: str, back: int):
         """(token scale, valid) the encoder recorded for `chip` `back` entries ago."""
@@ -337,7 +368,7 @@ class HostRunner:
         return self.off[lif] - self.off[encoder_of(self.graph, lif)]
 
     def _send_gate(self, pm, p: PortSpec, valid: bool) -> None:
-        self.gate_sent[p.node] = bool(valid)
+        self.gate_sent[p.members[0][0]] = bool(valid)
         self._send(pm, p, np.array([int(valid)], dtype=np.int32))
 
     def _delayed_gate(self, lif: str) -> bool:
@@ -349,19 +380,22 @@ class HostRunner:
         return self._side_for(first, self._gate_delay(lif) - 1)[1]
 
     def _emit(self, pm, n: ir.Op, out: np.ndarray, valid: bool) -> None:
-        for p in self.out_edges.get(n.name, ()):
+        for p, chip, lo, hi in self.out_edges.get(n.name, ()):
             if p.kind == "host_out":
                 self._send(pm, p, np.concatenate([out[0], [1.0 if valid else 0.0]]).astype(np.float32))
             elif p.kind == "to_chip":
-                chip = self.graph.nodes[p.node]
                 if valid:
-                    pay = self.ex.encode_input(self.params, chip, out)
+                    pay = self.ex.encode_input(self.params, self.graph.nodes[chip], out)
                     q, scale = pay.q[0], pay.scale
                 else:
-                    q, scale = np.zeros(p.width, np.int64), np.zeros((1, 1), np.float32)
-                self.side[p.node].append((scale, valid))
-                self._send(pm, p, q.astype(np.int32))
-            elif p.kind == "gate" and self._gate_delay(p.node) == 0:
+                    q, scale = np.zeros(hi - lo, np.int64), np.zeros((1, 1), np.float32)
+                self.side[chip].append((scale, valid))
+                buf = self._pending.setdefault(p.name, np.zeros(p.width, np.int32))
+                buf[lo:hi] = q
+                if all(self.graph.nodes[next(iter(self.graph.inputs(m).values()))].name in self._ran
+                       for m, _, _ in p.members):   # every member's encoder has run this step
+                    self._send(pm, p, buf)
+            elif p.kind == "gate" and self._gate_delay(chip) == 0:
                 self._send_gate(pm, p, valid)
 
     # -- tokens in, logits and spikes out -----------------------------------
@@ -422,14 +456,17 @@ class LavaGraph:
 
 def build(model: ConvertedModel, records: Records, run_args: dict) -> LavaGraph:
     """The Lava processes and connections of a converted model (nothing runs yet)."""
+    import scipy.sparse
     from lava.proc.dense.process import Dense
+    from lava.proc.sparse.process import Sparse
     from lava.utils.weightutils import SignMode as LavaSignMode
 
     from spike2loihi.lava.processes import PyTokenLifModel, TokenLIF, host_block_classes
 
     g = model.graph
     sched = schedule(g)
-    plans = host_plans(g)
+    groups = chip_groups(model)
+    plans = host_plans(g, groups)
     procs: Dict[str, object] = {}
     model_map: Dict[object, type] = {}
     for plan in plans:
@@ -437,29 +474,32 @@ def build(model: ConvertedModel, records: Records, run_args: dict) -> LavaGraph:
         p = proc_cls(plan=plan, model=model, records=str(records.folder), run_args=run_args)
         procs[plan.name] = p
         model_map[p] = model_cls
-    for n in g.nodes.values():
-        if n.placement.where != ir.CHIP:
-            continue
+    for proc, members in groups.items():
+        n = g.nodes[members[0]]
         qn = model.nodes[n.name]
         if isinstance(n, ir.Projection):
-            w = (model.tensors[qn["mantissa"]].astype(np.int64) << int(qn["truncate_bits"])).astype(np.int32)
-            procs[n.name] = Dense(weights=w, weight_exp=int(qn["weight_exp"]),
-                                  num_weight_bits=int(qn["num_weight_bits"]),
-                                  sign_mode=LavaSignMode[qn["sign_mode"]],
-                                  num_message_bits=int(qn["input"]["bits"]), name=n.name)
+            ws = [(model.tensors[model.nodes[m]["mantissa"]].astype(np.int64)
+                   << int(model.nodes[m]["truncate_bits"])).astype(np.int32) for m in members]
+            kw = dict(weight_exp=int(qn["weight_exp"]), num_weight_bits=int(qn["num_weight_bits"]),
+                      sign_mode=LavaSignMode[qn["sign_mode"]], num_message_bits=int(qn["input"]["bits"]),
+                      name=proc)
+            if len(ws) == 1:
+                procs[proc] = Dense(weights=ws[0], **kw)
+            else:   # side by side: one block-diagonal Sparse (same weight_exp and input bits by conversion)
+                procs[proc] = Sparse(weights=scipy.sparse.block_diag(ws, format="csr", dtype=np.int32), **kw)
         elif isinstance(n, ir.LIF):
             lif = TokenLIF(shape=(n.dim,), du=int(qn["du"]), dv=int(qn["dv"]), vth=int(qn["vth"]),
                            bias_mant=int(qn["bias_mant"]), bias_exp=int(qn["bias_exp"]), name=n.name)
-            procs[n.name] = lif
+            procs[proc] = lif
             model_map[lif] = PyTokenLifModel
-    owner = {name: plan.name for plan in plans for name in plan.nodes}
     for plan in plans:
         hp = procs[plan.name]
         for port in plan.out_ports:
             out = getattr(hp, port.name)
+            first = g.nodes[port.members[0][0]] if port.members else None
             if port.kind == "to_chip":
                 chip = procs[port.node]
-                out.connect(chip.s_in if isinstance(g.nodes[port.node], ir.Projection) else chip.a_in)
+                out.connect(chip.s_in if isinstance(first, ir.Projection) else chip.a_in)
             elif port.kind == "gate":
                 out.connect(procs[port.node].gate)
             elif port.kind == "host_out":
@@ -469,10 +509,9 @@ def build(model: ConvertedModel, records: Records, run_args: dict) -> LavaGraph:
         for port in plan.in_ports:
             if port.kind == "from_chip":
                 chip = procs[port.node]
-                (chip.a_out if isinstance(g.nodes[port.node], ir.Projection) else chip.s_out).connect(
-                    getattr(hp, port.name))
+                first = g.nodes[port.members[0][0]]
+                (chip.a_out if isinstance(first, ir.Projection) else chip.s_out).connect(getattr(hp, port.name))
     for e in g.edges:   # chip -> chip (Wo -> LIF)
         if g.nodes[e.src].placement.where == ir.CHIP and g.nodes[e.dst].placement.where == ir.CHIP:
             procs[e.src].a_out.connect(procs[e.dst].a_in)
-    del owner
     return LavaGraph(sched, plans, procs, model_map, records)
