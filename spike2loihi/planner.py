@@ -18,6 +18,10 @@ Mapping rules (the assumptions are repeated in every plan, `Plan.assumptions`):
     neurons): n_out neurons + n_out x n_in synapses.
   - The ffn LIF gets its graded input from the host through one identity
     synapse per neuron (one-to-one).
+  - Host-bound Dense layers that the converter groups side by side (same block,
+    same time step: key/value/receptance, ffn key/receptance; `group` in the
+    artifact) run as one block-diagonal Sparse process in the Lava graph: one
+    group whose cores may receive every member's input.
 * A group is split across cores by output rows (neurons); every core of a group
   receives the group's whole input (fan-in = n_in axons per core).
 * Two bounds for the synapses a core holds, both reported:
@@ -60,6 +64,8 @@ ASSUMPTIONS = (
     "a Dense whose consumers are host ops has one graded readout neuron per output (to leave the chip "
     "through the embedded-IO adapters)",
     "the ffn LIF receives its host input through one identity synapse per neuron",
+    "side-by-side host-bound Dense layers (the artifact's `group`) form one block-diagonal Sparse process: one "
+    "group, whose fan-in is the sum of its members' inputs",
     "groups do not share cores",
     "ceiling: the whole core memory holds weights at num_weight_bits each, up to neurons_per_core_max "
     "neurons per core; realistic: SynMem budget / units per synapse (scaled by weight_bits / 8), up to "
@@ -86,6 +92,7 @@ class ChipNode:
     du: Optional[int] = None
     dv: Optional[int] = None
     vth: Optional[int] = None
+    group: Optional[str] = None  # side-by-side Dense layers run as one block-diagonal Sparse process
 
 
 @dataclass(frozen=True)
@@ -239,7 +246,8 @@ def chip_nodes(graph: ir.Graph, quant: Dict[str, dict]) -> List[ChipNode]:
         if isinstance(n, ir.Projection):
             out.append(ChipNode(n.name, n.kind, n.layer, n.dim, n.n_in, int(q.get("num_weight_bits", 8)),
                                 input_bits, input_from, output_to,
-                                int(q["output_bits"]) if output_to == ir.HOST and q.get("output_bits") else None))
+                                int(q["output_bits"]) if output_to == ir.HOST and q.get("output_bits") else None,
+                                group=q.get("group") or None))
         elif isinstance(n, ir.LIF):
             out.append(ChipNode(n.name, n.kind, n.layer, n.dim, 1, None, input_bits, input_from, output_to, None,
                                 q.get("du"), q.get("dv"), q.get("vth")))
@@ -250,7 +258,14 @@ def chip_nodes(graph: ir.Graph, quant: Dict[str, dict]) -> List[ChipNode]:
 
 def default_quant(graph: ir.Graph, weight_bits: int = 8, act_bits: int = 8, lif_input_bits: int = 16,
                   output_bits: int = 24) -> Dict[str, dict]:
-    """Quantization as `convert` would choose by default, for planning shapes without converting."""
+    """Quantization as `convert` would choose by default, for planning shapes without converting.
+
+    Like `convert`, host-bound Dense layers of one block that handle a token at the same time step
+    form a group (the Lava graph runs them as one block-diagonal Sparse process)."""
+    from spike2loihi.schedule import schedule
+
+    offsets = schedule(graph).offsets
+    side_by_side: Dict[tuple, List[str]] = {}
     q: Dict[str, dict] = {}
     for n in graph.nodes.values():
         if n.placement.where != ir.CHIP:
@@ -259,10 +274,16 @@ def default_quant(graph: ir.Graph, weight_bits: int = 8, act_bits: int = 8, lif_
             to_lif = any(isinstance(graph.nodes[e.dst], ir.LIF) for e in graph.consumers(n.name))
             q[n.name] = {"num_weight_bits": weight_bits, "input": {"bits": act_bits},
                          "output_bits": None if to_lif else output_bits}
+            if not to_lif:
+                side_by_side.setdefault((n.layer, offsets[n.name]), []).append(n.name)
         elif isinstance(n, ir.LIF):
             fed_by_host = any(graph.nodes[s].placement.where == ir.HOST for s in graph.inputs(n.name).values())
             q[n.name] = {"du": 4095, "dv": 2048, "vth": None,
                          "input": {"bits": lif_input_bits} if fed_by_host else None}
+    for names in side_by_side.values():
+        if len(names) > 1:
+            for name in names:
+                q[name]["group"] = "+".join(names)
     return q
 
 
@@ -304,21 +325,19 @@ def host_round_trips(graph: ir.Graph) -> int:
 # ---------------------------------------------------------------------------
 # Groups and splits
 # ---------------------------------------------------------------------------
-def _groups(nodes: List[ChipNode], graph: ir.Graph) -> List[Tuple[ChipNode, List[ChipNode]]]:
-    """(neuron owner, Dense members feeding it) in graph order."""
+def _groups(nodes: List[ChipNode], graph: ir.Graph) -> List[Tuple[str, List[ChipNode]]]:
+    """(group name, members) in graph order: a LIF with the Dense layers feeding it (LIF last), a LIF
+    fed by the host, or host-bound Dense layers (several when the converter grouped them side by side)."""
     by_name = {n.name: n for n in nodes}
-    feeding: Dict[str, List[ChipNode]] = {}
-    owners: List[str] = []
+    units: Dict[str, List[ChipNode]] = {}
     for n in nodes:
         if n.kind == "lif":
-            owners.append(n.name)
+            units.setdefault(n.name, []).append(n)
             continue
         chip_dst = [e.dst for e in graph.consumers(n.name) if e.dst in by_name]
-        if chip_dst:
-            feeding.setdefault(chip_dst[0], []).append(n)
-        else:
-            owners.append(n.name)
-    return [(by_name[o], feeding.get(o, [])) for o in owners]
+        key = chip_dst[0] if chip_dst else (n.group or n.name)
+        units.setdefault(key, []).append(n)
+    return [(name, sorted(members, key=lambda m: m.kind == "lif")) for name, members in units.items()]
 
 
 def _split(neurons: int, per_row: int, out_axons: int, npc: int, syn_cap: int, axons_out_max: int) -> CoreSplit:
@@ -350,32 +369,40 @@ def syn_capacity(profile: Profile, weight_bits: int, bound: str) -> int:
     return int(math.floor(mem.synmem_units_budget.value / units)) if units > 0 else 10 ** 12
 
 
-def _group_plan(owner: ChipNode, feeders: List[ChipNode], profile: Profile) -> GroupPlan:
+def _group_plan(name: str, members: List[ChipNode], profile: Profile) -> GroupPlan:
     chip = profile.chip
-    members = tuple([f.name for f in feeders] + [owner.name])
-    if owner.kind == "lif" and feeders:
-        per_row = sum(f.n_in for f in feeders)
-        wbits = max(f.weight_bits for f in feeders)
-        role = f"{' + '.join(f.name.rsplit('.', 1)[-1] for f in feeders)} -> LIF (synapses in the LIF's cores)"
-        one_to_one = False
-    elif owner.kind == "lif":
-        per_row, wbits, one_to_one = 1, 8, True
+    dense = [m for m in members if m.kind != "lif"]
+    lif = next((m for m in members if m.kind == "lif"), None)
+    one_to_one = False
+    if lif is not None and dense:
+        neurons, per_row = lif.n_out, sum(f.n_in for f in dense)
+        synapses, fan_in = neurons * per_row, per_row
+        role = f"{' + '.join(f.name.rsplit('.', 1)[-1] for f in dense)} -> LIF (synapses in the LIF's cores)"
+    elif lif is not None:
+        neurons, per_row = lif.n_out, 1
+        synapses, fan_in, one_to_one = neurons, 0, True
         role = "LIF, host input through one identity synapse per neuron"
     else:
-        per_row, wbits, one_to_one = owner.n_in, owner.weight_bits, False
-        role = f"{owner.kind} -> host (graded readout neurons)"
-    neurons = owner.n_out
-    synapses = neurons * per_row
-    fan_in = per_row if not one_to_one else None
-    out_axons = 1 if owner.output_to == ir.HOST else 0
+        neurons = sum(m.n_out for m in dense)
+        per_row = max(m.n_in for m in dense)
+        synapses = sum(m.n_out * m.n_in for m in dense)
+        fan_in = sum(m.n_in for m in dense)   # a core may hold rows of every member
+        if len(dense) > 1:
+            role = (f"block-diagonal Sparse ({'+'.join(m.name.rsplit('.', 1)[-1] for m in dense)}) -> host "
+                    "(graded readout neurons)")
+        else:
+            role = f"{dense[0].kind} -> host (graded readout neurons)"
+    wbits = max((m.weight_bits for m in dense), default=8)
+    owner = lif or dense[0]
+    out_axons = 1 if any(m.output_to == ir.HOST for m in members) else 0
     splits = {}
     for bound, npc in ((CEILING, chip.neurons_per_core_max.value), (REALISTIC, chip.neurons_per_core_plan.value)):
         splits[bound] = _split(neurons, per_row, out_axons, npc, syn_capacity(profile, wbits, bound),
                                chip.axons_out_per_core_max.value)
     if one_to_one:
         fan_in = splits[REALISTIC].neurons_per_core
-    return GroupPlan(name=owner.name, members=members, layer=owner.layer, role=role, neurons=neurons,
-                     synapses=synapses, fan_in=fan_in, weight_bits=wbits,
+    return GroupPlan(name=name, members=tuple(m.name for m in members), layer=owner.layer, role=role,
+                     neurons=neurons, synapses=synapses, fan_in=fan_in, weight_bits=wbits,
                      weight_bytes=math.ceil(synapses * wbits / 8),
                      ceiling=splits[CEILING], realistic=splits[REALISTIC])
 
@@ -483,11 +510,11 @@ def plan(graph: ir.Graph, quant: Dict[str, dict], profile: Profile, model_info: 
     `schedule`: the artifact's recorded schedule (`critical_path_steps`), which then gives the steps
     per token instead of the Dense depth."""
     nodes = chip_nodes(graph, quant)
-    groups = [_group_plan(owner, feeders, profile) for owner, feeders in _groups(nodes, graph)]
+    groups = [_group_plan(name, members, profile) for name, members in _groups(nodes, graph)]
     neurons = sum(g.neurons for g in groups)
     synapses = sum(g.synapses for g in groups)
     this = _fit(groups, neurons, synapses, profile)
-    systems = tuple(_fit([_group_plan(o, f, p) for o, f in _groups(nodes, graph)], neurons, synapses, p)
+    systems = tuple(_fit([_group_plan(n, m, p) for n, m in _groups(nodes, graph)], neurons, synapses, p)
                     for p in compare)
     totals = {"cores_ceiling": sum(g.ceiling.cores for g in groups),
               "cores_realistic": sum(g.realistic.cores for g in groups),
@@ -548,10 +575,14 @@ def packaged_profiles() -> Tuple[Profile, ...]:
 # Rendering
 # ---------------------------------------------------------------------------
 def _short(name: str) -> str:
-    return name.replace("blocks.", "b")
+    """b0.att.key, or b0.att.key+value+receptance for a side-by-side group."""
+    first, *rest = name.split("+")
+    return "+".join([first.replace("blocks.", "b")] + [r.rsplit(".", 1)[-1] for r in rest])
 
 
 def _role_short(g: GroupPlan) -> str:
+    if g.role.startswith("block-diagonal"):
+        return "Sparse>host"
     if len(g.members) > 1:
         return "Dense>LIF"
     if "identity" in g.role:
@@ -574,14 +605,14 @@ def render_text(p: Plan) -> str:
              f"  model: {info.get('n_layer')} layers x {info.get('n_embd')}, vocabulary {info.get('vocab_size')}; "
              f"{len(p.groups)} core groups (neurons + the synapses ending on them)",
              "",
-             f"  {'group':<22} {'role':<10} {'neurons':>8} {'synapses':>12} {'w bits':>6} {'weight kB':>10} "
+             f"  {'group':<30} {'role':<11} {'neurons':>8} {'synapses':>12} {'w bits':>6} {'weight kB':>10} "
              f"{'fan-in':>6} {'cores ceil':>10} {'cores real':>10}  limit (realistic)"]
     for g in p.groups:
         role = _role_short(g)
-        lines.append(f"  {_short(g.name):<22} {role[:10]:<10} {g.neurons:>8,} {g.synapses:>12,} {g.weight_bits:>6} "
+        lines.append(f"  {_short(g.name):<30} {role[:11]:<11} {g.neurons:>8,} {g.synapses:>12,} {g.weight_bits:>6} "
                      f"{g.weight_bytes / 1000:>10,.1f} {g.fan_in:>6,} {g.ceiling.cores:>10,} "
                      f"{g.realistic.cores:>10,}  {g.realistic.limit}")
-    lines.append(f"  {'total':<22} {'':<10} {p.neurons:>8,} {p.synapses:>12,} {'':>6} {p.weight_bytes / 1000:>10,.1f} "
+    lines.append(f"  {'total':<30} {'':<11} {p.neurons:>8,} {p.synapses:>12,} {'':>6} {p.weight_bytes / 1000:>10,.1f} "
                  f"{'':>6} {p.cores_ceiling:>10,} {p.cores_realistic:>10,}")
     lines += ["",
               f"  chips needed ({p.cores_per_chip} usable cores a chip): {p.chips_needed_realistic:,} realistic "
