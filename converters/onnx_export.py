@@ -194,7 +194,6 @@ class _OnnxGraph:
         self.inits: Dict[str, onnx.TensorProto] = {}
         self.inputs: List[onnx.ValueInfoProto] = []
         self.outputs: List[onnx.ValueInfoProto] = []
-        self.counts: Dict[str, int] = {}     # scope key -> ONNX nodes emitted
         self._used: set = set()
         self._scope: Tuple[str, str, Dict[str, str]] = ("step", "", {})
         self._consts: Dict[tuple, str] = {}
@@ -256,13 +255,12 @@ class _OnnxGraph:
         return name
 
     def _add(self, node: onnx.NodeProto) -> None:
-        key, doc, meta = self._scope
+        _, doc, meta = self._scope
         node.doc_string = doc
         for k, v in meta.items():
             e = node.metadata_props.add()
             e.key, e.value = k, str(v)
         self.nodes.append(node)
-        self.counts[key] = self.counts.get(key, 0) + 1
 
     # -- opset-dependent helpers -------------------------------------------------
     def reduce_max_last(self, x: str) -> str:
@@ -819,13 +817,21 @@ class _Export:
             meta = _meta(node, "encode", ir.HOST,
                          f"host_ops.encode_{enc['encoding']}: a host value as the {enc['bits']}-bit graded payload "
                          f"of chip node {node.name}")
+            encoder = ENCODERS.get(enc["encoding"])
+            if encoder is None:
+                raise ExportError(f"cannot export {node.name}: input encoding {enc['encoding']!r} has no ONNX form")
             with self.g.scope(node.name + ".in", _doc(meta, FLOAT), meta):
-                p = ENCODERS[enc["encoding"]](self, node, v, enc)
+                p = encoder(self, node, v, enc)
             self._probe(node.name + ".in", p)
             return p
-        meta = _meta(src, "decode", ir.HOST, f"host_ops decode of chip node {src.name}'s output for the host")
-        with self.g.scope(src.name + ".out", _doc(meta, FLOAT), meta):
-            return _find(DECODERS, src)(self, src, v)
+        with self.g.scope(src.name + ".out", *self._decode_scope(src)):
+            return self._decoder(src)(self, src, v)
+
+    def _decoder(self, src: ir.Op) -> Callable:
+        fn = _find(DECODERS, src)
+        if fn is None:
+            raise ExportError(f"cannot export {src.name}: the output of chip op {src.kind!r} has no host decoding")
+        return fn
 
     def _state_inputs(self, node: ir.Op, arith: str) -> Dict[str, str]:
         fn = _find(STATE_VARS[arith], node)
@@ -873,7 +879,7 @@ class _Export:
             logits = vals[head.name]
             if isinstance(logits, Payload):
                 with g.scope(head.name + ".out", *self._decode_scope(head)):
-                    logits = _find(DECODERS, head)(self, head, logits)
+                    logits = self._decoder(head)(self, head, logits)
             g.identity(logits, LOGITS)
             for out, pop in ((ATT_SPIKES, "att"), (FFN_SPIKES, "ffn")):
                 parts = []
@@ -883,7 +889,7 @@ class _Export:
                     s = vals[n.name]
                     if isinstance(s, Payload):
                         with g.scope(n.name + ".out", *self._decode_scope(n)):
-                            s = _find(DECODERS, n)(self, n, s)
+                            s = self._decoder(n)(self, n, s)
                     parts.append(g.unsqueeze(s, 1))
                 g.identity(g.op("Concat", parts, axis=1) if len(parts) > 1 else parts[0], out)
         L = graph.meta.get("config", {}).get("n_layer", len(lifs) // 2)
