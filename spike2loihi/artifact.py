@@ -88,39 +88,62 @@ def _pad(n: int) -> int:
     return (-n) % _ALIGN
 
 
-def to_bytes(model: ConvertedModel) -> bytes:
-    """Serialise deterministically (see the module docstring)."""
+class _HashingWriter:
+    def __init__(self, f):
+        self.f = f
+        self.h = hashlib.sha256()
+        self.n = 0
+
+    def write(self, b) -> None:
+        self.h.update(b)
+        self.f.write(b)
+        self.n += len(b)
+
+
+def write(model: ConvertedModel, f) -> None:
+    """Serialise deterministically to a binary file object, streaming (see the module docstring)."""
     manifest = dict(model.manifest)
     manifest[K_FORMAT] = FORMAT_VERSION
     manifest[K_GRAPH] = model.graph.to_dict()
     manifest[K_NODES] = model.nodes
-    entries, blobs, offset = [], [], 0
+    entries, arrays, offset = [], [], 0
     for name in sorted(model.tensors):
         arr = np.ascontiguousarray(model.tensors[name])
         dt = arr.dtype.name
         if dt not in _DTYPES:
             raise ArtifactError(f"tensor {name!r}: dtype {dt} cannot be stored")
-        raw = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-        entries.append({"name": name, "dtype": dt, "shape": list(arr.shape), "offset": offset, "nbytes": len(raw)})
-        blobs.append(raw + b"\0" * _pad(len(raw)))
-        offset += len(raw) + _pad(len(raw))
+        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+        entries.append({"name": name, "dtype": dt, "shape": list(arr.shape), "offset": offset, "nbytes": arr.nbytes})
+        arrays.append(arr)
+        offset += arr.nbytes + _pad(arr.nbytes)
     manifest[K_TENSORS] = entries
     try:
         mbytes = _json_bytes(manifest)
     except ValueError as exc:  # NaN/inf in the manifest
         raise ArtifactError(f"manifest cannot be written as JSON ({exc})") from None
+    out = _HashingWriter(f)
     head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(mbytes)) + mbytes
-    body = head + b"\0" * _pad(len(head)) + b"".join(blobs)
-    return body + hashlib.sha256(body).digest()
+    out.write(head + b"\0" * _pad(len(head)))
+    for arr in arrays:
+        out.write(memoryview(arr).cast("B"))
+        out.write(b"\0" * _pad(arr.nbytes))
+    f.write(out.h.digest())
+
+
+def to_bytes(model: ConvertedModel) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    write(model, buf)
+    return buf.getvalue()
 
 
 def save(model: ConvertedModel, path) -> None:
     """Write atomically: a temporary file beside `path`, then rename."""
     from spike2loihi.fileio import atomic_path
 
-    data = to_bytes(model)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(model, f)
 
 
 def from_bytes(data: bytes, source: str = "<bytes>") -> ConvertedModel:

@@ -599,7 +599,8 @@ def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits
         b.close()
     summary = model.manifest[artifact.K_REPORT]
     with cliutil.OutputSet(paths) as outs:
-        outs.write_bytes("--output", artifact.to_bytes(model))
+        with outs.open("--output") as f:
+            artifact.write(model, f)
         if "--report" in paths:
             outs.write_text("--report", rep.render_json(records, summary, {"source": model.manifest["source"],
                                                                            "quantization": model.manifest["quantization"],

@@ -213,16 +213,26 @@ class DenseKernel:
     encoder's clip limit) to skip measuring the input.
     """
 
-    def __init__(self, w: np.ndarray):
-        w = np.asarray(w, dtype=np.int64)
-        nz = w[w != 0]
-        self.k = int(np.min(_trailing_zeros(nz))) if nz.size else 0
-        base = w >> self.k
-        self.max_w = int(np.abs(base).max()) if w.size else 0
+    def __init__(self, w: np.ndarray, k: Optional[int] = None):
+        w = np.asarray(w)
+        if not np.issubdtype(w.dtype, np.integer):
+            w = w.astype(np.int64)
+        self.k = _common_trailing_zeros(w) if k is None else int(k)
+        base = w >> self.k if self.k else w
+        self.max_w = int(np.abs(base.astype(np.int64, copy=False)).max()) if w.size else 0
         self.n_out, self.n_in = w.shape
         # One stored copy: float32 holds every |w| < 2**24 exactly (all 8-bit Lava weights).
         kind = "f32" if self.max_w < _F32_EXACT else "i64"
-        self._w = {kind: np.ascontiguousarray(base.astype(np.float32) if kind == "f32" else base)}
+        self._w = {kind: np.ascontiguousarray(base, dtype=np.float32 if kind == "f32" else np.int64)}
+
+    @classmethod
+    def from_mantissa(cls, mantissa: np.ndarray, k: int) -> "DenseKernel":
+        """The kernel of Lava weights `mantissa << k` (no int64 copy of the matrix is made)."""
+        return cls(mantissa, k=0)._shifted(k)
+
+    def _shifted(self, k: int) -> "DenseKernel":
+        self.k = int(k)
+        return self
 
     @property
     def w(self) -> np.ndarray:
@@ -280,10 +290,11 @@ class DenseKernel:
         return self.accumulate(mask.astype(np.int64))
 
 
-def _trailing_zeros(x: np.ndarray) -> np.ndarray:
-    """Trailing zero bits of non-zero int64 values."""
-    x = np.abs(x)
-    return np.log2(x & -x).astype(np.int64)
+def _common_trailing_zeros(w: np.ndarray) -> int:
+    """Trailing zero bits shared by every entry of an integer array (0 if all are 0):
+    those of the bitwise OR of all magnitudes."""
+    acc = int(np.bitwise_or.reduce(np.abs(w.astype(np.int64, copy=False)), axis=None)) if w.size else 0
+    return (acc & -acc).bit_length() - 1 if acc else 0
 
 
 def dense_graded_output(kernel: DenseKernel, s: np.ndarray, weight_exp: int, counter=None,

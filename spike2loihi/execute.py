@@ -82,8 +82,8 @@ class Params:
         for node in self.graph.nodes.values():
             if isinstance(node, ir.Projection) and node.placement.where == ir.CHIP:
                 qn = self.q[node.name]
-                w = model.tensors[qn["mantissa"]].astype(np.int64) << int(qn["truncate_bits"])
-                self.kernels[node.name] = DenseKernel(w)
+                self.kernels[node.name] = DenseKernel.from_mantissa(model.tensors[qn["mantissa"]],
+                                                                    int(qn["truncate_bits"]))
                 if qn.get("row_scale"):
                     self.row_scale[node.name] = np.asarray(model.tensors[qn["row_scale"]], dtype=np.float32)
 

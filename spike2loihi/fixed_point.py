@@ -525,20 +525,38 @@ def sqnr_db(target: np.ndarray, approx: np.ndarray) -> float:
 
 
 def quantize_rows(weights: np.ndarray, num_weight_bits: int = 8) -> RowQuantizedWeights:
-    """Per-row symmetric quantization: step_i = max_j |W_ij| / (2**(nwb-1) - 1), ties away from zero."""
+    """Per-row symmetric quantization: step_i = max_j |W_ij| / (2**(nwb-1) - 1), ties away from zero.
+
+    Computed in float32 (the precision of the model's weights), one pass per step, so
+    that the 216M model's 177 M chip weights quantize in seconds; the SQNR sums are
+    float64.
+    """
     check_ranges({"num_weight_bits": num_weight_bits})
-    w = np.asarray(weights, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float32)
     if not np.all(np.isfinite(w)):
         raise FixedPointError("weights contain NaN or inf")
     top = (1 << (int(num_weight_bits) - 1)) - 1
     if top < 1:
         raise FixedPointError(f"num_weight_bits={num_weight_bits}: a signed per-row mantissa needs >= 2 bits")
-    row_max = np.abs(w).max(axis=1) if w.size else np.zeros(w.shape[0])
+    row_max = np.abs(w).max(axis=1).astype(np.float64) if w.size else np.zeros(w.shape[0])
     step = np.where(row_max > 0, row_max / top, 1.0)
-    mant = np.clip(round_half_away(w / step[:, None]), -top, top).astype(np.int32)
-    q = RowQuantizedWeights(mantissa=mant, step=step, num_weight_bits=int(num_weight_bits),
-                            sqnr_db=0.0, clipped_fraction=0.0)
-    return dataclasses.replace(q, sqnr_db=sqnr_db(w, q.dequantize()))
+    scaled = w * (1.0 / step).astype(np.float32)[:, None]
+    mant = np.trunc(scaled + np.copysign(np.float32(0.5), scaled))     # round half away from zero
+    np.clip(mant, -top, top, out=mant)
+    err = w - mant * step.astype(np.float32)[:, None]
+    sig = float(np.square(w, dtype=np.float64).sum())
+    noise = float(np.square(err, dtype=np.float64).sum())
+    sqnr = math.inf if noise == 0.0 else (-math.inf if sig == 0.0 else 10.0 * math.log10(sig / noise))
+    return RowQuantizedWeights(mantissa=mant.astype(np.int8 if top <= 127 else np.int32), step=step,
+                               num_weight_bits=int(num_weight_bits), sqnr_db=sqnr, clipped_fraction=0.0)
+
+
+def worst_row_accumulation(mantissa: np.ndarray, shift: int, input_limit: int) -> int:
+    """`worst_accumulation` of the Lava weights `mantissa << shift`, without building them."""
+    if not mantissa.size:
+        return 0
+    return int(np.abs(mantissa.astype(np.int16, copy=False)).sum(axis=1, dtype=np.int64).max()) \
+        * (1 << int(shift)) * int(input_limit)
 
 
 def worst_accumulation(lava_weights: np.ndarray, input_limit: int) -> int:

@@ -41,7 +41,7 @@ from spike2loihi.schedule import schedule
 from spike2loihi.errors import Spike2LoihiError
 from spike2loihi.fixed_point import (INT32_MAX, MAX_MESSAGE_BITS, WEIGHT_EXP_MIN, SignMode, check_ranges,
                                      lif_params, payload_shift, quantize_rows, quantize_weights, sqnr_db,
-                                     v_scale_for_threshold, worst_accumulation)
+                                     v_scale_for_threshold, worst_accumulation, worst_row_accumulation)
 from spike2loihi.model import ModelSpec, Semantics
 from spike2loihi.reference import ReferenceModel
 
@@ -106,6 +106,10 @@ class LayerRecord:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
+#: The report run (the converted model over the calibration tokens) uses at most this many tokens.
+MEASURE_TOKENS = 256
+
+
 @dataclass
 class Calibration:
     tokens: List[int]
@@ -113,6 +117,7 @@ class Calibration:
     maxima: Dict[str, List[float]]              # probe name -> per layer max |value|
     float_spikes: Dict[str, np.ndarray] = field(default_factory=dict)   # LIF node -> bool [T, C]
     float_argmax: Optional[np.ndarray] = None   # [T]
+    reference: Optional[ReferenceModel] = None  # the float model it ran (its fp32 weights are reused)
 
 
 def calibrate(spec: ModelSpec, sem: Semantics, tokens: List[int], info: dict,
@@ -147,7 +152,8 @@ def calibrate(spec: ModelSpec, sem: Semantics, tokens: List[int], info: dict,
     for i in range(L):
         spikes[f"blocks.{i}.att.lif"] = att[:, i]
         spikes[f"blocks.{i}.ffn.lif"] = ffn[:, i]
-    return Calibration(list(tokens), dict(info), maxima, spikes, np.asarray(argmax))
+    ref.probe = lambda layer, name, t: None
+    return Calibration(list(tokens), dict(info), maxima, spikes, np.asarray(argmax), ref)
 
 
 # ---------------------------------------------------------------------------
@@ -160,10 +166,14 @@ def _host_bound_group(members: List[tuple], opts: QuantOptions, tensors: dict) -
     name -> (quant, record)."""
     rows = {name: quantize_rows(W, opts.weight_bits) for name, W in members}
     bits = opts.act_bits
-    while bits > 2 and any(worst_accumulation(rq.lava_weights(), host_ops.qmax(bits)) > INT32_MAX
-                           for rq in rows.values()):
+
+    def worst_at(b):
+        return {name: worst_row_accumulation(rq.mantissa, rq.truncate_bits, host_ops.qmax(b))
+                for name, rq in rows.items()}
+
+    while bits > 2 and max(worst_at(bits).values()) > INT32_MAX:
         bits -= 1   # an int32 accumulator could wrap: fewer input bits
-    worst = {name: worst_accumulation(rq.lava_weights(), host_ops.qmax(bits)) for name, rq in rows.items()}
+    worst = worst_at(bits)
     over = [name for name, w in worst.items() if w > INT32_MAX]
     if over:
         raise QuantizationError(f"{over[0]}: even 2-bit inputs can overflow Lava's int32 accumulator")
@@ -274,7 +284,8 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
     """Quantize `spec` into a ConvertedModel; returns (model, records). Deterministic."""
     opts.check()
     graph = ir.build_graph(spec.config, sem)
-    ref = ReferenceModel(spec, sem)
+    ref = calib.reference if calib.reference is not None and calib.reference.semantics == sem \
+        else ReferenceModel(spec, sem)
     floats = float_weights(ref)
     tensors = _host_tensors(spec, graph)
     nodes: Dict[str, dict] = {}
@@ -367,7 +378,7 @@ def measure(model: ConvertedModel, calib: Calibration, recs: Dict[str, dict],
     from spike2loihi.execute import Executor
 
     ex = Executor(model, batch_size=1, stats=True)
-    T = len(calib.tokens)
+    T = min(len(calib.tokens), MEASURE_TOKENS)
     quant_spikes = {n.name: np.zeros((T, n.dim), dtype=bool) for n in ex.lifs}
     argmax = np.zeros(T, dtype=np.int64)
 
@@ -378,7 +389,7 @@ def measure(model: ConvertedModel, calib: Calibration, recs: Dict[str, dict],
         if progress:
             progress("measure", t + 1, T)
 
-    ex.run(np.asarray(calib.tokens), on_step)
+    ex.run(np.asarray(calib.tokens[:T]), on_step)
     counts = ex.stats.counts
     wrap_keys = ("acc_wrap32", "shift_wrap32", "u_wrap_pos", "u_wrap_neg", "v_sat_pos", "v_sat_neg",
                  "a_shift_wrap32")
@@ -394,19 +405,19 @@ def measure(model: ConvertedModel, calib: Calibration, recs: Dict[str, dict],
             else:
                 r["act_clipped_pct"] = 0.0
         else:
-            fs, qs = calib.float_spikes[name], quant_spikes[name]
+            fs, qs = calib.float_spikes[name][:T], quant_spikes[name]
             r.update(spike_rate_float=float(fs.mean()), spike_rate_quant=float(qs.mean()),
                      flip_rate=float((fs != qs).mean()))
             if r["act_encoding"] == "static":
                 r["act_clipped_pct"] = 100.0 * c.get("clipped", 0) / max(1, c.get("encoded", 1))
         out.append(LayerRecord(**r))
-    return out, float((argmax == calib.float_argmax).mean())
+    return out, float((argmax == calib.float_argmax[:T]).mean())
 
 
 def report_summary(records: List[LayerRecord], calib: Calibration, top1: float) -> dict:
     lifs = [r for r in records if r.op == "lif"]
     return {
-        "tokens": len(calib.tokens),
+        "tokens": min(len(calib.tokens), MEASURE_TOKENS),
         "top1_agreement": top1,
         "mean_flip_rate": float(np.mean([r.flip_rate for r in lifs])) if lifs else None,
         "total_wraps": int(sum(r.wraps or 0 for r in records)),

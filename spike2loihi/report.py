@@ -34,7 +34,7 @@ def render_text(records: List[LayerRecord], summary: dict) -> str:
                      f"{_f(r.spike_rate_float, '.4f'):>10} {_f(r.spike_rate_quant, '.4f'):>10} "
                      f"{_f(100 * r.flip_rate if r.flip_rate is not None else None, '.2f'):>7} {r.wraps:>5}")
     top1 = summary.get("top1_agreement")
-    lines += ["", f"over {summary.get('tokens')} calibration tokens: next-token top-1 agreement with float "
+    lines += ["", f"over the first {summary.get('tokens')} calibration tokens: next-token top-1 agreement with float "
                   f"{_f(top1, '.4f')}, mean spike flip rate {_f(100 * (summary.get('mean_flip_rate') or 0), '.2f')}%, "
                   f"wraps/saturations {summary.get('total_wraps')} (0 by construction)",
               "(flips and agreement are spike chaos as much as quantization: see `eval` for bits per "

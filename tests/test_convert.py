@@ -369,9 +369,16 @@ def test_noise_floor_moves_each_weight_by_at_most_half_an_lsb(demo_spec, demo_co
 
 
 def test_random_checkpoints_convert_and_track_float(random_converted):
+    """Random checkpoints are chaotic (bpc near log2 V, every flip matters): the gate is the noise
+    floor. The converted model's change in bits must stay within 1.5x the largest change of the float
+    model with its weights moved by +-1/2 LSB (4 seeds), plus 1 point."""
     spec, model, _ = random_converted
     sem = spec.semantics("run")
     toks = tokens_for(spec.config.vocab_size, 80, seed=11)
-    res = evaluate.evaluate_backends({"torch": ReferenceModel(spec, sem), "emulator": EmulatorBackend(model)}, toks)
-    emu = res["backends"]["emulator"]
-    assert math.isfinite(emu["bits"]) and abs(emu["bits_change_pct"]) < 3.0, emu
+    runners = {"torch": ReferenceModel(spec, sem), "emulator": EmulatorBackend(model)}
+    for seed in range(4):
+        runners[f"noise {seed}"] = evaluate.perturbed_reference(spec, sem, model, seed=seed)
+    res = evaluate.evaluate_backends(runners, toks)["backends"]
+    emu = res["emulator"]["bits_change_pct"]
+    floor = max(abs(res[f"noise {s}"]["bits_change_pct"]) for s in range(4))
+    assert math.isfinite(res["emulator"]["bits"]) and abs(emu) <= 1.5 * floor + 1.0, (emu, floor)
