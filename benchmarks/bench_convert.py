@@ -76,20 +76,34 @@ def child_speed(args):
     print(json.dumps(out))
 
 
-def convert_case(ckpt, out, calib_args, threads):
-    import resource
+_RUN_CLI = """
+import sys
+from spike2loihi.cli import main
+code = 0
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code or 0
+for line in open('/proc/self/status'):
+    if line.startswith('VmHWM:'):
+        print('PEAK_RSS_KB', line.split()[1], file=sys.stderr)
+sys.exit(code)
+"""
 
-    exe = ROOT / ".venv" / "bin" / "spike2loihi"
-    cmd = [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else ["-m", "spike2loihi.cli"]),
-           "convert", str(ckpt), "-o", str(out), "--threads", str(threads), *calib_args]
+
+def convert_case(ckpt, out, calib_args, threads):
+    """`spike2loihi convert` in a child process; its own peak RSS (VmHWM after exec: ru_maxrss of a
+    child would include the parent's memory at fork time)."""
+    cmd = [sys.executable, "-c", _RUN_CLI, "convert", str(ckpt), "-o", str(out), "--threads", str(threads),
+           *calib_args]
     env = dict(os.environ, SPIKE2LOIHI_PROGRESS="never", OPENBLAS_NUM_THREADS=str(threads))
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024   # the largest child so far
     if res.returncode != 0:
         return {"error": (res.stderr.strip().splitlines() or ["failed"])[-1]}
-    return {"convert_wall_s": round(wall, 2), "convert_peak_rss_mb": round(rss, 1),
+    rss = next(int(line.split()[1]) for line in res.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
+    return {"convert_wall_s": round(wall, 2), "convert_peak_rss_mb": round(rss / 1024, 1),
             "artifact_mb": round(Path(out).stat().st_size / 2**20, 1)}
 
 
@@ -108,7 +122,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tokens", type=int, default=200, help="tokens timed on the bundled model")
     ap.add_argument("--tokens-216m", type=int, default=20)
-    ap.add_argument("--calib-len", type=int, default=512)
+    ap.add_argument("--calib-len", type=int, default=256, help="as convert's default")
     ap.add_argument("--skip-216m", action="store_true")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)

@@ -486,7 +486,7 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
             click.echo(f"[agreement with the emulator: {comparison['summary']}]", err=True)
 
 
-DEFAULT_CALIB_LEN = 512
+DEFAULT_CALIB_LEN = 256
 
 
 def _source_info(path: Path, spec) -> dict:

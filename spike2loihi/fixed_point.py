@@ -538,17 +538,26 @@ def quantize_rows(weights: np.ndarray, num_weight_bits: int = 8) -> RowQuantized
     top = (1 << (int(num_weight_bits) - 1)) - 1
     if top < 1:
         raise FixedPointError(f"num_weight_bits={num_weight_bits}: a signed per-row mantissa needs >= 2 bits")
-    row_max = np.abs(w).max(axis=1).astype(np.float64) if w.size else np.zeros(w.shape[0])
-    step = np.where(row_max > 0, row_max / top, 1.0)
-    scaled = w * (1.0 / step).astype(np.float32)[:, None]
-    mant = np.trunc(scaled + np.copysign(np.float32(0.5), scaled))     # round half away from zero
-    np.clip(mant, -top, top, out=mant)
-    err = w - mant * step.astype(np.float32)[:, None]
-    sig = float(np.square(w, dtype=np.float64).sum())
-    noise = float(np.square(err, dtype=np.float64).sum())
+    n_out = w.shape[0]
+    mant = np.empty(w.shape, dtype=np.int8 if top <= 127 else np.int32)
+    step = np.ones(n_out)
+    sig = noise = 0.0
+    block = max(1, (1 << 20) // max(1, w.shape[1]))   # rows per block: bounded temporaries
+    for lo in range(0, n_out, block):
+        wb = w[lo:lo + block]
+        row_max = np.abs(wb).max(axis=1).astype(np.float64) if wb.size else np.zeros(wb.shape[0])
+        st = np.where(row_max > 0, row_max / top, 1.0)
+        scaled = wb * (1.0 / st).astype(np.float32)[:, None]
+        m = np.trunc(scaled + np.copysign(np.float32(0.5), scaled))     # round half away from zero
+        np.clip(m, -top, top, out=m)
+        err = wb - m * st.astype(np.float32)[:, None]
+        sig += float(np.square(wb, dtype=np.float64).sum())
+        noise += float(np.square(err, dtype=np.float64).sum())
+        mant[lo:lo + block] = m
+        step[lo:lo + block] = st
     sqnr = math.inf if noise == 0.0 else (-math.inf if sig == 0.0 else 10.0 * math.log10(sig / noise))
-    return RowQuantizedWeights(mantissa=mant.astype(np.int8 if top <= 127 else np.int32), step=step,
-                               num_weight_bits=int(num_weight_bits), sqnr_db=sqnr, clipped_fraction=0.0)
+    return RowQuantizedWeights(mantissa=mant, step=step, num_weight_bits=int(num_weight_bits), sqnr_db=sqnr,
+                               clipped_fraction=0.0)
 
 
 def worst_row_accumulation(mantissa: np.ndarray, shift: int, input_limit: int) -> int:

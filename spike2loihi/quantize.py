@@ -107,7 +107,7 @@ class LayerRecord:
 
 
 #: The report run (the converted model over the calibration tokens) uses at most this many tokens.
-MEASURE_TOKENS = 256
+MEASURE_TOKENS = 128
 
 
 @dataclass
@@ -312,7 +312,7 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
         if progress:
             progress("quantize", idx + 1, len(chip))
     for members in groups.values():
-        done = _host_bound_group([(n.name, floats[n.name].double().numpy()) for n in members], opts, tensors)
+        done = _host_bound_group([(n.name, floats[n.name].numpy()) for n in members], opts, tensors)
         for n in members:
             q, rec = done[n.name]
             nodes[n.name] = q
