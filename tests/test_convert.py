@@ -204,6 +204,44 @@ def test_lif_integer_grid_equals_float_lif(demo_converted):
         assert checked > 19_900, name
 
 
+def test_every_chip_node_computes_its_float_op(demo_spec, demo_converted):
+    """The integers of each chip node, with the host's encode and decode, compute the float op:
+    W x for a host-bound Dense; the LIF's input x * v_scale / 128 (the grid's 1/tau * v_scale / 2**6)
+    for Wo and for the ffn LIF. Bound: per product, half a weight step times |x| plus half an input
+    step times |w|: about 1/127 of sum |w| |x| for 8-bit weights and inputs (1.2% allowed)."""
+    from spike2loihi.emulator import dense_graded_output
+    from spike2loihi.execute import Params, Payload, decode_output, encode_input
+
+    model, _ = demo_converted
+    P = Params(model)
+    floats = quantize.float_weights(ReferenceModel(demo_spec, demo_spec.semantics("run")))
+    rng = np.random.default_rng(1)
+    g = model.graph
+    for node in g.of_type(ir.Projection):
+        qn = model.nodes[node.name]
+        W = floats[node.name].double().numpy()
+        lim = 1.0 / qn["input"]["inv_scale"] * qn["input"]["limit"] if qn["input"]["encoding"] == "static" else 1.0
+        x = (rng.uniform(-1, 1, (6, node.n_in)) * lim).astype(np.float32)
+        p = encode_input(P, node, x)
+        a = dense_graded_output(P.kernels[node.name], p.q, qn["weight_exp"])
+        scale = np.abs(W) @ np.abs(x.astype(np.float64)).T          # sum |w| |x| per output
+        if qn["row_scale"]:
+            got = decode_output(P, node, Payload(a, p.scale)).astype(np.float64)
+            want = (W @ x.T).T
+            assert np.all(np.abs(got - want) <= 0.012 * scale.T + 1e-6), node.name
+        else:
+            lif = model.nodes[g.consumers(node.name)[0].dst]
+            gain = lif["v_scale"] / 128
+            want = (W @ x.T).T * gain
+            assert np.all(np.abs(a - want) <= 0.012 * scale.T * gain + 1), node.name
+    for node in g.of_type(ir.LIF):
+        qn = model.nodes[node.name]
+        if qn["input"] is not None:
+            x = rng.uniform(-1, 1, (4, node.dim)).astype(np.float32) * qn["input"]["limit"] / qn["input"]["inv_scale"]
+            q = encode_input(P, node, x).q
+            assert np.all(np.abs(q - x * (qn["v_scale"] / 128)) <= 0.5 + 1e-3 * np.abs(q)), node.name
+
+
 # ---------------------------------------------------------------------------
 # The whole-model emulator: exact across batches, state, bytes
 # ---------------------------------------------------------------------------
