@@ -318,9 +318,8 @@ class Executor:
                 self.trace(n.name, vals[n.name])
         logits = decode_output(self.params, self.head, vals[self.head.name])
         spikes = {n.name: vals[n.name].q.astype(bool) for n in self.lifs}
-        if self.stats is not None:
+        if self.stats is not None:   # (spikes are counted by lif_update's counter)
             for name, s in spikes.items():
-                self.stats.add(name, "spikes", int(s.sum()))
                 self.stats.add(name, "neuron_steps", s.size)
         return Step(logits, spikes)
 

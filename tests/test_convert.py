@@ -420,3 +420,12 @@ def test_random_checkpoints_convert_and_track_float(random_converted):
     emu = res["emulator"]["bits_change_pct"]
     floor = max(abs(res[f"noise {s}"]["bits_change_pct"]) for s in range(4))
     assert math.isfinite(res["emulator"]["bits"]) and abs(emu) <= 1.5 * floor + 1.0, (emu, floor)
+
+
+def test_stats_count_each_spike_once(demo_converted, demo_heldout_tokens):
+    model, _ = demo_converted
+    ex = Executor(model, stats=True)
+    steps = ex.run(np.asarray(demo_heldout_tokens[:20]))
+    for name in steps[0].spikes:
+        assert ex.stats.counts[name]["spikes"] == sum(int(s.spikes[name].sum()) for s in steps) > 0
+        assert ex.stats.counts[name]["neuron_steps"] == 20 * model.graph.nodes[name].dim
