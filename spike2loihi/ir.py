@@ -315,6 +315,16 @@ def build_graph(config, semantics) -> Graph:
     return Graph(b.nodes, b.edges, meta)
 
 
+def host_round_trips(graph: Graph) -> int:
+    """Host->chip entries on the longest chain of one token: each waits for a host<->chip round
+    trip (milliseconds on a board; DESIGN.md "Tokens and time steps")."""
+    best: Dict[str, int] = {}
+    for n in graph.nodes.values():
+        best[n.name] = max((best[s] + int(graph.nodes[s].placement.where == HOST and n.placement.where == CHIP)
+                            for s in graph.inputs(n.name).values()), default=0)
+    return max(best.values(), default=0)
+
+
 def lif_nodes(graph: Graph) -> List[LIF]:
     """The LIF populations in order: att and ffn of block 0, then block 1, ..."""
     return graph.of_type(LIF)
@@ -331,5 +341,6 @@ def describe(graph: Graph) -> List[str]:
     cross = graph.crossings()
     to_chip = sum(1 for e in cross if graph.nodes[e.dst].placement.where == CHIP)
     lines.append(f"{len(graph.nodes)} ops ({counts[CHIP]} chip, {counts[HOST]} host), {len(graph.edges)} edges; "
-                 f"{len(cross)} host<->chip crossings per token ({to_chip} host->chip, {len(cross) - to_chip} chip->host)")
+                 f"{len(cross)} host<->chip crossings per token ({to_chip} host->chip, {len(cross) - to_chip} chip->host), "
+                 f"{host_round_trips(graph)} host round trips on a token's critical path")
     return lines

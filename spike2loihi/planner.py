@@ -297,29 +297,15 @@ def graph_for_shapes(n_layer: int, n_embd: int, vocab: int, semantics: str = "ru
 # ---------------------------------------------------------------------------
 # Time: Dense depth and host round trips
 # ---------------------------------------------------------------------------
-def _longest(graph: ir.Graph, weight) -> int:
-    """Longest path (nodes are in topological order) where entering `dst` from `src` costs weight(src, dst)."""
-    best: Dict[str, int] = {}
-    for n in graph.nodes.values():
-        if isinstance(n, ir.Sampler):
-            continue
-        best[n.name] = max((best[s] + weight(graph.nodes[s], n) for s in graph.inputs(n.name).values()
-                            if s in best), default=weight(None, n))
-    return max(best.values(), default=0)
-
-
 def dense_depth(graph: ir.Graph) -> int:
-    """Chip Dense layers on the longest chain of one token (each adds one time step)."""
-    return _longest(graph, lambda s, n: 1 if isinstance(n, ir.Projection) and n.placement.where == ir.CHIP else 0)
+    """Chip Dense layers on the longest chain of one token (each adds one time step): the
+    schedule's critical path (spike2loihi.schedule)."""
+    from spike2loihi.schedule import schedule
+
+    return schedule(graph).critical_path
 
 
-def host_round_trips(graph: ir.Graph) -> int:
-    """Host->chip entries on the longest chain of one token (each waits for a host<->chip round trip)."""
-    def w(s, n):
-        if s is None:
-            return 0
-        return 1 if s.placement.where == ir.HOST and n.placement.where == ir.CHIP else 0
-    return _longest(graph, w)
+host_round_trips = ir.host_round_trips
 
 
 # ---------------------------------------------------------------------------

@@ -77,8 +77,9 @@ def test_ir_structure_placement_and_json_roundtrip(demo_spec):
             assert port in type(n).ports and src in g.nodes
         # execution order is topological
         assert all(list(g.nodes).index(src) < list(g.nodes).index(n.name) for src in g.inputs(n.name).values())
-    # 8 host->chip and 8 chip->host edges per block, plus the head's two
+    # 8 host->chip and 8 chip->host edges per block, plus the head's two; 5 round trips per block + head
     assert len(g.crossings()) == 16 * L + 2
+    assert ir.host_round_trips(g) == 5 * L + 1
     d = g.to_dict()
     g2 = ir.Graph.from_dict(d)
     assert g2.to_dict() == d and g2.nodes == g.nodes and g2.edges == g.edges
