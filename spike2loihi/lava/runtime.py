@@ -126,6 +126,10 @@ def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0,
     cfg = model.manifest["config"]
     lifs = ir.lif_nodes(model.graph)
     T, N = len(prompt), int(max_new_tokens)
+    bad = [t for t in prompt if not 0 <= int(t) < cfg["vocab_size"]]
+    if bad or T == 0:
+        raise LavaRunError(f"token id {bad[0]} is outside the vocabulary 0..{cfg['vocab_size'] - 1}" if bad
+                           else "no tokens to run")
     run_args = {"prompt": [int(t) for t in prompt], "max_new_tokens": N, "greedy": bool(greedy),
                 "temperature": float(temperature), "top_p": float(top_p), "seed": int(seed)}
     with tempfile.TemporaryDirectory(prefix="s2l-lava-") as tmp:
