@@ -855,25 +855,18 @@ def plot(r: Report, axes) -> None:
 
 def render_png(out, report: Optional[Report], plan, title: str = "") -> None:
     """The report's plots as one PNG into the binary file `out`: rates, energies and cores (or cores alone)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from spike2loihi import plots
 
     from spike2loihi import planner
 
     n = 4 if report is not None else 1
     width = max(9, 0.22 * len(plan.groups) + 3)
-    fig, axes = plt.subplots(n, 1, figsize=(width, 4.2 * n))
+    fig, axes = plots.subplots(n, 1, figsize=(width, 4.2 * n))
     axes = list(np.atleast_1d(axes))
     if report is not None:
         plot(report, axes[:3])
     planner.plot_cores(plan, axes[-1])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out, format="png", dpi=90)
-    plt.close(fig)
+    plots.finish(fig, out, title)
 
 
 __all__ = ["HOST_OPS", "CROSSING_OPS", "FLOAT_LIF_OPS", "COUNTERS", "Counts", "NodeCounts", "Activity",

@@ -200,13 +200,10 @@ def render_eval(res: dict) -> str:
 
 def plot_eval(res: dict, out, title: str = "") -> None:
     """Bits per character per backend, and spike flip rates per layer vs the float reference."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from spike2loihi import plots
 
     rows = res["backends"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plots.subplots(1, 2, figsize=(11, 4))
     ax = axes[0]
     labels = list(rows)
     ax.bar(range(len(labels)), [rows[k]["bits"] for k in labels], color="tab:blue")
@@ -227,8 +224,4 @@ def plot_eval(res: dict, out, title: str = "") -> None:
     ax.set_ylabel("spikes differing from float (%)")
     ax.set_title("spike flips vs the float reference")
     ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out, format="png", dpi=90)
-    plt.close(fig)
+    plots.finish(fig, out, title)

@@ -54,14 +54,11 @@ def render_png(records: List[LayerRecord], out, title: str = "") -> None:
     """Three panels: weight SQNR per Dense, spike rates and flips per LIF, accumulator headroom.
 
     `out` is a binary file object (the caller writes it atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from spike2loihi import plots
 
     proj = [r for r in records if r.op != "lif"]
     lifs = [r for r in records if r.op == "lif"]
-    fig, axes = plt.subplots(3, 1, figsize=(max(8, 0.28 * len(proj) + 2), 11))
+    fig, axes = plots.subplots(3, 1, figsize=(max(8, 0.28 * len(proj) + 2), 11))
     ax = axes[0]
     ax.bar(range(len(proj)), [r.weight_sqnr_db for r in proj], color="tab:blue")
     ax.set_xticks(range(len(proj)), [r.node for r in proj], rotation=90, fontsize=7)
@@ -84,8 +81,4 @@ def render_png(records: List[LayerRecord], out, title: str = "") -> None:
     ax.set_ylabel("bits")
     ax.set_title("Accumulator headroom")
     ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out, format="png", dpi=90)
-    plt.close(fig)
+    plots.finish(fig, out, title)
