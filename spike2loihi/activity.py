@@ -855,9 +855,7 @@ def plot(r: Report, axes) -> None:
 
 def render_png(out, report: Optional[Report], plan, title: str = "") -> None:
     """The report's plots as one PNG into the binary file `out`: rates, energies and cores (or cores alone)."""
-    from spike2loihi import plots
-
-    from spike2loihi import planner
+    from spike2loihi import planner, plots
 
     n = 4 if report is not None else 1
     width = max(9, 0.22 * len(plan.groups) + 3)
