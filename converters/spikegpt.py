@@ -8,7 +8,6 @@ without running it.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import struct

@@ -870,4 +870,4 @@ def render_png(out, report: Optional[Report], plan, title: str = "") -> None:
 __all__ = ["HOST_OPS", "CROSSING_OPS", "FLOAT_LIF_OPS", "COUNTERS", "Counts", "NodeCounts", "Activity",
            "LayerActivity", "SystemEstimate", "Report", "count_activity", "measure", "estimate", "baselines",
            "build_report", "render_text", "render_png", "evaluate_formula", "check_backend", "host_ops_per_execution",
-           "PUBLISHED_LM", "ActivityError", "math"]
+           "PUBLISHED_LM", "ActivityError"]

@@ -21,7 +21,6 @@ values are reported together in one `FixedPointRangeError`.
 """
 from __future__ import annotations
 
-import dataclasses
 import enum
 import math
 from dataclasses import dataclass

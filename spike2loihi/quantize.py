@@ -40,8 +40,7 @@ from spike2loihi.artifact import (K_CALIBRATION, K_CONFIG, K_QUANT_CONFIG, K_REP
 from spike2loihi.schedule import schedule
 from spike2loihi.errors import Spike2LoihiError
 from spike2loihi.fixed_point import (INT32_MAX, MAX_MESSAGE_BITS, WEIGHT_EXP_MIN, SignMode, check_ranges,
-                                     lif_params, payload_shift, quantize_rows, quantize_weights, sqnr_db,
-                                     v_scale_for_threshold, worst_accumulation, worst_row_accumulation)
+                                     lif_params, payload_shift, quantize_rows, quantize_weights, v_scale_for_threshold, worst_accumulation, worst_row_accumulation)
 from spike2loihi.model import ModelSpec, Semantics
 from spike2loihi.reference import ReferenceModel
 

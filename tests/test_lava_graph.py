@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DEMO_CKPT, ROOT
+from conftest import ROOT
 from spike2loihi import artifact, generate, ir
 from spike2loihi.backends.emulator import EmulatorBackend
 from spike2loihi.execute import Executor, spikes_by_population
