@@ -37,6 +37,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_reference.py
+	$(PY) benchmarks/bench_convert.py
+	$(PY) benchmarks/bench_lava.py
 
 lock:
 	@py="$$(bash .ci/find_python310.sh)" || exit 1; rm -rf /tmp/s2l-lock && "$$py" -m venv /tmp/s2l-lock && \
