@@ -11,9 +11,11 @@ them all the same way:
 | `emulator` | a converted artifact, bit-exact Lava integer arithmetic + host_ops | `backends.emulator` |
 | `lava-sim` | a converted artifact as a Lava process graph in Lava's CPU simulator | `backends.lava_sim` |
 | `onnxruntime` | an exported `.onnx` step graph (float or converted) in onnxruntime's CPU provider | `backends.onnxruntime` |
+| `loihi2` | a converted artifact's Lava graph on a Loihi 2 board (`Loihi2HwCfg`, needs INRC's lava-loihi; never run on a board here) | `backends.loihi2` |
 
-Only the Lava backends import Lava (inside `spike2loihi.lava`). `lava-sim` runs a whole
-request at once (`teacher_forced`, `generate`) instead of `step`.
+Only the Lava backends import Lava (inside `spike2loihi.lava`). `lava-sim` and `loihi2` run a
+whole request at once (`teacher_forced`, `generate`) instead of `step`; `loihi2` needs its
+`Loihi2Options` (the host) and checks them, lava-nc and lava-loihi before the model is loaded.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Optional
 
 from spike2loihi.errors import Spike2LoihiError
 
-BACKENDS = ("torch", "emulator", "lava-sim", "onnxruntime")
+BACKENDS = ("torch", "emulator", "lava-sim", "onnxruntime", "loihi2")
 
 
 class BackendError(Spike2LoihiError):
@@ -57,8 +59,11 @@ def source_checkpoint(model, checkpoint: Optional[str] = None):
 
 
 def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: Optional[str] = None,
-                 tokenizer_path: Optional[str] = None):
-    """A backend for a checkpoint or a .s2l artifact. Returns (backend, tokenizer or None)."""
+                 tokenizer_path: Optional[str] = None, loihi2=None):
+    """A backend for a checkpoint or a .s2l artifact. Returns (backend, tokenizer or None).
+
+    `loihi2`: the `backends.loihi2.Loihi2Options` of the loihi2 backend (checked before loading).
+    """
     from spike2loihi import artifact
 
     if name not in BACKENDS:
@@ -68,6 +73,13 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
     if is_onnx(path) or name == "onnxruntime":
         return _open_onnx(name, path, semantics, tokenizer_path)
     if artifact.is_artifact(path):
+        if name == "loihi2":
+            from spike2loihi.backends.loihi2 import HostSelectionError, ensure_prepared
+
+            if loihi2 is None:
+                raise HostSelectionError("the loihi2 backend needs a Loihi 2 host: pass --partition P, --board B "
+                                         "or --ethernet-host H")
+            ensure_prepared(loihi2)   # options, lava-nc, lava-loihi and the host: before the model is loaded
         model = artifact.load(path)
         if semantics is not None and semantics != model.manifest["semantics"]["name"]:
             raise BackendError(f"{path} was converted with --semantics {model.manifest['semantics']['name']}; "
@@ -85,6 +97,10 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
             from spike2loihi.backends.lava_sim import LavaSimBackend
 
             return LavaSimBackend(model), tok
+        if name == "loihi2":
+            from spike2loihi.backends import loihi2 as L2
+
+            return L2.Loihi2Backend(model, loihi2), tok
         from spike2loihi.model import Semantics
         from spike2loihi.reference import ReferenceModel
 

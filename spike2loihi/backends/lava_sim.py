@@ -30,6 +30,7 @@ def require_lava() -> None:
 
 class LavaSimBackend:
     name = "lava-sim"
+    target = None   # run_graph's target: None = Lava's CPU simulator (the loihi2 backend sets its own)
 
     def __init__(self, model: ConvertedModel):
         require_lava()
@@ -46,7 +47,7 @@ class LavaSimBackend:
             if progress is not None and phase == "prefill":
                 progress(done, total)
 
-        res = run_graph(self.model, list(tokens), 0, progress=prog)
+        res = run_graph(self.model, list(tokens), 0, progress=prog, target=self.target)
         self.last = res
         return res.logits, res.att_spikes.astype(bool), res.ffn_spikes.astype(bool)
 
@@ -58,7 +59,7 @@ class LavaSimBackend:
         from spike2loihi.lava.runtime import run_graph
 
         res = run_graph(self.model, list(prompt), max_new_tokens, greedy, temperature, top_p, seed,
-                        progress=on_progress, on_token=on_token)
+                        progress=on_progress, on_token=on_token, target=self.target)
         self.last = res
         T = len(prompt)
         out = RunResult(prompt_tokens=list(prompt), generated_tokens=list(res.generated),

@@ -31,7 +31,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -445,6 +445,7 @@ class LavaGraph:
     procs: Dict[str, object]                 # IR chip node / host plan name -> Lava process
     model_map: Dict[object, type] = field(default_factory=dict)   # process instance -> ProcessModel class
     records: Optional[Records] = None
+    boundaries: Tuple = ()                   # hardware graphs: the host/chip crossings (spike2loihi.lava.hw.Boundary)
 
     @property
     def anchor(self):
@@ -454,8 +455,15 @@ class LavaGraph:
         return len(self.procs)
 
 
-def build(model: ConvertedModel, records: Records, run_args: dict) -> LavaGraph:
-    """The Lava processes and connections of a converted model (nothing runs yet)."""
+def build(model: ConvertedModel, records: Records, run_args: dict,
+          connect: Optional[Callable[[object, object], None]] = None) -> LavaGraph:
+    """The Lava processes and connections of a converted model (nothing runs yet).
+
+    Every connection is made by `connect(out_port, in_port)` (default: `out_port.connect(in_port)`);
+    the hardware builder (`spike2loihi.lava.hw`) passes one that puts Lava's embedded-IO adapters
+    on the host/chip boundary.
+    """
+    link = connect or (lambda src, dst: src.connect(dst))
     import scipy.sparse
     from lava.proc.dense.process import Dense
     from lava.proc.sparse.process import Sparse
@@ -499,19 +507,19 @@ def build(model: ConvertedModel, records: Records, run_args: dict) -> LavaGraph:
             first = g.nodes[port.members[0][0]] if port.members else None
             if port.kind == "to_chip":
                 chip = procs[port.node]
-                out.connect(chip.s_in if isinstance(first, ir.Projection) else chip.a_in)
+                link(out, chip.s_in if isinstance(first, ir.Projection) else chip.a_in)
             elif port.kind == "gate":
-                out.connect(procs[port.node].gate)
+                link(out, procs[port.node].gate)
             elif port.kind == "host_out":
                 for other in plans:
                     if other.name != plan.name and any(p.name == port.name for p in other.in_ports):
-                        out.connect(getattr(procs[other.name], port.name))
+                        link(out, getattr(procs[other.name], port.name))
         for port in plan.in_ports:
             if port.kind == "from_chip":
                 chip = procs[port.node]
                 first = g.nodes[port.members[0][0]]
-                (chip.a_out if isinstance(first, ir.Projection) else chip.s_out).connect(getattr(hp, port.name))
+                link(chip.a_out if isinstance(first, ir.Projection) else chip.s_out, getattr(hp, port.name))
     for e in g.edges:   # chip -> chip (Wo -> LIF)
         if g.nodes[e.src].placement.where == ir.CHIP and g.nodes[e.dst].placement.where == ir.CHIP:
-            procs[e.src].a_out.connect(procs[e.dst].a_in)
+            link(procs[e.src].a_out, procs[e.dst].a_in)
     return LavaGraph(sched, plans, procs, model_map, records)

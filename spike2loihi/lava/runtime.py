@@ -114,11 +114,14 @@ def _stop(anchor, before: set) -> None:
 def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0, greedy: bool = True,
               temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
               progress: Optional[Callable[[str, int, int], None]] = None,
-              on_token: Optional[Callable[[int], None]] = None, chunk: int = 32) -> LavaResult:
+              on_token: Optional[Callable[[int], None]] = None, chunk: int = 32, target=None) -> LavaResult:
     """Teacher-forced `prompt`, then `max_new_tokens` generated inside the graph.
 
     `progress(phase, done, total)` gets "prefill" (tokens) and "generate" (tokens);
     `on_token(token)` is called for every generated token as soon as it exists.
+    `target`: None for Lava's CPU simulator (`Loihi2SimCfg(select_tag="fixed_pt")`), or an
+    object with `build(model, records, run_args) -> LavaGraph` and `run_config(graph)`
+    (`spike2loihi.lava.hw.Loihi2Target`: the graph for a Loihi 2 board).
     """
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -136,10 +139,11 @@ def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0,
         records = Records(Path(tmp), max_tokens=T + N, vocab=cfg["vocab_size"], n_lif=len(lifs),
                           width=cfg["n_embd"], n_plans=cfg["n_layer"] + 1).create()
         t0 = time.perf_counter()
-        graph = build(model, records, run_args)
+        graph = (target.build if target is not None else build)(model, records, run_args)
         sched = graph.schedule
         total_steps = sched.steps_for(T, N)
-        cfg_run = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=graph.model_map)
+        cfg_run = (target.run_config(graph) if target is not None else
+                   Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=graph.model_map))
         anchor = graph.anchor
         before = set(_descendants(os.getpid()))
         counters = records.maps("r")["counters"]
