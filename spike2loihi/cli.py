@@ -36,8 +36,9 @@ from click.core import ParameterSource  # noqa: E402
 
 from spike2loihi import __version__, cliutil  # noqa: E402
 from spike2loihi.errors import Spike2LoihiError  # noqa: E402
+from spike2loihi.cli_deploy import loihi2_options, loihi2_preflight  # noqa: E402  (light: no Lava, no torch)
 
-BACKENDS = ("torch", "emulator", "lava-sim", "onnxruntime")
+BACKENDS = ("torch", "emulator", "lava-sim", "onnxruntime", "loihi2")
 SEMANTICS_CHOICES = ("run", "train")  # = spike2loihi.model.SEMANTICS_CHOICES (a test keeps them equal)
 DEFAULT_MAX_NEW_TOKENS = 200
 MIN_TEMPERATURE = 1e-6  # below ~1e-300 logits / T overflows float64; 1e-6 already is the argmax in practice
@@ -270,7 +271,8 @@ def _compare_with_emulator(model, ids, res, max_new_tokens, greedy, temperature,
            "emulator_tokens_per_s": round(n / emu.generate_s, 2) if n and emu.generate_s > 0 else None}
     if not (same_logits and same_spikes and same_tokens):
         first = next((i for i, (a, b) in enumerate(zip(emu.generated_tokens, res.generated_tokens)) if a != b), None)
-        raise Spike2LoihiError(f"lava-sim and the emulator differ: prompt logits {'equal' if same_logits else 'DIFFER'}, "
+        raise Spike2LoihiError(f"{getattr(model, 'name', 'the backend')} and the emulator differ: "
+                               f"prompt logits {'equal' if same_logits else 'DIFFER'}, "
                                f"prompt spikes {'equal' if same_spikes else 'DIFFER'}, generated tokens "
                                + ("equal" if same_tokens else f"DIFFER from token {first}"))
     out["summary"] = (f"identical prompt logits ({len(ids)} x {res.prompt_logits.shape[1]}), identical spikes in "
@@ -289,7 +291,9 @@ def _explicit(ctx, name: str) -> bool:
               help="Where to execute: torch = the float reference (of a checkpoint, or of the checkpoint a .s2l "
                    "was converted from); emulator = the converted .s2l model in Lava's integer arithmetic; "
                    "lava-sim = the .s2l as a Lava process graph in Lava's CPU simulator; "
-                   "onnxruntime = an exported .onnx step graph (spike2loihi export) in onnxruntime.  "
+                   "onnxruntime = an exported .onnx step graph (spike2loihi export) in onnxruntime; "
+                   "loihi2 = the .s2l's Lava graph on a Loihi 2 board (Loihi2HwCfg; needs Intel's lava-loihi, "
+                   "INRC members only, and --partition, --board or --ethernet-host; never run on a board here).  "
                    "[default: torch for a checkpoint, emulator for a .s2l, onnxruntime for a .onnx]")
 @click.option("--checkpoint", "source_checkpoint", type=click.Path(path_type=Path),
               help="With a .s2l and --backend torch: the source checkpoint, if it moved (its sha256 is checked).")
@@ -316,13 +320,14 @@ def _explicit(ctx, name: str) -> bool:
 @click.option("--threads", type=cliutil.Int(min=1),
               help="torch CPU threads (default: torch's choice; more than the cores is capped, with a warning).")
 @click.option("--compare-emulator", is_flag=True,
-              help="With --backend lava-sim: run the same request on the emulator too and check that the prompt's "
-                   "logits and spikes and the generated tokens are identical (a difference is an error).")
+              help="With --backend lava-sim or loihi2: run the same request on the emulator too and check that the "
+                   "prompt's logits and spikes and the generated tokens are identical (a difference is an error).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming text.")
+@loihi2_options
 @click.pass_context
 def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_file, max_new_tokens, greedy,
         temperature, top_p, seed, semantics, tokenizer_path, dump_logits, dump_spikes, threads, compare_emulator,
-        as_json):
+        as_json, partition, board, ethernet_host, loihi_gen, lif_placement):
     """Run a checkpoint or a converted .s2l model on a prompt: teacher-forced prefill, then generation.
 
     Outputs (--dump-logits, --dump-spikes) are checked before any work and written
@@ -351,6 +356,7 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
     temperature = 1.0 if temperature is None else temperature
     top_p = 1.0 if top_p is None else top_p
     threads = cliutil.cap_threads(threads)
+    loihi2 = loihi2_preflight(ctx, backend == "loihi2", partition, board, ethernet_host, loihi_gen, lif_placement)
 
     # 2. Start-up: imports and the model (Ctrl-C here exits at once).
     import numpy as np
@@ -370,7 +376,7 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
     model, tok = open_backend(backend, checkpoint, checkpoint=source_checkpoint,
                               semantics=(semantics if (_explicit(ctx, "semantics") or not (is_artifact or is_onnx))
                                          else None),
-                              tokenizer_path=str(tokenizer_path) if tokenizer_path else None)
+                              tokenizer_path=str(tokenizer_path) if tokenizer_path else None, loihi2=loihi2)
     V = model.config.vocab_size
     if prompt is not None:
         if tok is None:
@@ -456,11 +462,12 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
         "threads": torch.get_num_threads(),
         "seed": seed,
     }
-    if getattr(model, "last", None) is not None:   # lava-sim: the graph and its schedule
+    graph_key = backend.replace("-", "_")   # lava_sim, loihi2
+    if getattr(model, "last", None) is not None:   # lava-sim, loihi2: the graph and its schedule
         from spike2loihi.schedule import schedule
 
         last = model.last
-        summary["lava_sim"] = {"processes": last.processes, "steps": last.steps,
+        summary[graph_key] = {"processes": last.processes, "steps": last.steps,
                                "token_period_steps": schedule(model.model.graph).token_period,
                                **{k: round(v, 3) for k, v in last.timings.items()}}
     if comparison is not None:
@@ -476,9 +483,9 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
         rate = f"{summary['tokens_per_s']} tokens/s" if summary["tokens_per_s"] else "no tokens generated"
         click.echo(f"[{len(ids)} prompt + {n_gen} generated tokens, {rate}, "
                    f"spike rates att [{att}] ffn [{ffn}]]", err=True)
-        if "lava_sim" in summary:
-            ls = summary["lava_sim"]
-            click.echo(f"[lava-sim: {ls['processes']} Lava processes, {ls['steps']} time steps "
+        if graph_key in summary:
+            ls = summary[graph_key]
+            click.echo(f"[{backend}: {ls['processes']} Lava processes, {ls['steps']} time steps "
                        f"({ls['steps_per_s']:.1f} steps/s), prefill 1 token per step, "
                        f"{ls['token_period_steps']} steps per generated token, compile {ls['compile_s']:.1f} s]",
                        err=True)
@@ -618,8 +625,9 @@ def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits
 @click.option("--text", type=click.Path(path_type=Path), help="Text to evaluate on (encoded with the model's tokenizer).")
 @click.option("--tokens-file", type=click.Path(path_type=Path), help="Token ids to evaluate on.")
 @click.option("--backends", default="torch,emulator", show_default=True,
-              help="Comma-separated: torch (the float reference), emulator, lava-sim. Agreement and flips are "
-                   "against torch; with emulator and lava-sim, their first divergence (if any) is reported.")
+              help="Comma-separated: torch (the float reference), emulator, lava-sim, loihi2 (a Loihi 2 board: "
+                   "needs lava-loihi and a host, see `run --help`). Agreement and flips are against torch; with "
+                   "emulator and lava-sim (or loihi2), their first divergence (if any) is reported.")
 @click.option("--max-tokens", type=cliutil.Int(min=2), help="Use at most this many tokens of the text.")
 @click.option("--noise-floor/--no-noise-floor", default=True, show_default=True,
               help="Also run the float model with weights moved by +-1/2 LSB of the conversion grid (needs torch).")
@@ -629,8 +637,10 @@ def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits
 @click.option("--plot", type=cliutil.OUTPUT_PATH, help="Draw bits per character and flip rates per layer as a PNG.")
 @click.option("--threads", type=cliutil.Int(min=1), help="torch CPU threads (capped at the cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_(model_path, text, tokens_file, backends, max_tokens, noise_floor, noise_seed, source_checkpoint, plot,
-          threads, as_json):
+@loihi2_options
+@click.pass_context
+def eval_(ctx, model_path, text, tokens_file, backends, max_tokens, noise_floor, noise_seed, source_checkpoint, plot,
+          threads, as_json, partition, board, ethernet_host, loihi_gen, lif_placement):
     """Bits per character (or perplexity) of a converted model per backend, its agreement with the
     float reference, spike flips per layer, and the noise floor of spike chaos."""
     if (text is None) == (tokens_file is None):
@@ -642,6 +652,7 @@ def eval_(model_path, text, tokens_file, backends, max_tokens, noise_floor, nois
     paths = cliutil.check_output_paths({"--plot": plot}, inputs={"MODEL": model_path, "--text": text,
                                                                  "--tokens-file": tokens_file})
     threads = cliutil.cap_threads(threads)
+    loihi2 = loihi2_preflight(ctx, "loihi2" in names, partition, board, ethernet_host, loihi_gen, lif_placement)
     import torch
 
     from spike2loihi import artifact, evaluate
@@ -685,6 +696,10 @@ def eval_(model_path, text, tokens_file, backends, max_tokens, noise_floor, nois
             from spike2loihi.backends.lava_sim import LavaSimBackend
 
             runners["lava-sim"] = LavaSimBackend(model)
+        elif name == "loihi2":
+            from spike2loihi.backends import loihi2 as L2
+
+            runners["loihi2"] = L2.Loihi2Backend(model, loihi2)
         else:  # pragma: no cover - BACKENDS and this list grow together
             runners[name] = open_backend(name, model_path)[0]
     if noise_floor:
@@ -700,13 +715,14 @@ def eval_(model_path, text, tokens_file, backends, max_tokens, noise_floor, nois
             bars[label].close()
 
     char_level = tok is not None and tok.kind == "char"
-    compare = ("emulator", "lava-sim") if {"emulator", "lava-sim"} <= set(names) else None
+    compare = next((("emulator", b) for b in ("lava-sim", "loihi2") if {"emulator", b} <= set(names)), None)
     res = evaluate.evaluate_backends(runners, ids, reference="torch", char_level=char_level, progress=progress,
                                      compare=compare)
-    if "lava-sim" in runners and runners["lava-sim"].last is not None:
-        last = runners["lava-sim"].last
-        res["lava_sim"] = {"processes": last.processes, "steps": last.steps,
-                           **{k: round(v, 3) for k, v in last.timings.items()}}
+    for b in ("lava-sim", "loihi2"):
+        if b in runners and runners[b].last is not None:
+            last = runners[b].last
+            res[b.replace("-", "_")] = {"processes": last.processes, "steps": last.steps,
+                                        **{k: round(v, 3) for k, v in last.timings.items()}}
     res["model"] = str(model_path)
     res["noise_seed"] = noise_seed if noise_floor else None
     if "--plot" in paths:
@@ -721,6 +737,7 @@ def eval_(model_path, text, tokens_file, backends, max_tokens, noise_floor, nois
 
 from spike2loihi.cli_profile import profile as _profile; main.add_command(_profile)  # noqa: E402,E702
 from spike2loihi.cli_export import export as _export; main.add_command(_export)  # noqa: E402,E702
+from spike2loihi.cli_deploy import deploy as _deploy; main.add_command(_deploy)  # noqa: E402,E702
 
 if __name__ == "__main__":
     main()

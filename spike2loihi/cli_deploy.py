@@ -1,0 +1,186 @@
+"""`spike2loihi deploy`: a self-contained bundle that runs a converted model on an INRC Loihi 2 board
+and checks it against the emulator; and the `--backend loihi2` options of `run` and `eval`.
+
+`deploy` is registered on the `spike2loihi` group by one line at the end of
+spike2loihi/cli.py. It follows the rules of spike2loihi.cliutil (one-line errors,
+inputs and outputs checked before any work, progress on stderr, heavy imports
+inside the command); its output is a folder, handled by spike2loihi.deploy:
+`-o DIR` must be new, empty, or (with `--force`) an earlier bundle, never a folder
+holding the model or the current folder; the bundle is written into a temporary
+folder beside DIR and renamed into place at the end, so DIR is the whole bundle
+or untouched.
+
+Exit codes: 0 written; 1 the model does not fit the system (nothing written);
+2 bad input. Nothing in spike2loihi has run on a Loihi board: the bundle is how
+an INRC member finds out (see its README.md).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from spike2loihi import cliutil
+from spike2loihi.backends.loihi2 import DEFAULT_LIF_PLACEMENT, LIF_PLACEMENTS, LOIHI_GENS
+from spike2loihi.errors import Spike2LoihiError
+
+LOIHI2_PARAMS = (("partition", "--partition"), ("board", "--board"), ("ethernet_host", "--ethernet-host"),
+                 ("loihi_gen", "--loihi-gen"), ("lif_placement", "--lif-placement"))
+MAX_NEW_TOKENS_CAP = 4096
+
+
+def loihi2_options(f):
+    """The click options of `--backend loihi2` (on `run` and `eval`)."""
+    opts = [
+        click.option("--partition", metavar="P", help="--backend loihi2: the INRC SLURM partition to run on "
+                     "(e.g. oheogulch, kp; `sinfo` lists them)."),
+        click.option("--board", metavar="B", help="--backend loihi2: the SLURM board (node name) to run on."),
+        click.option("--ethernet-host", metavar="H", help="--backend loihi2: a Loihi 2 host reached over Ethernet "
+                     "without SLURM (Kapoho Point)."),
+        click.option("--loihi-gen", type=click.Choice(LOIHI_GENS), default="N3B3", show_default=True,
+                     help="--backend loihi2: the chip generation (Lava's ChipGeneration)."),
+        click.option("--lif-placement", type=click.Choice(LIF_PLACEMENTS), default=DEFAULT_LIF_PLACEMENT,
+                     show_default=True, help="--backend loihi2: where the token-gated LIFs run. TokenLIF has no "
+                     "neurocore model (it needs a microcoded neuron), so 'host' runs them as Python processes on "
+                     "the host; 'chip' needs one registered as spike2loihi.lava.hw.TOKEN_LIF_NC_MODEL."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _explicit(ctx, name: str) -> bool:
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
+def loihi2_preflight(ctx, wanted: bool, partition, board, ethernet_host, loihi_gen, lif_placement):
+    """With `wanted` (--backend loihi2): the options checked, lava-nc and lava-loihi found and the host
+    selected through lava.utils.loihi, before any work; returns the `Loihi2Options` and prints the
+    caveats (nothing ran on a board; TokenLIF has no neurocore model) on stderr. Otherwise warns
+    about loihi2 options given and returns None."""
+    if not wanted:
+        given = [opt for name, opt in LOIHI2_PARAMS if _explicit(ctx, name)]
+        if given:
+            cliutil.warn(f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no effect without "
+                         "--backend loihi2")
+        return None
+    from spike2loihi.backends import loihi2
+
+    options = loihi2.Loihi2Options(loihi2.host_selection(partition, board, ethernet_host, loihi_gen), lif_placement)
+    loihi2.prepare(options)
+    click.echo(loihi2.notes(lif_placement), err=True)
+    return options
+
+
+def _prompt_ids(model, prompt, tokens_csv):
+    from spike2loihi import deploy as D
+
+    V = model.config["vocab_size"]
+    if prompt is not None:
+        tok = model.tokenizer()
+        if tok is None:
+            raise Spike2LoihiError("--prompt needs the model's tokenizer and this model has none: give --tokens")
+        from spike2loihi.cli import _encode_prompt
+
+        return _encode_prompt(tok, prompt)
+    if tokens_csv is not None:
+        return cliutil.parse_int_list(tokens_csv, "--tokens", 0, V - 1)
+    return D.default_prompt(V)
+
+
+@click.command("deploy")
+@click.argument("model_path", metavar="MODEL.s2l", type=click.Path(path_type=Path))
+@click.option("--hw", "hw", required=True, metavar="NAME|FILE",
+              help="Hardware profile of the target system: oheo_gulch, kapoho_point, hala_point, or a profile .yaml.")
+@click.option("--partition", metavar="P", help="SLURM partition [default: the profile's, e.g. oheogulch, kp].")
+@click.option("--board", metavar="B", help="SLURM board (node name) instead of a partition.")
+@click.option("--loihi-gen", type=click.Choice(LOIHI_GENS), help="Chip generation [default: the profile's, else N3B3].")
+@click.option("--lif-placement", type=click.Choice(LIF_PLACEMENTS), default=DEFAULT_LIF_PLACEMENT, show_default=True,
+              help="Where the token-gated LIFs run on the board (TokenLIF has no neurocore model: see `run --help`).")
+@click.option("--prompt", help="Prompt text of the check (model's tokenizer).")
+@click.option("--tokens", "tokens_csv", help="Prompt of the check as token ids, e.g. 1,2,3 "
+              f"[default: 16 fixed pseudo-random ids].")
+@click.option("--max-new-tokens", type=cliutil.Int(min=0, max=MAX_NEW_TOKENS_CAP), default=8, show_default=True,
+              help="Greedy tokens generated after the prompt.")
+@click.option("-o", "--output", "output", type=cliutil.OUTPUT_PATH, required=True, help="The bundle folder to write.")
+@click.option("--force", is_flag=True, help="Replace an earlier bundle at --output (never any other folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the bundle's manifest) instead of text.")
+def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, tokens_csv, max_new_tokens, output,
+           force, as_json):
+    """Write a bundle folder for an INRC Loihi 2 host: the model, a run script and a SLURM batch
+    script, a README with the steps, the resource plan, the emulator's expected outputs for a
+    fixed prompt (token ids, logits, spikes) and sha256 checksums of every file.
+
+    On the board, the run script runs the model through the loihi2 backend (teacher-forced
+    prompt, then greedy tokens), compares every logit, spike and token with the expected
+    outputs and prints "identical" or the first divergence. Nothing in spike2loihi has run on
+    a board yet; without lava-loihi (INRC members only) the run script stops with one line.
+    """
+    from spike2loihi import deploy as D
+    from spike2loihi.backends import loihi2 as L2
+
+    # 1. Everything that needs no model.
+    if partition is not None and board is not None:
+        raise Spike2LoihiError("give one of --partition and --board: Lava selects a board or a partition, not both")
+    if prompt is not None and tokens_csv is not None:
+        raise Spike2LoihiError("give at most one of --prompt and --tokens")
+    if prompt == "":
+        raise Spike2LoihiError("--prompt is empty: at least one token is needed")
+    dest = D.check_output_dir(output, force, {"MODEL": model_path})
+    L2.check_lif_placement(lif_placement)
+    from spike2loihi import artifact, hardware, planner
+    from spike2loihi.cli_profile import DoesNotFit
+
+    prof = hardware.load_profile(hw)
+    if not prof.is_hardware:
+        raise Spike2LoihiError(f"--hw {hw}: a {prof.kind} profile; deploy needs a Loihi 2 system: "
+                               f"{', '.join(p.name for p in planner.packaged_profiles())} or a hardware .yaml")
+    if partition is None and board is None:
+        partition = prof.system.lava_partition.value
+        if partition is None:
+            raise Spike2LoihiError(f"no SLURM partition: the {prof.name} profile names none "
+                                   f"({prof.system.lava_partition.src}); give --partition P or --board B")
+    host = L2.host_selection(partition, board, None, loihi_gen or prof.system.lava_loihi_gen.value
+                             or L2.DEFAULT_LOIHI_GEN)
+    options = L2.Loihi2Options(host, lif_placement)
+    if not artifact.is_artifact(model_path):
+        if not Path(model_path).exists():
+            raise Spike2LoihiError(f"{model_path}: no such file")
+        raise Spike2LoihiError(f"{model_path}: not a converted .s2l model; run `spike2loihi convert {model_path} "
+                               "-o MODEL.s2l` first")
+
+    # 2. The model, its plan and the prompt.
+    model = artifact.load(model_path)
+    name = Path(model_path).name
+    plan = planner.plan_model(model, prof, planner.packaged_profiles(), name)
+    if not plan.fits:
+        click.echo(planner.render_text(plan), err=True)
+        n = len(plan.violations)
+        raise DoesNotFit(f"{name} does not fit {plan.system}: {n} violation{'s' if n != 1 else ''} (listed above); "
+                         "no bundle written")
+    ids = _prompt_ids(model, prompt, tokens_csv)
+
+    # 3. The work: expected outputs, then the bundle, all or nothing.
+    cliutil.begin_work()
+    rows = len(ids) + max(max_new_tokens - 1, 0)
+    with cliutil.Progress("expected outputs (emulator)", total=rows, unit="tokens") as bar:
+        expected = D.expected_outputs(model, ids, max_new_tokens, progress=bar)
+    with D.BundleWriter(dest) as tmp:
+        info = D.write_bundle(tmp, Path(model_path), model, prof, plan, options, ids, max_new_tokens, expected)
+        info = D.finish_bundle(tmp, info, dest.name)
+    if as_json:
+        click.echo(json.dumps({"bundle": str(dest), **info}, indent=1))
+        return
+    size = sum(f["bytes"] for f in info["files"].values())
+    click.echo(f"wrote {dest}: {len(info['files']) + 2} files, {size / 2**20:.1f} MiB")
+    click.echo(f"  model       {D.MODEL_FILE} ({name}, {plan.system}: {D.plan_summary(plan)})")
+    click.echo(f"  check       {D.EXPECTED_FILE}: {len(ids)} prompt tokens teacher forced, {max_new_tokens} greedy "
+               f"tokens; {rows} rows of logits and spikes from the emulator")
+    click.echo(f"  host        {host.describe()}, LIFs on the {lif_placement} ({D.JOB_SCRIPT}, {D.RUN_SCRIPT})")
+    click.echo(f"  checksums   {D.MANIFEST_FILE}, {D.SUMS_FILE} (sha256sum -c {D.SUMS_FILE})")
+    click.echo(f"next: copy {dest.name}/ to the INRC host and follow {dest.name}/{D.README_FILE} "
+               f"(pip install -r {D.REQUIREMENTS_FILE}; sbatch {D.JOB_SCRIPT})")
+    click.echo(L2.notes(lif_placement), err=True)
