@@ -55,6 +55,7 @@ MANIFEST_FILE = "manifest.json"
 SUMS_FILE = "SHA256SUMS"
 RESULT_FILE = "result.json"
 BOARD_OUTPUTS_FILE = "board_outputs.npz"
+ERROR_FILE = "error_traceback.txt"
 TOOLCHAIN_SUFFIXES = (".py", ".yaml")
 
 DEFAULT_PROMPT_TOKENS = 16
@@ -344,7 +345,8 @@ Resource plan (`{PLAN_FILE}`, estimates): {plan}.
   lava-loihi missing, 130 interrupted.
 - `{RESULT_FILE}` (the verdict, the first divergence, mismatch counts, timings) and
   `{BOARD_OUTPUTS_FILE}` (the board's token ids, logits and spikes, in `{EXPECTED_FILE}`'s
-  layout) are written beside this README (or in `--out DIR`).
+  layout) are written beside this README (or in `--out DIR`); if Lava itself fails, its
+  traceback goes to `{ERROR_FILE}`.
 
 ## What is unverified until this runs
 
@@ -629,7 +631,8 @@ def _run_check(bundle: Path, args) -> int:
     options = L2.Loihi2Options(host, args.lif_placement or saved.lif_placement)
     out_dir = Path(args.out) if args.out else bundle
     paths = cliutil.check_output_paths({"result.json": out_dir / RESULT_FILE,
-                                        "board_outputs.npz": out_dir / BOARD_OUTPUTS_FILE})
+                                        "board_outputs.npz": out_dir / BOARD_OUTPUTS_FILE,
+                                        "error_traceback.txt": out_dir / ERROR_FILE})
     L2.prepare(options)                    # options, lava-nc, lava-loihi, the host: before any work
     print(L2.notes(options.lif_placement), file=sys.stderr)
     verify_files(bundle, info)
@@ -639,8 +642,20 @@ def _run_check(bundle: Path, args) -> int:
     print(f"running {info['model']['name']} on {host.describe()}: {check['prompt_len']} prompt tokens, "
           f"{check['max_new_tokens']} greedy tokens", file=sys.stderr)
     t0 = time.perf_counter()
-    backend = L2.Loihi2Backend(model, options)
-    res = backend.run(list(check["prompt_tokens"]), int(check["max_new_tokens"]))
+    try:
+        backend = L2.Loihi2Backend(model, options)
+        res = backend.run(list(check["prompt_tokens"]), int(check["max_new_tokens"]))
+    except Spike2LoihiError:
+        raise
+    except Exception as exc:   # lava-loihi's compiler or runtime: keep the traceback for whoever debugs it
+        import traceback
+
+        from spike2loihi.fileio import write_text_atomic
+
+        write_text_atomic(paths["error_traceback.txt"], traceback.format_exc())
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise BundleError(f"the board run failed: {type(exc).__name__}: {first} (full traceback in "
+                          f"{paths['error_traceback.txt']})") from None
     got = Outputs(tuple(check["prompt_tokens"]), tuple(res.generated), res.logits, res.att_spikes,
                   res.ffn_spikes)
     d = first_divergence(expected, got)
@@ -656,6 +671,7 @@ def _run_check(bundle: Path, args) -> int:
               "generated": {"expected": list(expected.generated), "got": list(got.generated)},
               "steps": res.steps, "processes": res.processes, "seconds": round(time.perf_counter() - t0, 3),
               "timings": {k: round(v, 4) for k, v in res.timings.items()}}
+    del paths["error_traceback.txt"]
     with cliutil.OutputSet(paths) as outs:
         outs.write_text("result.json", json.dumps(result, indent=1, default=_json_default) + "\n")
         with outs.open("board_outputs.npz") as f:

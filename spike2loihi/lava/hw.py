@@ -17,11 +17,16 @@ stand-in run names the bit-accurate Dense/Sparse models explicitly.
   `lava.magma.core.model.nc.model` (neurocore ProcessModels) inside
   try/except; `lava.networks.gradedvecnetwork` takes the adapters from
   `lava.proc.embedded_io`. All three ship only in lava-loihi. Nothing is imported.
-* `select_host(host)`: `lava.utils.loihi.use_slurm_host(partition=, board=,
-  loihi_gen=)` (INRC's SLURM: sets SLURM=1, LOIHI_GEN, PARTITION or BOARD after
-  checking them against `sinfo`) or `use_ethernet_host(host_address,
-  loihi_gen=)` (pings the host; sets NOSLURM=1, NXSDKHOST, HOST_BINARY,
-  LOIHI_GEN). Their errors become one line.
+* `select_host(host)`: an Ethernet host through `lava.utils.loihi.use_ethernet_host(
+  host_address, loihi_gen=)` (pings the host; sets NOSLURM=1, NXSDKHOST,
+  HOST_BINARY, LOIHI_GEN). SLURM through `use_slurm_host(loihi_gen=)` (checks
+  lava-loihi and `sinfo`; sets SLURM=1, LOIHI_GEN), then the partition or board
+  as `lava.utils.slurm.set_partition` / `set_board` set it (PARTITION / BOARD),
+  after our own check against `sinfo`: lava-nc 0.10.0's check raises IndexError
+  on the empty last line of `sinfo`'s output (lava-nc/lava issue #753, open)
+  and refuses a partition whose first listed nodes are down although others
+  are up (#754, open); ours skips empty lines, accepts the default partition's
+  `*` mark, and wants one node of the partition not down. Every refusal is one line.
 * `build_hw(...)`: `spike2loihi.lava.build.build` with a `connect` that puts
   one `lava.proc.embedded_io.spike.PyToNxAdapter` on every host->chip edge
   (graded payloads into Dense/Sparse, the ffn LIF's graded input, token gates)
@@ -109,7 +114,8 @@ def select_host(host) -> None:
         if host.via == "ethernet":
             loihi.use_ethernet_host(host.ethernet_host, loihi_gen=gen)
         else:
-            loihi.use_slurm_host(partition=host.partition, board=host.board, loihi_gen=gen)
+            loihi.use_slurm_host(partition=None, board=None, loihi_gen=gen)
+            _set_slurm_target(host)
     except ImportError:   # lava.utils.loihi's own lava-loihi check
         raise missing_lava_loihi_error([LAVA_LOIHI_MODULES[0][0]]) from None
     except FileNotFoundError as exc:   # sinfo or ping is not on this machine
@@ -119,6 +125,37 @@ def select_host(host) -> None:
                                  f"{'; run on an INRC host' if tool == 'sinfo' else ''})") from None
     except (ValueError, OSError, subprocess.SubprocessError) as exc:
         raise HostSelectionError(f"{host.option}: Lava cannot select this host: {one_line(exc)}") from None
+
+
+def _sinfo_rows(args: List[str]) -> List[List[str]]:
+    """`sinfo` output (through Lava's own runner) as split rows, header and empty lines left out."""
+    from lava.utils import slurm
+
+    return [line.split() for line in slurm.try_run_command(["sinfo", *args])[1:] if line.split()]
+
+
+def _set_slurm_target(host) -> None:
+    """PARTITION or BOARD, as lava.utils.slurm.set_partition / set_board set them, checked against
+    `sinfo` without lava-nc issues #753 and #754 (see the module docstring)."""
+    import os
+
+    from spike2loihi.backends.loihi2 import HostSelectionError
+
+    if host.board is not None:   # sinfo -N: NODELIST NODES PARTITION STATE
+        rows = [r for r in _sinfo_rows(["-N"]) if len(r) >= 4 and r[0] == host.board]
+        if not rows or all("down" in r[3] for r in rows):
+            raise HostSelectionError(f"{host.option}: no such board in `sinfo -N`, or it is down "
+                                     f"({'not listed' if not rows else 'state ' + rows[0][3]}); run sinfo -N to see "
+                                     "the boards")
+        os.environ["BOARD"] = host.board
+    else:                        # sinfo: PARTITION AVAIL TIMELIMIT NODES STATE NODELIST ('*': the default)
+        rows = [r for r in _sinfo_rows([]) if r[0].rstrip("*") == host.partition]
+        states = sorted({r[4] if len(r) > 4 else "" for r in rows})
+        if not rows or all("down" in s for s in states):
+            raise HostSelectionError(f"{host.option}: no such partition in `sinfo`, or all its nodes are down "
+                                     f"({'not listed' if not rows else 'states ' + ', '.join(states)}); run sinfo "
+                                     "to see the partitions")
+        os.environ["PARTITION"] = host.partition
 
 
 # ---------------------------------------------------------------------------
