@@ -102,7 +102,7 @@ def _prompt_ids(model, prompt, tokens_csv):
               help="Where the token-gated LIFs run on the board (TokenLIF has no neurocore model: see `run --help`).")
 @click.option("--prompt", help="Prompt text of the check (model's tokenizer).")
 @click.option("--tokens", "tokens_csv", help="Prompt of the check as token ids, e.g. 1,2,3 "
-              f"[default: 16 fixed pseudo-random ids].")
+              "[default: 16 fixed pseudo-random ids].")
 @click.option("--max-new-tokens", type=cliutil.Int(min=0, max=MAX_NEW_TOKENS_CAP), default=8, show_default=True,
               help="Greedy tokens generated after the prompt.")
 @click.option("-o", "--output", "output", type=cliutil.OUTPUT_PATH, required=True, help="The bundle folder to write.")

@@ -249,6 +249,7 @@ sys.path.insert(0, os.path.join(HERE, "toolchain"))
 
 def main(argv=None):
     try:
+        import click, numpy, scipy, torch  # noqa: F401,E401  (requirements.txt)
         from spike2loihi.deploy import run_check
     except Exception as exc:  # the toolchain's own dependencies are missing
         first = (str(exc).strip().splitlines() or [""])[0]
@@ -366,8 +367,6 @@ def plan_summary(plan) -> str:
 def write_bundle(tmp: Path, model_path: Path, model, prof, plan, options, prompt: List[int], max_new_tokens: int,
                  expected: Outputs) -> dict:
     """Write every file of a bundle into the (empty) folder `tmp`; returns the manifest."""
-    import numpy as np  # noqa: F401  (Outputs.save)
-
     from spike2loihi import __version__
     from spike2loihi.backends.loihi2 import NOT_RUN_NOTE, TOKEN_LIF_NOTE
 

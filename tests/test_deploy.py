@@ -182,6 +182,19 @@ def test_run_script_here_stops_with_the_missing_lava_loihi_line(bundle, tmp_path
     assert res.returncode == 0 and "--partition" in res.stdout and "--ethernet-host" in res.stdout
 
 
+@pytest.mark.parametrize("hidden, code, needle", [
+    ("torch", 2, "error: cannot load the bundled spike2loihi toolchain (ModuleNotFoundError: "),
+    ("lava", 3, "error: the loihi2 backend needs lava-nc 0.10.0 on CPython 3.10"),
+])
+def test_run_script_without_its_dependencies_is_one_line(bundle, hidden, code, needle):
+    script = bundle[0] / "run_on_loihi.py"
+    run = (f"import sys, runpy; sys.modules[{hidden!r}] = None; sys.argv = [{str(script)!r}]; "
+           f"runpy.run_path({str(script)!r}, run_name='__main__')")
+    res = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True)
+    assert res.returncode == code and len(res.stderr.splitlines()) == 1, res.stderr
+    assert res.stderr.startswith(needle), res.stderr
+
+
 def test_run_script_uses_the_bundled_toolchain(bundle, tmp_path):
     copy = tmp_path / "b"
     shutil.copytree(bundle[0], copy)
