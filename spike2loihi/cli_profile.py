@@ -18,6 +18,7 @@ import click
 
 from spike2loihi import cliutil
 from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.fileio import json_default
 
 ACTIVITY_BACKENDS = ("emulator", "lava-sim")
 
@@ -145,7 +146,7 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, plot, a
 
 def _print(as_json: bool, out: dict, plan_text: str, activity_text) -> None:
     if as_json:
-        click.echo(json.dumps(out, indent=1, default=_json_default))
+        click.echo(json.dumps(out, indent=1, default=json_default))
         return
     click.echo(plan_text)
     if activity_text:
@@ -153,9 +154,3 @@ def _print(as_json: bool, out: dict, plan_text: str, activity_text) -> None:
         click.echo(activity_text)
 
 
-def _json_default(o):
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -30,7 +30,6 @@ the first divergence or "identical". Exit codes of the run script:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -39,7 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+from spike2loihi.artifact import sha256_file
 from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.fileio import json_default
 
 BUNDLE_KIND = "spike2loihi-inrc-bundle"
 BUNDLE_VERSION = 1
@@ -185,16 +186,6 @@ def describe_divergence(d: Optional[dict], expected: Outputs) -> str:
 # ---------------------------------------------------------------------------
 # Writing a bundle
 # ---------------------------------------------------------------------------
-def sha256_file(path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                return h.hexdigest()
-            h.update(b)
-
-
 def toolchain_sources() -> List[Tuple[Path, str]]:
     """(source file, path in the bundle) of this spike2loihi's packages."""
     import converters
@@ -386,7 +377,7 @@ def write_bundle(tmp: Path, model_path: Path, model, prof, plan, options, prompt
     with open(tmp / EXPECTED_FILE, "wb") as f:
         expected.save(f)
     (tmp / PLAN_FILE).write_text(json.dumps({"hardware_profile": prof.name, **plan.to_dict()}, indent=1,
-                                            default=_json_default) + "\n")
+                                            default=json_default) + "\n")
     (tmp / REQUIREMENTS_FILE).write_text(requirements_text())
     (tmp / RUN_SCRIPT).write_text(RUN_SCRIPT_TEXT)
     (tmp / JOB_SCRIPT).write_text(job_script_text(options.host, job))
@@ -411,14 +402,6 @@ def finish_bundle(tmp: Path, info: dict, bundle_name: str) -> dict:
     sums[MANIFEST_FILE] = {"sha256": sha256_file(tmp / MANIFEST_FILE)}
     (tmp / SUMS_FILE).write_text("".join(f"{v['sha256']}  {k}\n" for k, v in sorted(sums.items())))
     return info
-
-
-def _json_default(o):
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 # ---------------------------------------------------------------------------
@@ -672,7 +655,7 @@ def _run_check(bundle: Path, args) -> int:
               "timings": {k: round(v, 4) for k, v in res.timings.items()}}
     del paths["error_traceback.txt"]
     with cliutil.OutputSet(paths) as outs:
-        outs.write_text("result.json", json.dumps(result, indent=1, default=_json_default) + "\n")
+        outs.write_text("result.json", json.dumps(result, indent=1, default=json_default) + "\n")
         with outs.open("board_outputs.npz") as f:
             got.save(f)
     print(line)

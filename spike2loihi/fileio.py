@@ -79,3 +79,12 @@ def atomic_path(target):
 def write_text_atomic(target, text: str, encoding="utf-8"):
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding=encoding)
+
+
+def json_default(o):
+    """`json.dumps(..., default=json_default)`: numpy scalars as Python numbers, tuples as lists."""
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
