@@ -38,3 +38,22 @@ def spiking_state_dict(n_layer, n_embd, vocab, seed=0, dtype=None, gain=3.0):
         if k.startswith("blocks.") and k.endswith(".weight") and t.dim() == 2:
             sd[k] = (t.float() * gain).to(dtype)
     return sd
+
+
+def convert_spec(spec, tokens, sem_name="run", **opts):
+    """(ConvertedModel, records) of a ModelSpec calibrated on `tokens`, as `spike2loihi convert` makes it."""
+    from spike2loihi import quantize
+
+    sem = spec.semantics(sem_name)
+    cal = quantize.calibrate(spec, sem, tokens, {"source": "tokens"})
+    return quantize.convert(spec, sem, cal, quantize.QuantOptions(**opts), source={"path": "memory"})
+
+
+@pytest.fixture(scope="session")
+def demo_converted(demo_spec):
+    """The bundled model converted with its first 300 training characters as calibration."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    import demo_corpus
+
+    train, _ = demo_corpus.corpus()
+    return convert_spec(demo_spec, demo_spec.tokenizer.encode(train[:300]))

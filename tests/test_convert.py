@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, spiking_state_dict
+from conftest import convert_spec, spiking_state_dict
 from converters.spikegpt import spec_from_state_dict
 from spike2loihi import artifact, evaluate, host_ops, ir, quantize
 from spike2loihi.backends.emulator import EmulatorBackend
@@ -22,10 +22,7 @@ from spike2loihi.fixed_point import (INT32_MAX, LIMITS, VTH_SHIFT, threshold_to_
 from spike2loihi.reference import ReferenceModel
 
 
-def convert(spec, tokens, sem_name="run", **opts):
-    sem = spec.semantics(sem_name)
-    cal = quantize.calibrate(spec, sem, tokens, {"source": "tokens"})
-    return quantize.convert(spec, sem, cal, quantize.QuantOptions(**opts), source={"path": "memory"})
+convert = convert_spec
 
 
 def random_spec(n_layer=8, n_embd=32, vocab=50, seed=0, dtype=torch.float32):
@@ -34,17 +31,6 @@ def random_spec(n_layer=8, n_embd=32, vocab=50, seed=0, dtype=torch.float32):
 
 def tokens_for(vocab, n, seed=0):
     return [int(t) for t in np.random.default_rng(seed).integers(0, vocab, n)]
-
-
-@pytest.fixture(scope="module")
-def demo_converted(demo_spec):
-    import sys
-
-    sys.path.insert(0, str(ROOT / "examples"))
-    import demo_corpus
-
-    train, _ = demo_corpus.corpus()
-    return convert(demo_spec, demo_spec.tokenizer.encode(train[:300]))
 
 
 RANDOM_CASES = {

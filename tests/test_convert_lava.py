@@ -15,7 +15,6 @@ from _lava_helpers import run_lava  # noqa: E402
 from spike2loihi import emulator as emu  # noqa: E402
 from spike2loihi.execute import Executor  # noqa: E402
 from spike2loihi.fixed_point import SignMode  # noqa: E402
-from test_convert import demo_converted  # noqa: E402,F401  (fixture)
 
 
 def _dense(model, name):

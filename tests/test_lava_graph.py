@@ -21,7 +21,7 @@ from spike2loihi import artifact, generate, ir
 from spike2loihi.backends.emulator import EmulatorBackend
 from spike2loihi.execute import Executor, spikes_by_population
 from spike2loihi.schedule import schedule
-from test_convert import convert, demo_converted, random_spec, tokens_for  # noqa: F401  (fixture)
+from test_convert import convert, random_spec, tokens_for
 
 pytest.importorskip("lava")
 
