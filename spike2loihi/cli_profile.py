@@ -73,8 +73,8 @@ def _read_tokens(model, model_path, text, tokens_file, max_tokens):
 @click.option("--tokens-file", type=click.Path(path_type=Path),
               help="As --text, with token ids separated by whitespace or commas.")
 @click.option("--backend", type=click.Choice(ACTIVITY_BACKENDS), default="emulator", show_default=True,
-              help="Where the activity run counts: the bit-exact emulator (lava-sim: once the Lava graph exists; "
-                   "its counts must be identical).")
+              help="Where the activity run counts: the bit-exact emulator, or the Lava process graph in Lava's "
+                   "CPU simulator (slower; its counts are identical, tested).")
 @click.option("--max-tokens", type=cliutil.Int(min=1), help="Use at most this many tokens of --text/--tokens-file.")
 @click.option("--plot", type=cliutil.OUTPUT_PATH,
               help="Write a PNG: cores per group (and with --text: firing rates and energy breakdowns).")

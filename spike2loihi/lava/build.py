@@ -93,7 +93,11 @@ def chip_groups(model: ConvertedModel) -> Dict[str, List[str]]:
     return out
 
 
-def host_plans(graph: ir.Graph, groups: Optional[Dict[str, List[str]]] = None) -> List[HostPlan]:
+def host_plans(graph: ir.Graph, groups: Optional[Dict[str, List[str]]] = None,
+               probes: bool = False) -> List[HostPlan]:
+    """The host blocks and their ports. With `probes`, the output of every chip process that
+    feeds only chip processes (Wo -> LIF) is also sent to its encoder's block, which counts it
+    (the activity report's counts from the simulator)."""
     nodes = graph.nodes
     if groups is None:
         groups = {n.name: [n.name] for n in nodes.values() if n.placement.where == ir.CHIP}
@@ -128,6 +132,9 @@ def host_plans(graph: ir.Graph, groups: Optional[Dict[str, List[str]]] = None) -
                                                       ((first.name, 0, 1),))
         consumers = {owner[e.dst] for m in members for e in graph.consumers(m)
                      if nodes[e.dst].placement.where == ir.HOST}
+        if probes and not consumers and isinstance(first, ir.Projection):
+            mem, width = slices(members, lambda m: nodes[m].dim)
+            ins[enc][f"probe_{_safe(proc)}"] = PortSpec(f"probe_{_safe(proc)}", width, "int", "probe", proc, mem)
         for g in consumers:
             if g != enc:
                 raise ValueError(f"{proc}: its encoder and its consumers are in different host blocks")
@@ -156,6 +163,7 @@ class Records:
     n_lif: int
     width: int
     n_plans: int
+    n_nodes: int = 0
 
     def _map(self, name, dtype, shape, mode):
         return np.memmap(self.folder / name, dtype=dtype, mode=mode, shape=shape)
@@ -169,7 +177,7 @@ class Records:
 
     def layout(self) -> dict:
         return {"max_tokens": self.max_tokens, "vocab": self.vocab, "n_lif": self.n_lif, "width": self.width,
-                "n_plans": self.n_plans}
+                "n_plans": self.n_plans, "n_nodes": self.n_nodes}
 
     @classmethod
     def open(cls, folder) -> "Records":
@@ -180,7 +188,9 @@ class Records:
         return [("logits.f32", np.float32, (self.max_tokens, self.vocab)),
                 ("spikes.u8", np.uint8, (self.max_tokens, self.n_lif, self.width)),
                 ("tokens.i64", np.int64, (self.max_tokens,)),
-                ("counters.i64", np.int64, (self.n_plans + 1, 4))]
+                ("counters.i64", np.int64, (self.n_plans + 1, 4)),
+                # per IR node: executions, out elements, out nonzero, in elements, in nonzero
+                ("nodecounts.i64", np.int64, (max(self.n_nodes, 1), 5))]
 
     def maps(self, mode="r+"):
         return {name.split(".")[0]: self._map(name, dtype, shape, mode) for name, dtype, shape in self._files()}
@@ -217,6 +227,7 @@ class HostRunner:
         self.records = Records.open(records)
         self.maps = self.records.maps("r+")
         self.plan_index = [p.name for p in host_plans(self.graph, chip_groups(model))].index(plan.name)
+        self.node_row = {name: i for i, name in enumerate(self.graph.nodes)}
         self.nodes = [self.graph.nodes[n] for n in plan.nodes]
         self.inputs = {n.name: self.graph.inputs(n.name) for n in self.nodes}
         self.state = {n.name: s for n in self.nodes
@@ -315,11 +326,15 @@ class HostRunner:
             if valid:
                 out = self.ex.run_host_node(self.params, n, ins, self.state.get(n.name))
                 self.count[n.name] += 1
+                self._tally(n.name, out, 0)
             else:
                 out = np.zeros((1, n.dim), dtype=np.float32)
             self.hist[n.name].append((out, bool(valid)))
             self._ran.add(n.name)
             self._emit(pm, n, out, bool(valid))
+        for p in self.plan.in_ports:   # probes (counting runs): after every encoder of this step ran
+            if p.kind == "probe":
+                self._pull(pm, p.members[0][0])
 
     # -- data movement ------------------------------------------------------
     def _fetch(self, pm, n: ir.Op, src: str):
@@ -347,6 +362,10 @@ class HostRunner:
         for m, lo, hi in p.members:
             mnode = self.graph.nodes[m]
             part = np.asarray(data[lo:hi], np.int64)[None, :]
+            if p.kind == "probe":   # counted only: a chip output that stays on the chip
+                if self._side_for(m, 1)[1]:
+                    self._tally(m, part, 0)
+                continue
             if isinstance(mnode, ir.LIF):
                 valid = self.gate_sent[m]          # the gate this LIF got this step
                 value = self.ex.decode_output(self.params, mnode, self.ex.Payload(part))
@@ -356,6 +375,17 @@ class HostRunner:
                 scale, valid = self._side_for(m, 1)
                 value = self.ex.decode_output(self.params, mnode, self.ex.Payload(part, scale))
             self.hist[m].append((value if valid else np.zeros_like(value), valid))
+            if valid:
+                self._tally(m, part, 0)
+
+    def _tally(self, name: str, arr: np.ndarray, col: int) -> None:
+        """Count an output (col 0: executions, elements, nonzero) or a chip input (col 3: elements, nonzero)."""
+        row = self.maps["nodecounts"][self.node_row[name]]
+        if col == 0:
+            row[0] += 1
+            col = 1
+        row[col] += arr.size
+        row[col + 1] += int(np.count_nonzero(arr))
 
     def _side_for(self, chip: str, back: int):
         """(token scale, valid) the encoder recorded for `chip` `back` entries ago."""
@@ -387,6 +417,7 @@ class HostRunner:
                 if valid:
                     pay = self.ex.encode_input(self.params, self.graph.nodes[chip], out)
                     q, scale = pay.q[0], pay.scale
+                    self._tally(chip, q, 3)
                 else:
                     q, scale = np.zeros(hi - lo, np.int64), np.zeros((1, 1), np.float32)
                 self.side[chip].append((scale, valid))
@@ -459,6 +490,9 @@ def build(model: ConvertedModel, records: Records, run_args: dict,
           connect: Optional[Callable[[object, object], None]] = None) -> LavaGraph:
     """The Lava processes and connections of a converted model (nothing runs yet).
 
+    With `run_args["probes"]` chip-to-chip outputs are also sent to the host, which counts them
+    (the activity report's counts from the simulator).
+
     Every connection is made by `connect(out_port, in_port)` (default: `out_port.connect(in_port)`);
     the hardware builder (`spike2loihi.lava.hw`) passes one that puts Lava's embedded-IO adapters
     on the host/chip boundary.
@@ -474,7 +508,7 @@ def build(model: ConvertedModel, records: Records, run_args: dict,
     g = model.graph
     sched = schedule(g)
     groups = chip_groups(model)
-    plans = host_plans(g, groups)
+    plans = host_plans(g, groups, probes=bool(run_args.get("probes")))
     procs: Dict[str, object] = {}
     model_map: Dict[object, type] = {}
     for plan in plans:
@@ -515,7 +549,7 @@ def build(model: ConvertedModel, records: Records, run_args: dict,
                     if other.name != plan.name and any(p.name == port.name for p in other.in_ports):
                         link(out, getattr(procs[other.name], port.name))
         for port in plan.in_ports:
-            if port.kind == "from_chip":
+            if port.kind in ("from_chip", "probe"):
                 chip = procs[port.node]
                 first = g.nodes[port.members[0][0]]
                 link(chip.a_out if isinstance(first, ir.Projection) else chip.s_out, getattr(hp, port.name))

@@ -43,6 +43,8 @@ class LavaResult:
     steps: int
     processes: int
     timings: dict = field(default_factory=dict)   # compile_s, prefill_s, generate_s, ...
+    node_counts: Optional[dict] = None  # with count=True: IR node -> [executions, out elements, out nonzero,
+                                        #                              in elements, in nonzero]
 
 
 def _descendants(root: int) -> List[int]:
@@ -114,7 +116,8 @@ def _stop(anchor, before: set) -> None:
 def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0, greedy: bool = True,
               temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
               progress: Optional[Callable[[str, int, int], None]] = None,
-              on_token: Optional[Callable[[int], None]] = None, chunk: int = 32, target=None) -> LavaResult:
+              on_token: Optional[Callable[[int], None]] = None, chunk: int = 32, target=None,
+              count: bool = False) -> LavaResult:
     """Teacher-forced `prompt`, then `max_new_tokens` generated inside the graph.
 
     `progress(phase, done, total)` gets "prefill" (tokens) and "generate" (tokens);
@@ -134,10 +137,11 @@ def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0,
         raise LavaRunError(f"token id {bad[0]} is outside the vocabulary 0..{cfg['vocab_size'] - 1}" if bad
                            else "no tokens to run")
     run_args = {"prompt": [int(t) for t in prompt], "max_new_tokens": N, "greedy": bool(greedy),
-                "temperature": float(temperature), "top_p": float(top_p), "seed": int(seed)}
+                "temperature": float(temperature), "top_p": float(top_p), "seed": int(seed), "probes": bool(count)}
     with tempfile.TemporaryDirectory(prefix="s2l-lava-") as tmp:
         records = Records(Path(tmp), max_tokens=T + N, vocab=cfg["vocab_size"], n_lif=len(lifs),
-                          width=cfg["n_embd"], n_plans=cfg["n_layer"] + 1).create()
+                          width=cfg["n_embd"], n_plans=cfg["n_layer"] + 1,
+                          n_nodes=len(model.graph.nodes)).create()
         t0 = time.perf_counter()
         graph = (target.build if target is not None else build)(model, records, run_args)
         sched = graph.schedule
@@ -210,6 +214,9 @@ def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0,
         result = LavaResult(np.array(maps["logits"][:n_logits]), att, ffn,
                             [int(t) for t in maps["tokens"][T:T + n_gen]], steps_done, graph.process_count(),
                             timings)
+        if count:
+            rows = np.array(maps["nodecounts"])
+            result.node_counts = {name: [int(x) for x in rows[i]] for i, name in enumerate(model.graph.nodes)}
         del maps, counters
     return result
 
