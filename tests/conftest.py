@@ -40,6 +40,27 @@ def spiking_state_dict(n_layer, n_embd, vocab, seed=0, dtype=None, gain=3.0):
     return sd
 
 
+def one_line_error(res, needle, code=2):
+    """A CLI result that failed with exit `code` and exactly one stderr line, `error: ...needle...`."""
+    assert res.exit_code == code, (res.exit_code, res.stderr, res.exception)
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1, f"not one line: {res.stderr!r}"
+    assert lines[0].startswith("error: ") and needle in lines[0], lines[0]
+    assert "Traceback" not in res.stderr
+    return lines[0]
+
+
+def converted_random(n_layer, n_embd, vocab, seed=3, n_tokens=24):
+    """A seeded random spiking checkpoint converted with `n_tokens` seeded random calibration tokens."""
+    import numpy as np
+
+    from converters.spikegpt import spec_from_state_dict
+
+    spec = spec_from_state_dict(spiking_state_dict(n_layer, n_embd, vocab, seed=seed))
+    toks = [int(t) for t in np.random.default_rng(seed).integers(0, vocab, n_tokens)]
+    return convert_spec(spec, toks)[0]
+
+
 def convert_spec(spec, tokens, sem_name="run", **opts):
     """(ConvertedModel, records) of a ModelSpec calibrated on `tokens`, as `spike2loihi convert` makes it."""
     from spike2loihi import quantize

@@ -8,20 +8,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import spiking_state_dict
-from converters.spikegpt import spec_from_state_dict
-from spike2loihi import activity as A, artifact, cliutil, hardware as H, ir, planner as P, quantize
+from conftest import converted_random
+from spike2loihi import activity as A, artifact, cliutil, hardware as H, ir, planner as P
 from spike2loihi.cli_profile import profile as profile_command
 from spike2loihi.execute import Executor
 
 
 def converted(n_layer, n_embd, vocab, seed=3, n_tokens=32):
-    spec = spec_from_state_dict(spiking_state_dict(n_layer, n_embd, vocab, seed=seed))
-    sem = spec.semantics("run")
-    toks = [int(t) for t in np.random.default_rng(seed).integers(0, vocab, n_tokens)]
-    cal = quantize.calibrate(spec, sem, toks, {"source": "tokens"})
-    model, _ = quantize.convert(spec, sem, cal, quantize.QuantOptions(), source={"path": "memory"})
-    return model
+    return converted_random(n_layer, n_embd, vocab, seed=seed, n_tokens=n_tokens)
 
 
 TOKENS = [int(t) for t in np.random.default_rng(11).integers(0, 40, 30)]

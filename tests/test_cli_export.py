@@ -15,7 +15,7 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from conftest import DEMO, DEMO_CKPT, spiking_state_dict
+from conftest import DEMO, DEMO_CKPT, one_line_error, spiking_state_dict
 from converters import onnx_export as OX
 from converters.spikegpt import save_checkpoint
 from spike2loihi import artifact, quantize
@@ -29,14 +29,6 @@ def invoke(*args):
 def tree(folder):
     folder = Path(folder)
     return sorted((str(p.relative_to(folder)), p.stat().st_size if p.is_file() else -1) for p in folder.rglob("*"))
-
-
-def one_line_error(res, needle, code=2):
-    assert res.exit_code == code, (res.exit_code, res.stderr, res.exception)
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1, f"not one line: {res.stderr!r}"
-    assert lines[0].startswith("error: ") and needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import torch
 from click.testing import CliRunner
 
 from _factories import train_hf_tokenizer
-from conftest import DEMO_CKPT, ROOT, spiking_state_dict
+from conftest import DEMO_CKPT, ROOT, one_line_error, spiking_state_dict
 from converters.spikegpt import save_checkpoint
 from spike2loihi import cliutil
 from spike2loihi.cli import DEFAULT_MAX_NEW_TOKENS, SEMANTICS_CHOICES, main
@@ -36,15 +36,6 @@ def tree(folder):
     folder = Path(folder)
     return sorted((str(p.relative_to(folder)), p.stat().st_size if p.is_file() else -1)
                   for p in folder.rglob("*"))
-
-
-def one_line_error(res, needle, code=2):
-    assert res.exit_code == code, (res.exit_code, res.stderr, res.exception)
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1, f"not one line: {res.stderr!r}"
-    assert lines[0].startswith("error: ") and needle in lines[0], lines[0]
-    assert "Traceback" not in res.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import ROOT, spiking_state_dict
-from converters.spikegpt import save_checkpoint, spec_from_state_dict
-from spike2loihi import artifact, deploy as D, hardware, planner, quantize
+from conftest import ROOT, converted_random, one_line_error, spiking_state_dict
+from converters.spikegpt import save_checkpoint
+from spike2loihi import artifact, deploy as D, hardware, planner
 from spike2loihi.backends.emulator import EmulatorBackend
 from spike2loihi.cli import main
 
@@ -34,25 +34,13 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def one_line_error(res, needle, code=2):
-    assert res.exit_code == code, (res.exit_code, res.stderr, res.exception)
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1, f"not one line: {res.stderr!r}"
-    assert lines[0].startswith("error: ") and needle in lines[0], lines[0]
-    return lines[0]
-
-
 def leftovers(folder):
     return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith("."))
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    spec = spec_from_state_dict(spiking_state_dict(2, 16, 40, seed=5))
-    sem = spec.semantics("run")
-    toks = [int(t) for t in np.random.default_rng(5).integers(0, 40, 24)]
-    cal = quantize.calibrate(spec, sem, toks, {"source": "tokens"})
-    model, _ = quantize.convert(spec, sem, cal, quantize.QuantOptions(), source={"path": "memory"})
+    model = converted_random(2, 16, 40, seed=5, n_tokens=24)
     path = tmp_path_factory.mktemp("model") / "tiny model.s2l"
     artifact.save(model, path)
     return model, path

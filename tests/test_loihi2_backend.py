@@ -26,12 +26,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT, spiking_state_dict
+from conftest import ROOT, converted_random, one_line_error
 
 pytest.importorskip("lava")
 
-from converters.spikegpt import spec_from_state_dict  # noqa: E402
-from spike2loihi import artifact, ir, quantize  # noqa: E402
+from spike2loihi import artifact, ir  # noqa: E402
 from spike2loihi.backends import loihi2 as L2  # noqa: E402
 from spike2loihi.cli import main  # noqa: E402
 from spike2loihi.lava import hw  # noqa: E402
@@ -103,11 +102,7 @@ SINFO_N = ["NODELIST   NODES PARTITION STATE", "ncl-og-01      1 oheogulch* down
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     """A converted 2-layer model (n_embd 16, vocabulary 40) and its .s2l path."""
-    spec = spec_from_state_dict(spiking_state_dict(2, 16, 40, seed=3))
-    sem = spec.semantics("run")
-    toks = [int(t) for t in np.random.default_rng(3).integers(0, 40, 24)]
-    cal = quantize.calibrate(spec, sem, toks, {"source": "tokens"})
-    model, _ = quantize.convert(spec, sem, cal, quantize.QuantOptions(), source={"path": "memory"})
+    model = converted_random(2, 16, 40, seed=3, n_tokens=24)
     path = tmp_path_factory.mktemp("model") / "small.s2l"
     artifact.save(model, path)
     return model, path
@@ -164,14 +159,6 @@ def fake_slurm(monkeypatch, clean_env):
 
 def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(res, needle, code=2):
-    assert res.exit_code == code, (res.exit_code, res.stderr, res.exception)
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1, f"not one line: {res.stderr!r}"
-    assert lines[0].startswith("error: ") and needle in lines[0], lines[0]
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------

@@ -5,14 +5,12 @@ import dataclasses
 import json
 import math
 
-import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import spiking_state_dict
-from converters.spikegpt import spec_from_state_dict
-from spike2loihi import artifact, cliutil, hardware as H, ir, planner as P, quantize
+from conftest import converted_random
+from spike2loihi import artifact, cliutil, hardware as H, ir, planner as P
 from spike2loihi.cli_profile import profile as profile_command
 
 # Per-core synapse capacity of the packaged chip (8-bit weights):
@@ -31,12 +29,7 @@ def systems():
 
 
 def small_converted(n_layer=1, n_embd=16, vocab=40, seed=3, n_tokens=24):
-    spec = spec_from_state_dict(spiking_state_dict(n_layer, n_embd, vocab, seed=seed))
-    sem = spec.semantics("run")
-    toks = [int(t) for t in np.random.default_rng(seed).integers(0, vocab, n_tokens)]
-    cal = quantize.calibrate(spec, sem, toks, {"source": "tokens"})
-    model, _ = quantize.convert(spec, sem, cal, quantize.QuantOptions(), source={"path": "memory"})
-    return model
+    return converted_random(n_layer, n_embd, vocab, seed=seed, n_tokens=n_tokens)
 
 
 def profile_with(tmp_path, changes, name="custom.yaml", base="oheo_gulch"):
