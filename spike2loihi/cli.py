@@ -554,6 +554,10 @@ def _calibration_tokens(spec, sem, calib, calib_tokens_file, calib_len, seed):
               help="Graded payload bits of the ffn LIF's input from the host (<= 17: u = a<<6 fits 24 bits).")
 @click.option("--semantics", type=click.Choice(SEMANTICS_CHOICES), default="run", show_default=True,
               help="run = official inference code (model_run.py); train = training graph (model.py).")
+@click.option("--placement", type=click.Choice(["host", "chip"]), default="host", show_default=True,
+              help="host = LayerNorm, gates, WKV on the host (verified on Lava's simulator); chip = LayerNorm, "
+                   "mixes, sigmoids, relu^2, products, residual on the chip too, WKV on the host "
+                   "(emulator only so far; needs microcoded neurons on a board: unverified).")
 @click.option("--tokenizer", "tokenizer_path", type=click.Path(path_type=Path),
               help="Tokenizer file. Default: vocab.json beside CHECKPOINT. It is stored in the model.")
 @click.option("--seed", type=cliutil.SEED, default=0, show_default=True,
@@ -562,7 +566,7 @@ def _calibration_tokens(spec, sem, calib, calib_tokens_file, calib_len, seed):
 @click.option("--plot", type=cliutil.OUTPUT_PATH, help="Draw the per-layer report as a PNG.")
 @click.option("--threads", type=cliutil.Int(min=1), help="torch CPU threads (capped at the cores).")
 def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits, act_bits, lif_input_bits,
-            semantics, tokenizer_path, seed, report, plot, threads):
+            semantics, placement, tokenizer_path, seed, report, plot, threads):
     """Convert a SpikeGPT checkpoint to a Loihi fixed-point model (.s2l), graded mapping.
 
     Chip: every Dense (8-bit weights, graded inputs) and both LIF populations; host:
@@ -584,7 +588,7 @@ def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits
 
     if threads:
         torch.set_num_threads(threads)
-    opts = quantize.QuantOptions(weight_bits, act_bits, lif_input_bits)
+    opts = quantize.QuantOptions(weight_bits, act_bits, lif_input_bits, placement)
     opts.check()
     spec = load_checkpoint(checkpoint, tokenizer_path=str(tokenizer_path) if tokenizer_path else None)
     sem = spec.semantics(semantics)

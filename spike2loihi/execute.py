@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from spike2loihi import host_ops, ir
+from spike2loihi import host_ops, ir, onchip_ops
 from spike2loihi.artifact import ConvertedModel
 from spike2loihi.emulator import DenseKernel, dense_graded_output, lif_update
 from spike2loihi.fixed_point import VTH_SHIFT
@@ -87,6 +87,12 @@ class Params:
                 if qn.get("row_scale"):
                     self.row_scale[node.name] = np.asarray(model.tensors[qn["row_scale"]], dtype=np.float32)
 
+    def ints(self, key: str) -> np.ndarray:
+        """An integer chip parameter as int64 (cached)."""
+        if key not in self._host:
+            self._host[key] = np.asarray(self.model.tensors[key], dtype=np.int64).reshape(-1)
+        return self._host[key]
+
     def host(self, key: str, transform: Optional[Callable] = None) -> np.ndarray:
         """A host parameter as float32 (1-D vectors squeezed), transformed once if asked."""
         cache_key = key if transform is None else (key, transform.__name__)
@@ -132,7 +138,7 @@ def _layernorm(P, n, ins, st):
 
 @initial_state(ir.TokenShift)
 def _shift_init(P, n, batch):
-    return {"prev": np.zeros((batch, n.dim), np.float32)}
+    return {"prev": np.zeros((batch, n.dim), np.int64 if n.placement.where == ir.CHIP else np.float32)}
 
 
 @handles(ir.HOST, ir.TokenShift)
@@ -195,11 +201,61 @@ def _dense(P, n, ins, st, stats):
     p = ins["x"]
     counter = stats.counter(n.name) if stats is not None else None
     qn = P.q[n.name]
-    limit = qn["input"].get("limit") or host_ops.qmax(qn["input"]["bits"])   # encoders clip to this
+    enc = qn["input"]
+    # host encoders clip to their limit; chip inputs are bounded only by their producers
+    limit = None if enc["encoding"] == "chip" else (enc.get("limit") or host_ops.qmax(enc["bits"]))
     a = dense_graded_output(P.kernels[n.name], p.q, int(qn["weight_exp"]), counter, max_abs=limit)
     if stats is not None:
         stats.peak(n.name, "max_abs_out", int(np.abs(a).max()) if a.size else 0)
-    return Payload(a, p.scale)
+    scale = p.scale
+    if scale is None and qn.get("in_step") is not None:   # a chip input on a fixed grid
+        scale = np.full((a.shape[0], 1), qn["in_step"], np.float32)
+    return Payload(a, scale)
+
+
+# -- `--placement chip`: the ops of spike2loihi.onchip_ops ---------------------
+def _counter(stats, n):
+    return stats.counter(n.name) if stats is not None else None
+
+
+@handles(ir.CHIP, ir.LayerNorm)
+def _chip_layernorm(P, n, ins, st, stats):
+    qn = P.q[n.name]
+    return Payload(onchip_ops.layernorm(ins["x"].q, qn, P.ints(qn["gamma_q"]), P.ints(qn["beta_q"]),
+                                        _counter(stats, n)))
+
+
+@handles(ir.CHIP, ir.TokenShift)
+def _chip_shift(P, n, ins, st, stats):
+    prev, st["prev"] = st["prev"], ins["x"].q
+    return Payload(prev)
+
+
+@handles(ir.CHIP, ir.Mix)
+def _chip_mix(P, n, ins, st, stats):
+    """The mix is folded into the next projection's weights: pass [x ; prev] on."""
+    return Payload(np.concatenate([ins["x"].q, ins["prev"].q], axis=1))
+
+
+@handles(ir.CHIP, ir.Sigmoid)
+def _chip_sigmoid(P, n, ins, st, stats):
+    return Payload(onchip_ops.sigmoid(ins["x"].q, int(P.q[n.name]["in_frac"])))
+
+
+@handles(ir.CHIP, ir.ReLU2)
+def _chip_relu2(P, n, ins, st, stats):
+    return Payload(onchip_ops.relu2(ins["x"].q, int(P.q[n.name]["exp"]), _counter(stats, n)))
+
+
+@handles(ir.CHIP, ir.Product)
+def _chip_product(P, n, ins, st, stats):
+    return Payload(onchip_ops.product(ins["a"].q, ins["b"].q, int(P.q[n.name]["exp"]), _counter(stats, n)))
+
+
+@handles(ir.CHIP, ir.Residual)
+def _chip_residual(P, n, ins, st, stats):
+    return Payload(onchip_ops.residual(ins["x"].q, ins["s"].q, int(P.q[n.name]["spike_weight"]),
+                                       _counter(stats, n)))
 
 
 @initial_state(ir.LIF)

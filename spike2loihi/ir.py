@@ -56,6 +56,21 @@ PLACEMENT: Dict[str, Placement] = {
     "sampler": Placement(HOST, "softmax and a random draw over the vocabulary"),
 }
 
+#: `--placement chip` (ONCHIP.md): these kinds move onto the chip; WKV, the embedding and the
+#: sampler stay on the host. Rows marked "microcoded" need a custom neuron model on a board.
+MICROCODED = "needs a microcoded neuron on a board: unverified"
+CHIP_PLACEMENT: Dict[str, Placement] = {
+    **PLACEMENT,
+    "layernorm": Placement(CHIP, "Dense sums for mean and variance, Lava's InvSqrt algorithm; " + MICROCODED),
+    "token_shift": Placement(CHIP, "a one-token delay on the chip (balanced path)"),
+    "mix": Placement(CHIP, "folded into the next projection's weights: W diag(m) on x, W diag(1-m) on the delayed x"),
+    "sigmoid": Placement(CHIP, "a 33-entry piecewise-linear table; " + MICROCODED),
+    "product": Placement(CHIP, "Lava's ProdNeuron: (a*b) >> exp"),
+    "relu2": Placement(CHIP, "Lava's GradedReluVec, then ProdNeuron squares it"),
+    "residual": Placement(CHIP, "Lava's GradedVec sums x and the spikes (24-bit)"),
+}
+PLACEMENTS: Dict[str, Dict[str, Placement]] = {HOST: PLACEMENT, CHIP: CHIP_PLACEMENT}
+
 
 @dataclass(frozen=True)
 class Op:
@@ -252,28 +267,34 @@ class Graph:
 
 
 class _Builder:
-    def __init__(self):
+    def __init__(self, table: Dict[str, Placement]):
         self.nodes: Dict[str, Op] = {}
         self.edges: List[Edge] = []
+        self.table = table
 
     def add(self, cls, name, dim, layer=None, inputs=(), placement: Optional[Placement] = None, **params) -> str:
         if name in self.nodes:
             raise ValueError(f"duplicate IR node {name!r}")
-        place = placement or PLACEMENT[cls.kind]
+        place = placement or self.table[cls.kind]
         self.nodes[name] = cls(name=name, dim=dim, layer=layer, placement=place, **params)
         for port, src in zip(cls.ports, inputs):
             self.edges.append(Edge(src, name, port))
         return name
 
 
-def build_graph(config, semantics) -> Graph:
+def build_graph(config, semantics, placement: str = HOST) -> Graph:
     """The IR of a SpikeGPT model (`ModelConfig`) under `Semantics` (run or train).
 
-    Execution order is the order of SPIKEGPT.md's equations. The sampler is the
-    last node; it is outside the per-token step (generation drives it).
+    `placement` "host" is the graded mapping (DESIGN.md); "chip" moves LayerNorm,
+    the token shifts and mixes, both sigmoids, relu², the products and the residual
+    onto the chip (ONCHIP.md). Execution order is the order of SPIKEGPT.md's
+    equations. The sampler is the last node; it is outside the per-token step
+    (generation drives it).
     """
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement {placement!r}: expected one of {', '.join(PLACEMENTS)}")
     C, V, F = config.n_embd, config.vocab_size, config.ffn_dim
-    b = _Builder()
+    b = _Builder(PLACEMENTS[placement])
     x = b.add(Embedding, "emb", C, vocab=V, binary=bool(semantics.binary_embedding), inputs=("token",))
     b.edges.clear()  # the token is the graph's input, not a node
     x = b.add(LayerNorm, "ln0", C, inputs=(x,), weight="blocks.0.ln0.weight", bias="blocks.0.ln0.bias")
@@ -311,7 +332,7 @@ def build_graph(config, semantics) -> Graph:
     x = b.add(LayerNorm, "ln_out", C, inputs=(x,), weight="ln_out.weight", bias="ln_out.bias")
     logits = b.add(Head, "head", V, inputs=(x,), n_in=C, weight="head.weight")
     b.add(Sampler, "sampler", 1, inputs=(logits,))
-    meta = {"config": config.to_dict(), "semantics": semantics.to_dict()}
+    meta = {"config": config.to_dict(), "semantics": semantics.to_dict(), "placement": placement}
     return Graph(b.nodes, b.edges, meta)
 
 
@@ -323,6 +344,11 @@ def host_round_trips(graph: Graph) -> int:
         best[n.name] = max((best[s] + int(graph.nodes[s].placement.where == HOST and n.placement.where == CHIP)
                             for s in graph.inputs(n.name).values()), default=0)
     return max(best.values(), default=0)
+
+
+def placement_of(graph: Graph) -> str:
+    """"host" or "chip": the mapping the graph was built with (artifacts before it: "host")."""
+    return graph.meta.get("placement", HOST)
 
 
 def lif_nodes(graph: Graph) -> List[LIF]:

@@ -60,9 +60,12 @@ class QuantOptions:
     weight_bits: int = 8
     act_bits: int = 8
     lif_input_bits: int = 16
+    placement: str = ir.HOST     # "host" (the graded mapping) or "chip" (ONCHIP.md; spike2loihi.quantize_chip)
 
     def check(self) -> None:
         problems = []
+        if self.placement not in ir.PLACEMENTS:
+            problems.append(f"--placement {self.placement!r} is not one of {', '.join(ir.PLACEMENTS)}")
         if not 2 <= self.weight_bits <= 8:
             problems.append(f"--weight-bits {self.weight_bits} is outside 2..8 (Loihi's weight mantissa)")
         if not 2 <= self.act_bits <= MAX_MESSAGE_BITS:
@@ -196,8 +199,10 @@ def _host_bound_group(members: List[tuple], opts: QuantOptions, tensors: dict) -
     return out
 
 
-def _lif_bound(name: str, W: np.ndarray, ymax: float, opts: QuantOptions, tensors: dict) -> tuple:
-    """Wo: static input scale, one weight step, and the att LIF's vth (see the module docstring)."""
+def _lif_bound(name: str, W: np.ndarray, ymax: float, opts: QuantOptions, tensors: dict,
+               pow2: bool = False) -> tuple:
+    """Wo: static input scale, one weight step, and the att LIF's vth (see the module docstring).
+    With `pow2` the input step is a power of two (an on-chip product's output grid)."""
     qm = host_ops.qmax(opts.act_bits)
     ymax = ymax if ymax > 0 else 1.0
     l1 = float(np.abs(W).sum(axis=1).max()) if W.size else 0.0
@@ -207,6 +212,8 @@ def _lif_bound(name: str, W: np.ndarray, ymax: float, opts: QuantOptions, tensor
         v_scale = v_scale_for_threshold(1.0, vth)
         a_in_scale = lif_params(theta=1.0, v_scale=v_scale, tau_v=2.0)["a_in_scale"]
         s_in = ymax / qm
+        if pow2:
+            s_in = 2.0 ** math.ceil(math.log2(s_in))
         q = quantize_weights(W, out_scale=a_in_scale * s_in, num_weight_bits=opts.weight_bits,
                              sign_mode=SignMode.MIXED)
         m_max = int(np.abs(q.mantissa).max()) if q.mantissa.size else 0
@@ -282,7 +289,7 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
             source: Optional[dict] = None, progress: Optional[Callable[[str, int, int], None]] = None):
     """Quantize `spec` into a ConvertedModel; returns (model, records). Deterministic."""
     opts.check()
-    graph = ir.build_graph(spec.config, sem)
+    graph = ir.build_graph(spec.config, sem, opts.placement)
     ref = calib.reference if calib.reference is not None and calib.reference.semantics == sem \
         else ReferenceModel(spec, sem)
     floats = float_weights(ref)
@@ -290,6 +297,41 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
     nodes: Dict[str, dict] = {}
     recs: Dict[str, dict] = {}
     chip = [n for n in graph.nodes.values() if n.placement.where == ir.CHIP]
+    if opts.placement == ir.CHIP:
+        _convert_chip(spec, graph, calib, opts, floats, tensors, nodes, recs, progress)
+    else:
+        _convert_host(graph, calib, opts, floats, tensors, nodes, recs, chip, progress)
+    for node in graph.of_type(ir.LIF):
+        qn = nodes[node.name]
+        check_ranges({"du": qn["du"], "dv": qn["dv"], "vth": qn["vth"]}, prefix=node.name + ".")
+        enc = qn["input"]
+        recs[node.name] = dict(node=node.name, layer=node.layer, op="lif", shape=str(node.dim),
+                               vth=qn["vth"], v_scale=qn["v_scale"],
+                               act_encoding=enc["encoding"] if enc else None, act_bits=enc["bits"] if enc else None)
+    recs = {n.name: recs[n.name] for n in chip if n.name in recs}   # graph order (shifts, mixes: none)
+    if spec.tokenizer is not None:
+        tensors[TOKENIZER_TENSOR] = np.frombuffer(_tokenizer_bytes(spec.tokenizer), dtype=np.uint8).copy()
+    manifest = {
+        K_TOOLCHAIN: __version__,
+        K_VERSIONS: _versions(),
+        K_SOURCE: source or {},
+        K_CONFIG: spec.config.to_dict(),
+        K_SEMANTICS: sem.to_dict(),
+        K_TOKENIZER: ({"kind": spec.tokenizer.kind, "name": _tokenizer_name(spec.tokenizer)}
+                      if spec.tokenizer is not None else None),
+        K_QUANT_CONFIG: asdict(opts),
+        K_SCHEDULE: schedule(graph).to_dict(),
+        K_CALIBRATION: {**calib.info, "tokens": len(calib.tokens),
+                        "maxima": {k: [float(np.float32(v)) for v in vals] for k, vals in calib.maxima.items()}},
+    }
+    model = ConvertedModel(graph=graph, nodes=nodes, tensors=tensors, manifest=manifest)
+    records, top1 = measure(model, calib, recs, progress)
+    model.manifest[K_REPORT] = report_summary(records, calib, top1)
+    return model, records
+
+
+def _convert_host(graph, calib, opts, floats, tensors, nodes, recs, chip, progress) -> None:
+    """The graded mapping: chip Dense layers and LIFs (see the module docstring)."""
     offsets = schedule(graph).offsets
     groups: Dict[tuple, List[ir.Op]] = {}
     for idx, node in enumerate(chip):
@@ -316,33 +358,37 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
             q, rec = done[n.name]
             nodes[n.name] = q
             recs[n.name] = dict(node=n.name, layer=n.layer, op=n.kind, shape=f"{n.dim}x{n.n_in}", **rec)
-    for node in graph.of_type(ir.LIF):
-        qn = nodes[node.name]
-        check_ranges({"du": qn["du"], "dv": qn["dv"], "vth": qn["vth"]}, prefix=node.name + ".")
-        enc = qn["input"]
-        recs[node.name] = dict(node=node.name, layer=node.layer, op="lif", shape=str(node.dim),
-                               vth=qn["vth"], v_scale=qn["v_scale"],
-                               act_encoding=enc["encoding"] if enc else None, act_bits=enc["bits"] if enc else None)
-    recs = {n.name: recs[n.name] for n in chip}   # graph order
-    if spec.tokenizer is not None:
-        tensors[TOKENIZER_TENSOR] = np.frombuffer(_tokenizer_bytes(spec.tokenizer), dtype=np.uint8).copy()
-    manifest = {
-        K_TOOLCHAIN: __version__,
-        K_VERSIONS: _versions(),
-        K_SOURCE: source or {},
-        K_CONFIG: spec.config.to_dict(),
-        K_SEMANTICS: sem.to_dict(),
-        K_TOKENIZER: ({"kind": spec.tokenizer.kind, "name": _tokenizer_name(spec.tokenizer)}
-                      if spec.tokenizer is not None else None),
-        K_QUANT_CONFIG: asdict(opts),
-        K_SCHEDULE: schedule(graph).to_dict(),
-        K_CALIBRATION: {**calib.info, "tokens": len(calib.tokens),
-                        "maxima": {k: [float(np.float32(v)) for v in vals] for k, vals in calib.maxima.items()}},
-    }
-    model = ConvertedModel(graph=graph, nodes=nodes, tensors=tensors, manifest=manifest)
-    records, top1 = measure(model, calib, recs, progress)
-    model.manifest[K_REPORT] = report_summary(records, calib, top1)
-    return model, records
+
+
+def _convert_chip(spec, graph, calib, opts, floats, tensors, nodes, recs, progress) -> None:
+    """`--placement chip` (spike2loihi.quantize_chip): calibrate every on-chip stream in float, then
+    choose the integer formats."""
+    from spike2loihi import quantize_chip
+
+    ftens = dict(tensors)
+    for node in graph.nodes.values():
+        for key in node.params().values():
+            if isinstance(key, str) and key in spec.tensors and key not in ftens:
+                ftens[key] = spec.tensors[key].float().numpy().astype(np.float32)
+    fl = {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in floats.items()}
+    maxima = quantize_chip.float_maxima(graph, ftens, fl, calib.tokens)
+    work = dict(ftens)
+    cq = quantize_chip.ChipQuantizer(graph, maxima, fl, work, opts, _lif_bound)
+    try:
+        cq.run()
+    except ValueError as e:
+        raise QuantizationError(str(e)) from None
+    for key, t in work.items():   # the integer tensors the chip nodes name
+        if key not in ftens:
+            tensors[key] = t
+    nodes.update(cq.nodes)
+    for node in graph.nodes.values():
+        if node.placement.where == ir.CHIP and not isinstance(node, ir.LIF) and node.name in cq.recs:
+            shape = f"{node.dim}x{node.n_in}" if isinstance(node, ir.Projection) else str(node.dim)
+            recs[node.name] = dict(node=node.name, layer=node.layer, op=node.kind, shape=shape,
+                                   **cq.recs[node.name])
+    if progress:
+        progress("quantize", 1, 1)
 
 
 def _tokenizer_bytes(tok) -> bytes:
@@ -391,12 +437,14 @@ def measure(model: ConvertedModel, calib: Calibration, recs: Dict[str, dict],
     ex.run(np.asarray(calib.tokens[:T]), on_step)
     counts = ex.stats.counts
     wrap_keys = ("acc_wrap32", "shift_wrap32", "u_wrap_pos", "u_wrap_neg", "v_sat_pos", "v_sat_neg",
-                 "a_shift_wrap32")
+                 "a_shift_wrap32", "prod_wrap32", "residual_sat", "ln_var_sat", "ln_norm_sat")
     out = []
     for name, r in recs.items():
         c = counts.get(name, {})
         r = dict(r, wraps=sum(c.get(k, 0) for k in wrap_keys))
-        if r["op"] in ("projection", "head"):
+        if r["op"] not in ("projection", "head", "lif"):    # on-chip fixed-point ops (--placement chip)
+            r["act_clipped_pct"] = 100.0 * (c.get("ln_out_sat", 0) + c.get("ln_in_sat", 0)) / max(1, T * model.graph.nodes[name].dim)
+        elif r["op"] in ("projection", "head"):
             peak = c.get("max_abs_out", 0)
             r["out_peak_bits"] = math.log2(peak) if peak > 0 else 0.0
             if r["act_encoding"] == "static":
@@ -426,7 +474,7 @@ def report_summary(records: List[LayerRecord], calib: Calibration, top1: float) 
 
 def ordered_worst_first(records: List[LayerRecord]):
     """(projections by SQNR ascending, LIFs by flip rate descending)."""
-    proj = sorted((r for r in records if r.op != "lif"), key=lambda r: (r.weight_sqnr_db, r.node))
+    proj = sorted((r for r in records if r.op in ("projection", "head")), key=lambda r: (r.weight_sqnr_db, r.node))
     lifs = sorted((r for r in records if r.op == "lif"), key=lambda r: (-(r.flip_rate or 0), r.node))
     return proj, lifs
 
