@@ -57,6 +57,19 @@ class ArtifactError(Spike2LoihiError):
     """The .s2l file cannot be read (corrupt, truncated, foreign, newer) or written."""
 
 
+class PlacementError(Spike2LoihiError):
+    """A tool that supports only the host placement was given a `--placement chip` model."""
+
+
+def require_host_placement(model: "ConvertedModel", path, what: str) -> None:
+    """One line, unless `model` was converted with the host placement (the Lava lowering, the
+    planner and the exporters do not cover `--placement chip` yet)."""
+    if ir.placement_of(model.graph) != ir.HOST:
+        raise PlacementError(f"{path}: {what} supports --placement host models only so far; this model was "
+                             f"converted with --placement {ir.placement_of(model.graph)} (run it with --backend "
+                             f"emulator, or convert again with --placement host)")
+
+
 @dataclass
 class ConvertedModel:
     """A converted model in memory: the IR, the per-node quantization, the tensors, the rest."""

@@ -68,8 +68,10 @@ def _rescale_text(sem: dict, n_layer: int) -> str:
 @click.option("--graph", is_flag=True, help="Print the model's op graph: ops, widths, chip/host placement and why.")
 @click.option("--semantics", type=click.Choice(SEMANTICS_CHOICES), default="run", show_default=True,
               help="For --graph of a checkpoint: run = official inference code; train = training graph.")
+@click.option("--placement", type=click.Choice(["host", "chip"]), default="host", show_default=True,
+              help="For --graph of a checkpoint: the mapping to show (see `convert --help`).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def inspect(checkpoint, tokenizer_path, graph, semantics, as_json):
+def inspect(checkpoint, tokenizer_path, graph, semantics, placement, as_json):
     """Show a checkpoint (config, parameters, dtypes, validation, tokenizer) or a converted
     .s2l model (its manifest); with --graph, the op graph with its chip/host placement."""
     from spike2loihi import artifact
@@ -85,7 +87,7 @@ def inspect(checkpoint, tokenizer_path, graph, semantics, as_json):
     if graph:
         from spike2loihi import ir
 
-        return _show_graph(ir.build_graph(spec.config, spec.semantics(semantics)), as_json)
+        return _show_graph(ir.build_graph(spec.config, spec.semantics(semantics), placement), as_json)
     info = describe_json(spec)
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -670,6 +672,8 @@ def eval_(ctx, model_path, text, tokens_file, backends, max_tokens, noise_floor,
         raise Spike2LoihiError(f"{model_path}: not a converted .s2l model; eval compares a converted model with "
                                f"its float source: run `spike2loihi convert {model_path} -o MODEL.s2l` first")
     model = artifact.load(model_path)
+    for name in set(names) & {"lava-sim", "loihi2"}:
+        artifact.require_host_placement(model, model_path, f"--backends {name}")
     tok = model.tokenizer()
     V = model.config["vocab_size"]
     if text is not None:

@@ -154,6 +154,7 @@ def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, t
 
     # 2. The model, its plan and the prompt.
     model = artifact.load(model_path)
+    artifact.require_host_placement(model, model_path, "deploy")
     name = Path(model_path).name
     plan = planner.plan_model(model, prof, planner.packaged_profiles(), name)
     if not plan.fits:

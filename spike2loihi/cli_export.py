@@ -74,6 +74,7 @@ def export(ctx, model_path, fmt, output, opset, semantics, tokenizer_path, as_js
                                                                     ParameterSource.DEFAULT_MAP)
     if artifact.is_artifact(model_path):
         model = artifact.load(model_path)
+        artifact.require_host_placement(model, model_path, "export")
         converted_with = model.manifest["semantics"]["name"]
         if semantics_given and semantics != converted_with:
             raise Spike2LoihiError(f"{model_path} was converted with --semantics {converted_with}; convert the "

@@ -111,6 +111,7 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, plot, a
         raise Spike2LoihiError(f"{model_path}: not a converted .s2l model; profile maps a converted model: run "
                                f"`spike2loihi convert {model_path} -o MODEL.s2l` first")
     model = artifact.load(model_path)
+    artifact.require_host_placement(model, model_path, "profile")
     name = Path(model_path).name
     plan = planner.plan_model(model, prof, systems, name)
     ids = _read_tokens(model, model_path, text, tokens_file, max_tokens) if running and plan.fits else None

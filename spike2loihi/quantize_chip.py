@@ -251,7 +251,8 @@ class ChipQuantizer:
             worst = worst_row_accumulation(w["m"], self.k, top)
             self.tensors[f"{n.name}.mantissa"] = w["m"]
             self.nodes[n.name] = {**base, "mantissa": f"{n.name}.mantissa", "weight_exp": -d,
-                                  "row_scale": None, "out_frac": int(f_o), "output_bits": None}
+                                  "row_scale": None, "out_frac": int(f_o), "output_bits": None,
+                                  "weight_step": float(2.0 ** w["e_w"])}
             self.fmt[n.name] = (int(f_o), CHIP_OUT_BITS)
             sq = w["sqnr"]
         self.recs[n.name] = dict(weight_bits=self.opts.weight_bits, weight_exp=-d, weight_sqnr_db=sq,
@@ -359,3 +360,9 @@ class ChipQuantizer:
         for n in self.g.nodes.values():
             if n.placement.where == ir.CHIP:
                 assert n.name in self.nodes, n.name
+
+
+def out_frac(nodes: Dict[str, dict], name: str) -> int:
+    """The grid (2^-frac) of a chip node's integer output under `--placement chip`."""
+    q = nodes[name]
+    return int(q["out_frac"] if "out_frac" in q else q["frac"])

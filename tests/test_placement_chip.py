@@ -1,0 +1,244 @@
+"""`convert --placement chip`: LayerNorm, mixes, sigmoids, relu², products and the residual as
+integer ops on the chip (spike2loihi.onchip_ops), WKV on the host. Checked here: the integer ops
+against their float ops and (InvSqrt) against Lava's own algorithm, every on-chip node of a
+converted model against its float op on the same inputs, the round trips the placement buys,
+bits per character on held-out text, and the tools that refuse these models so far."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import DEMO, DEMO_CKPT, ROOT, convert_spec, spiking_state_dict
+from converters.spikegpt import spec_from_state_dict
+from spike2loihi import artifact, evaluate, host_ops, ir, onchip_ops as oc
+from spike2loihi.backends.emulator import EmulatorBackend
+from spike2loihi.cli import main
+from spike2loihi.execute import Executor
+from spike2loihi.model import ModelConfig, Semantics
+from spike2loihi.quantize_chip import out_frac
+from spike2loihi.reference import ReferenceModel
+
+
+# ---------------------------------------------------------------------------
+# The integer ops
+# ---------------------------------------------------------------------------
+def test_inv_sqrt_is_lavas_algorithm_bit_for_bit():
+    models = pytest.importorskip("lava.proc.graded.models")
+    rng = np.random.default_rng(0)
+    xs = np.unique(np.concatenate([np.arange(1, 600), 2 ** np.arange(24) - 1, 2 ** np.arange(24),
+                                   rng.integers(1, 1 << 24, 3000)]))
+    xs = xs[(xs >= 1) & (xs < 1 << 24)]
+    ours = oc.inv_sqrt(xs)
+    theirs = np.array([int(models.inv_sqrt(int(x), 5)) for x in xs])
+    assert np.array_equal(ours, theirs)
+    # an inverse square root, 2**12 / sqrt(x / 2**12), within 0.25% on the range LayerNorm uses
+    used = xs[(xs >= oc.V_MIN) & (xs <= oc.V_TARGET)]
+    want = 2.0 ** 18 / np.sqrt(used)
+    assert np.max(np.abs(oc.inv_sqrt(used) - want) / want) < 2.5e-3
+    with pytest.raises(ValueError):
+        oc.inv_sqrt(np.array([0]))
+
+
+@pytest.mark.parametrize("frac", [8, 12, 17])
+def test_sigmoid_table_error_and_monotone(frac):
+    x = np.linspace(-12, 12, 20001)
+    q = np.floor(x * 2 ** frac).astype(np.int64)
+    got = oc.sigmoid(q, frac) / 2 ** oc.SIG_OUT_FRAC
+    want = 1 / (1 + np.exp(-(q / 2 ** frac)))
+    assert np.max(np.abs(got - want)) < 3.5e-3          # 33 entries, chords of width 1/2
+    assert np.all(np.diff(oc.sigmoid(np.sort(q), frac)) >= 0)
+    assert oc.sigmoid(np.array([-(40 << frac)]), frac)[0] == oc.sigmoid_table()[0]
+
+
+def test_product_wraps_like_prodneuron_int32_and_counts():
+    seen = {}
+    a = np.array([1 << 15, 3, -(1 << 16)], np.int64)
+    b = np.array([1 << 16, 5, 1 << 15], np.int64)
+    out = oc.product(a, b, 2, lambda k, n: seen.__setitem__(k, seen.get(k, 0) + n))
+    assert out[1] == 15 >> 2
+    assert out[0] == oc.wrap32(np.array([1 << 31]))[0] >> 2 and out[0] < 0     # 2**31 wraps to -2**31
+    assert seen["prod_wrap32"] == 1
+
+
+def test_layernorm_integer_datapath_tracks_float():
+    rng = np.random.default_rng(2)
+    for C in (32, 256, 768):
+        x = rng.normal(0.3, 1.7, (40, C)).astype(np.float32)
+        x[:5] *= 0.2                                            # tokens with 25x less variance
+        gamma = rng.uniform(0.2, 2.0, C).astype(np.float32)
+        beta = rng.normal(0, 0.3, C).astype(np.float32)
+        want = host_ops.layernorm(x, gamma, beta, 1e-5)
+        in_frac = 12
+        d = x - x.mean(axis=1, keepdims=True)
+        p, gq, bq = oc.ln_params(C, in_frac, float(np.abs(x).max()), float((d.astype(np.float64) ** 2).sum(1).max()),
+                                 gamma, beta, float(np.abs(want).max()), 16)
+        q = np.rint(x * 2 ** in_frac).astype(np.int64)
+        seen = {}
+        got = oc.layernorm(q, p, gq, bq, lambda k, n: seen.__setitem__(k, seen.get(k, 0) + n)) / 2 ** p["out_frac"]
+        err = np.abs(got - want)
+        assert err.max() < 0.01 * np.abs(want).max(), (C, err.max())
+        assert sum(seen.values()) == 0, seen                  # no saturation, no variance floor
+        # a token with 10**4 x less variance hits the floor (eps's role): counted, and output shrinks toward beta
+        flat = np.rint(x[:1] * 1e-2 * 2 ** in_frac).astype(np.int64)
+        seen.clear()
+        oc.layernorm(flat, p, gq, bq, lambda k, n: seen.__setitem__(k, seen.get(k, 0) + n))
+        assert seen["ln_var_floor"] == 1
+
+
+# ---------------------------------------------------------------------------
+# The placement: graph, round trips
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("shape,host,chip", [((4, 256, 77), 21, 5), ((18, 768, 50277), 91, 19)])
+def test_round_trips_per_token(shape, host, chip):
+    cfg = ModelConfig(*shape)
+    sem = Semantics.named("run", shape[2])
+    assert ir.host_round_trips(ir.build_graph(cfg, sem, "host")) == host
+    g = ir.build_graph(cfg, sem, "chip")
+    assert ir.host_round_trips(g) == chip
+    where = {n.kind: n.placement.where for n in g.nodes.values()}
+    assert where["wkv"] == where["embedding"] == where["sampler"] == ir.HOST
+    assert all(where[k] == ir.CHIP for k in ("layernorm", "token_shift", "mix", "sigmoid", "product", "relu2",
+                                             "residual", "projection", "lif", "head"))
+    assert all(ir.MICROCODED in n.placement.reason for n in g.nodes.values() if n.kind in ("layernorm", "sigmoid"))
+    assert ir.Graph.from_dict(json.loads(json.dumps(g.to_dict()))).to_dict() == g.to_dict()
+    assert ir.placement_of(g) == "chip"
+
+
+# ---------------------------------------------------------------------------
+# Converted models
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_chip(demo_spec):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    import demo_corpus
+
+    train, _ = demo_corpus.corpus()
+    return convert_spec(demo_spec, demo_spec.tokenizer.encode(train[:300]), placement="chip")[0]
+
+
+@pytest.fixture(scope="module")
+def seven_layer_chip():
+    """7 layers (RESCALE halves after block 5), bf16, vocabulary 77."""
+    spec = spec_from_state_dict(spiking_state_dict(7, 32, 77, seed=11, dtype=torch.bfloat16))
+    toks = [int(t) for t in np.random.default_rng(11).integers(0, 77, 64)]
+    return spec, convert_spec(spec, toks, placement="chip")[0]
+
+
+def _frac_in(model, node_name, src_name):
+    src = model.graph.nodes[src_name]
+    if src.placement.where == ir.HOST:
+        return model.nodes[node_name]["input"]["frac"]
+    return out_frac(model.nodes, src_name)
+
+
+def _check_ops_track_float(model, tokens):
+    """Every on-chip op, on the integers it actually received, against its float op."""
+    g, vals = model.graph, {}
+    ex = Executor(model, trace=lambda name, v: vals.__setitem__(name, v))
+    checked = set()
+    for t in tokens:
+        vals.clear()
+        ex.step([t])
+        for n in g.nodes.values():
+            if n.placement.where != ir.CHIP or n.kind not in ("layernorm", "sigmoid", "relu2", "product", "residual"):
+                continue
+            ins = {}
+            for port, src in g.inputs(n.name).items():
+                p = vals[n.name + ".in"] if g.nodes[src].placement.where == ir.HOST else vals[src]
+                ins[port] = p.q / 2.0 ** _frac_in(model, n.name, src) if g.nodes[src].kind != "lif" else p.q
+            got = vals[n.name].q / 2.0 ** out_frac(model.nodes, n.name)
+            if n.kind == "layernorm":
+                want = host_ops.layernorm(ins["x"].astype(np.float32), model_tensor(model, n.weight),
+                                          model_tensor(model, n.bias), n.eps)
+                tol = 0.02 * np.abs(want).max() + 2.0 ** -out_frac(model.nodes, n.name)
+            elif n.kind == "sigmoid":
+                want, tol = 1 / (1 + np.exp(-ins["x"])), 3.6e-3
+            elif n.kind == "relu2":
+                want, tol = np.maximum(ins["x"], 0) ** 2, 2.0 ** -out_frac(model.nodes, n.name)
+            elif n.kind == "product":
+                want, tol = ins["a"] * ins["b"], 2.0 ** -out_frac(model.nodes, n.name)
+            else:
+                want, tol = (ins["x"] + ins["s"]) * (0.5 if n.halve else 1.0), 0.0
+            err = float(np.max(np.abs(got - want)))
+            assert err <= tol, (t, n.name, err, tol)
+            checked.add(n.kind)
+    assert checked == {"layernorm", "sigmoid", "relu2", "product", "residual"}
+
+
+def model_tensor(model, key):
+    return _float_params[id(model)][key]
+
+
+_float_params = {}
+
+
+def test_every_on_chip_op_computes_its_float_op(demo_spec, demo_chip, demo_heldout_tokens, seven_layer_chip):
+    spec7, m7 = seven_layer_chip
+    for spec, model, toks in ((demo_spec, demo_chip, demo_heldout_tokens[:12]), (spec7, m7, list(range(0, 77, 7)))):
+        _float_params[id(model)] = {k: t.float().numpy() for k, t in spec.tensors.items()}
+        _check_ops_track_float(model, toks)
+
+
+def test_chip_artifact_roundtrip_records_the_placement(demo_chip, tmp_path, demo_heldout_tokens):
+    path = tmp_path / "chip.s2l"
+    artifact.save(demo_chip, path)
+    back = artifact.load(path)
+    assert ir.placement_of(back.graph) == "chip" and back.manifest["quantization"]["placement"] == "chip"
+    toks = np.asarray(demo_heldout_tokens[:20])
+    a = Executor(demo_chip).run(toks)
+    b = Executor(back).run(toks)
+    for x, y in zip(a, b):
+        assert np.array_equal(x.logits, y.logits)
+        assert all(np.array_equal(x.spikes[k], y.spikes[k]) for k in x.spikes)
+    ops = {r["op"] for r in back.manifest["report"]["layers"]}
+    assert {"layernorm", "sigmoid", "relu2", "product", "residual", "projection", "head", "lif"} <= ops
+    assert back.manifest["report"]["total_wraps"] == 0
+
+
+def test_chip_placement_tracks_float_bits_per_character(demo_spec, demo_chip, demo_heldout_tokens):
+    """300 held-out characters (noisy: the host placement's own test allows 2%): within 2% of float."""
+    sem = demo_spec.semantics("run")
+    res = evaluate.evaluate_backends({"torch": ReferenceModel(demo_spec, sem),
+                                      "emulator": EmulatorBackend(demo_chip)}, demo_heldout_tokens)
+    emu = res["backends"]["emulator"]
+    assert abs(emu["bits_change_pct"]) < 2.0, emu
+    assert emu["top1_agreement"] > 0.85
+
+
+def test_seven_layer_chip_model_runs_and_generates(seven_layer_chip):
+    spec, model = seven_layer_chip
+    assert any(n.halve for n in model.graph.of_type(ir.Residual))
+    be = EmulatorBackend(model)
+    st = be.initial_state()
+    out = be.step(5, st)
+    assert np.all(np.isfinite(out.logits.numpy() if hasattr(out.logits, "numpy") else out.logits))
+
+
+# ---------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------
+def test_cli_convert_chip_and_the_tools_that_refuse_it(tmp_path):
+    r = CliRunner()
+    out = tmp_path / "c.s2l"
+    res = r.invoke(main, ["convert", str(DEMO_CKPT), "-o", str(out), "--calib", str(DEMO / "calib.txt"),
+                          "--calib-len", "64", "--placement", "chip"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["inspect", str(out), "--graph"])
+    assert "5 host round trips" in res.output
+    res = r.invoke(main, ["inspect", str(DEMO_CKPT), "--graph", "--placement", "chip"])
+    assert "5 host round trips" in res.output
+    res = r.invoke(main, ["run", str(out), "--backend", "emulator", "--prompt", "The ", "--max-new-tokens", "5",
+                          "--greedy"])
+    assert res.exit_code == 0, res.output
+    for args in (["run", str(out), "--backend", "lava-sim", "--prompt", "The"],
+                 ["profile", str(out), "--hw", "oheo_gulch"],
+                 ["export", str(out), "--format", "onnx", "-o", str(tmp_path / "x.onnx")]):
+        res = r.invoke(main, args)
+        assert res.exit_code != 0
+        lines = res.stderr.splitlines() if hasattr(res, "stderr") else res.output.splitlines()
+        assert len(lines) == 1 and "--placement host models only" in lines[0], res.output
+    assert not (tmp_path / "x.onnx").exists()
