@@ -27,6 +27,7 @@ model runs over the same tokens for the per-layer report.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional
@@ -103,6 +104,7 @@ class LayerRecord:
     spike_rate_quant: Optional[float] = None
     flip_rate: Optional[float] = None
     wraps: Optional[int] = None                  # int32/24-bit wraps and saturations seen (0 by design)
+    op_error_pct: Optional[float] = None         # on-chip fixed-point ops: max error vs the float op, % of max
 
     def to_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -262,11 +264,12 @@ def _ffn_lif(xmax: float, opts: QuantOptions) -> dict:
                       "inv_scale": float(np.float32(lif["a_in_scale"])), "limit": qm}}
 
 
-def _host_tensors(spec: ModelSpec, graph: ir.Graph) -> Dict[str, np.ndarray]:
-    """Every float parameter a host node names, as float32 (fp16/bf16 upcast exactly)."""
+def _host_tensors(spec: ModelSpec, graph: ir.Graph, host_only: bool = True) -> Dict[str, np.ndarray]:
+    """Every float parameter a host node (or, host_only=False, any node) names, as float32
+    (fp16/bf16 upcast exactly)."""
     out = {}
     for node in graph.nodes.values():
-        if node.placement.where != ir.HOST:
+        if host_only and node.placement.where != ir.HOST:
             continue
         for key in node.params().values():
             if isinstance(key, str) and key in spec.tensors:
@@ -326,7 +329,12 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
     }
     model = ConvertedModel(graph=graph, nodes=nodes, tensors=tensors, manifest=manifest)
     records, top1 = measure(model, calib, recs, progress)
-    model.manifest[K_REPORT] = report_summary(records, calib, top1)
+    if opts.placement == ir.CHIP:
+        from spike2loihi import quantize_chip
+
+        errs = quantize_chip.op_errors(model, calib.tokens[:MEASURE_TOKENS], _host_tensors(spec, graph, host_only=False))
+        records = [dataclasses.replace(r, op_error_pct=errs[r.node]) if r.node in errs else r for r in records]
+    model.manifest[K_REPORT] = {**report_summary(records, calib, top1), "placement": opts.placement}
     return model, records
 
 
@@ -365,11 +373,7 @@ def _convert_chip(spec, graph, calib, opts, floats, tensors, nodes, recs, progre
     choose the integer formats."""
     from spike2loihi import quantize_chip
 
-    ftens = dict(tensors)
-    for node in graph.nodes.values():
-        for key in node.params().values():
-            if isinstance(key, str) and key in spec.tensors and key not in ftens:
-                ftens[key] = spec.tensors[key].float().numpy().astype(np.float32)
+    ftens = {**_host_tensors(spec, graph, host_only=False), **tensors}
     fl = {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in floats.items()}
     maxima = quantize_chip.float_maxima(graph, ftens, fl, calib.tokens)
     work = dict(ftens)

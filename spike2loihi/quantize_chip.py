@@ -279,7 +279,7 @@ class ChipQuantizer:
         f_in, _ = self.fmt[self.src(n.name).name]
         self.nodes[n.name] = {"in_frac": f_in, "out_frac": oc.SIG_OUT_FRAC}
         self.fmt[n.name] = (oc.SIG_OUT_FRAC, oc.SIG_OUT_FRAC + 2)
-        self.recs[n.name] = dict(act_bits=oc.SIG_OUT_FRAC + 1, act_encoding=f"2^-{f_in}")
+        self.recs[n.name] = dict(act_bits=oc.SIG_OUT_FRAC + 1, act_encoding=f"2^-{oc.SIG_OUT_FRAC}")
 
     def product(self, n: ir.Product) -> None:
         a, b = self.src(n.name, "a"), self.src(n.name, "b")
@@ -366,3 +366,45 @@ def out_frac(nodes: Dict[str, dict], name: str) -> int:
     """The grid (2^-frac) of a chip node's integer output under `--placement chip`."""
     q = nodes[name]
     return int(q["out_frac"] if "out_frac" in q else q["frac"])
+
+
+ON_CHIP_OPS = ("layernorm", "sigmoid", "relu2", "product", "residual")
+
+
+def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray]) -> Dict[str, float]:
+    """Per on-chip fixed-point op: max |integer result - float op on the same (decoded) inputs|
+    over `tokens`, as a percentage of max |float op| (the op's own error, not the model's drift)."""
+    from spike2loihi.execute import Executor
+
+    g, vals = model.graph, {}
+    ex = Executor(model, trace=lambda name, v: vals.__setitem__(name, v))
+    worst: Dict[str, List[float]] = {}
+    ops = [n for n in g.nodes.values() if n.placement.where == ir.CHIP and n.kind in ON_CHIP_OPS]
+    for tok in tokens:
+        vals.clear()
+        ex.step([int(tok)])
+        for n in ops:
+            ins = {}
+            for port, src in g.inputs(n.name).items():
+                s = g.nodes[src]
+                if s.placement.where == ir.HOST:
+                    ins[port] = vals[n.name + ".in"].q / 2.0 ** model.nodes[n.name]["input"]["frac"]
+                elif isinstance(s, ir.LIF):
+                    ins[port] = vals[src].q.astype(np.float64)
+                else:
+                    ins[port] = vals[src].q / 2.0 ** out_frac(model.nodes, src)
+            got = vals[n.name].q / 2.0 ** out_frac(model.nodes, n.name)
+            if isinstance(n, ir.LayerNorm):
+                want = host_ops.layernorm(ins["x"].astype(np.float32), ftens[n.weight], ftens[n.bias], n.eps)
+            elif isinstance(n, ir.Sigmoid):
+                want = 1 / (1 + np.exp(-ins["x"]))
+            elif isinstance(n, ir.ReLU2):
+                want = np.maximum(ins["x"], 0) ** 2
+            elif isinstance(n, ir.Product):
+                want = ins["a"] * ins["b"]
+            else:
+                want = (ins["x"] + ins["s"]) * (0.5 if n.halve else 1.0)
+            w = worst.setdefault(n.name, [0.0, 0.0])
+            w[0] = max(w[0], float(np.max(np.abs(got - want))))
+            w[1] = max(w[1], float(np.max(np.abs(want))))
+    return {k: 100.0 * e / m if m > 0 else 0.0 for k, (e, m) in worst.items()}

@@ -33,10 +33,23 @@ def render_text(records: List[LayerRecord], summary: dict) -> str:
         lines.append(f"  {r.node:<24} {r.vth:>6} {r.v_scale:>9.1f} {enc:>8} {_f(r.act_clipped_pct, '.3f'):>7} "
                      f"{_f(r.spike_rate_float, '.4f'):>10} {_f(r.spike_rate_quant, '.4f'):>10} "
                      f"{_f(100 * r.flip_rate if r.flip_rate is not None else None, '.2f'):>7} {r.wraps:>5}")
+    ops = sorted((r for r in records if r.op not in ("projection", "head", "lif")),
+                 key=lambda r: (-(r.op_error_pct or 0), r.node))
+    if ops:
+        lines += ["", "On-chip fixed-point ops (--placement chip), largest error vs the float op first;",
+                  "layernorm and sigmoid need a microcoded neuron on a board: unverified",
+                  f"  {'node':<24} {'op':<10} {'bits':>4} {'grid':>6} {'shift':>5} {'sat %':>7} {'wraps':>5} "
+                  f"{'error vs float':>14}"]
+        for r in ops:
+            lines.append(f"  {r.node:<24} {r.op:<10} {_f(r.act_bits, 'd'):>4} {r.act_encoding or '-':>6} "
+                         f"{_f(r.out_shift, 'd'):>5} {_f(r.act_clipped_pct, '.3f'):>7} {_f(r.wraps, 'd'):>5} "
+                         f"{_f(r.op_error_pct, '.3f'):>13}%")
     top1 = summary.get("top1_agreement")
     lines += ["", f"over the first {summary.get('tokens')} calibration tokens: next-token top-1 agreement with float "
                   f"{_f(top1, '.4f')}, mean spike flip rate {_f(100 * (summary.get('mean_flip_rate') or 0), '.2f')}%, "
-                  f"wraps/saturations {summary.get('total_wraps')} (0 by construction)",
+                  f"wraps/saturations {summary.get('total_wraps')} "
+                  + ("(static on-chip scales: counted, not excluded by construction)"
+                     if summary.get("placement") == "chip" else "(0 by construction)"),
               "(flips and agreement are spike chaos as much as quantization: see `eval` for bits per "
               "character against the noise floor)"]
     return "\n".join(lines)
@@ -56,9 +69,11 @@ def render_png(records: List[LayerRecord], out, title: str = "") -> None:
     `out` is a binary file object (the caller writes it atomically)."""
     from spike2loihi import plots
 
-    proj = [r for r in records if r.op != "lif"]
+    proj = [r for r in records if r.op in ("projection", "head")]
     lifs = [r for r in records if r.op == "lif"]
-    fig, axes = plots.subplots(3, 1, figsize=(max(8, 0.28 * len(proj) + 2), 11))
+    ops = [r for r in records if r.op not in ("projection", "head", "lif")]
+    fig, axes = plots.subplots(4 if ops else 3, 1, figsize=(max(8, 0.28 * max(len(proj), len(ops)) + 2),
+                                                             15 if ops else 11))
     ax = axes[0]
     ax.bar(range(len(proj)), [r.weight_sqnr_db for r in proj], color="tab:blue")
     ax.set_xticks(range(len(proj)), [r.node for r in proj], rotation=90, fontsize=7)
@@ -81,4 +96,10 @@ def render_png(records: List[LayerRecord], out, title: str = "") -> None:
     ax.set_ylabel("bits")
     ax.set_title("Accumulator headroom")
     ax.legend(fontsize=8)
+    if ops:
+        ax = axes[3]
+        ax.bar(range(len(ops)), [r.op_error_pct or 0 for r in ops], color="tab:purple")
+        ax.set_xticks(range(len(ops)), [r.node for r in ops], rotation=90, fontsize=7)
+        ax.set_ylabel("max error, % of max |float op|")
+        ax.set_title("On-chip fixed-point ops (--placement chip): error vs the float op on the same inputs")
     plots.finish(fig, out, title)

@@ -199,6 +199,30 @@ def test_chip_artifact_roundtrip_records_the_placement(demo_chip, tmp_path, demo
     assert back.manifest["report"]["total_wraps"] == 0
 
 
+def test_report_covers_the_on_chip_ops(demo_spec, tmp_path):
+    """The per-layer report: every on-chip op with its bits, grid and error vs its float op;
+    text, JSON and PNG from the same records."""
+    from spike2loihi import report as rep
+
+    toks = demo_spec.tokenizer.encode((DEMO / "calib.txt").read_text()[:200])
+    model, records = convert_spec(demo_spec, toks, placement="chip")
+    ops = [r for r in records if r.op in ("layernorm", "sigmoid", "relu2", "product", "residual")]
+    assert len(ops) == len([n for n in model.graph.nodes.values() if n.kind in
+                            ("layernorm", "sigmoid", "relu2", "product", "residual")])
+    for r in ops:
+        assert r.op_error_pct is not None and r.act_bits and r.act_encoding.startswith("2^-"), r
+        limit = 3.0 if r.op == "product" else 0.5     # r x wkv: Wo's 8-bit input grid
+        assert r.op_error_pct < limit, r
+    summary = model.manifest["report"]
+    text = rep.render_text(records, summary)
+    assert "On-chip fixed-point ops" in text and "microcoded neuron on a board: unverified" in text
+    assert "counted, not excluded by construction" in text
+    assert json.loads(rep.render_json(records, summary))["placement"] == "chip"
+    with open(tmp_path / "r.png", "wb") as f:
+        rep.render_png(records, f, "chip")
+    assert (tmp_path / "r.png").stat().st_size > 10_000
+
+
 def test_chip_placement_tracks_float_bits_per_character(demo_spec, demo_chip, demo_heldout_tokens):
     """300 held-out characters (noisy: the host placement's own test allows 2%): within 2% of float."""
     sem = demo_spec.semantics("run")
