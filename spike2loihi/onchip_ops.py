@@ -8,9 +8,9 @@ frac of every stream is fixed at conversion (a static, calibrated scale).
 
 Each function documents its arithmetic as a Loihi 2 neuron would run it, with
 the width of every intermediate. Where a result can leave its width, it is
-saturated (LayerNorm, residual) and counted, or, where the Lava process it
-mirrors wraps (`ProdNeuron`'s int32 product), wrapped as Lava does and
-counted: `counter(key, n)` receives the counts.
+saturated (LayerNorm, our own process) and counted, or, where the Lava process
+it mirrors wraps or grows (`ProdNeuron`'s int32 product, `GradedVec`'s int32
+state), computed as Lava does and counted: `counter(key, n)` receives the counts.
 
 Which Lava process each op corresponds to (ONCHIP.md):
 
@@ -253,5 +253,9 @@ def relu2(q: np.ndarray, exp: int, counter: Counter = None) -> np.ndarray:
 
 
 def residual(x: np.ndarray, s: np.ndarray, spike_weight: int, counter: Counter = None) -> np.ndarray:
-    """GradedVec summing x and the spikes through a Dense of weight 2**frac: 24-bit, saturated."""
-    return saturate(x + s * int(spike_weight), STATE_BITS, counter, "residual_sat")
+    """GradedVec summing x and the spikes through a Dense of weight 2**frac. Lava's CPU GradedVec
+    does not saturate its int32 state; values beyond 24 bits (a board's state width) are counted."""
+    out = x + s * int(spike_weight)
+    if counter is not None:
+        counter("residual_over24", int(np.count_nonzero(np.abs(out) > STATE_LIMIT)))
+    return out

@@ -441,7 +441,7 @@ def measure(model: ConvertedModel, calib: Calibration, recs: Dict[str, dict],
     ex.run(np.asarray(calib.tokens[:T]), on_step)
     counts = ex.stats.counts
     wrap_keys = ("acc_wrap32", "shift_wrap32", "u_wrap_pos", "u_wrap_neg", "v_sat_pos", "v_sat_neg",
-                 "a_shift_wrap32", "prod_wrap32", "residual_sat", "ln_var_sat", "ln_norm_sat")
+                 "a_shift_wrap32", "prod_wrap32", "residual_over24", "ln_var_sat", "ln_norm_sat")
     out = []
     for name, r in recs.items():
         c = counts.get(name, {})
