@@ -672,7 +672,7 @@ def eval_(ctx, model_path, text, tokens_file, backends, max_tokens, noise_floor,
         raise Spike2LoihiError(f"{model_path}: not a converted .s2l model; eval compares a converted model with "
                                f"its float source: run `spike2loihi convert {model_path} -o MODEL.s2l` first")
     model = artifact.load(model_path)
-    for name in set(names) & {"lava-sim", "loihi2"}:
+    for name in set(names) & {"loihi2"}:
         artifact.require_host_placement(model, model_path, f"--backends {name}")
     tok = model.tokenizer()
     V = model.config["vocab_size"]

@@ -22,6 +22,13 @@ def latency(node: ir.Op) -> int:
     return 1 if (isinstance(node, ir.Projection) and node.placement.where == ir.CHIP) else 0
 
 
+def edge_latency(src: ir.Op, dst: ir.Op) -> int:
+    """Steps from `src` handling a token to `dst` seeing it: `latency(src)`, plus one where an
+    on-chip LIF's spikes reach an on-chip op (the residual) through a Dense (`--placement chip`)."""
+    extra = int(isinstance(src, ir.LIF) and src.placement.where == ir.CHIP and dst.placement.where == ir.CHIP)
+    return latency(src) + extra
+
+
 @dataclass(frozen=True)
 class Schedule:
     offsets: Dict[str, int]      # IR node -> step at which it handles token 0
@@ -41,6 +48,6 @@ def schedule(graph: ir.Graph) -> Schedule:
     off: Dict[str, int] = {}
     for n in graph.nodes.values():
         srcs = graph.inputs(n.name)
-        off[n.name] = max((off[s] + latency(graph.nodes[s]) for s in srcs.values()), default=0)
+        off[n.name] = max((off[s] + edge_latency(graph.nodes[s], n) for s in srcs.values()), default=0)
     crit = off[graph.of_type(ir.Sampler)[0].name]
     return Schedule(off, crit, crit + 1)

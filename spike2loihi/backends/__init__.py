@@ -81,7 +81,7 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
                                          "or --ethernet-host H")
             ensure_prepared(loihi2)   # options, lava-nc, lava-loihi and the host: before the model is loaded
         model = artifact.load(path)
-        if name in ("lava-sim", "loihi2"):
+        if name == "loihi2":
             artifact.require_host_placement(model, path, f"--backend {name}")
         if semantics is not None and semantics != model.manifest["semantics"]["name"]:
             raise BackendError(f"{path} was converted with --semantics {model.manifest['semantics']['name']}; "

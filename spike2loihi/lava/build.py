@@ -497,6 +497,10 @@ def build(model: ConvertedModel, records: Records, run_args: dict,
     the hardware builder (`spike2loihi.lava.hw`) passes one that puts Lava's embedded-IO adapters
     on the host/chip boundary.
     """
+    if ir.placement_of(model.graph) == ir.CHIP:
+        from spike2loihi.lava.build_chip import build_chip
+
+        return build_chip(model, records, run_args, connect)
     link = connect or (lambda src, dst: src.connect(dst))
     import scipy.sparse
     from lava.proc.dense.process import Dense

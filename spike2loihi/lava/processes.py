@@ -79,8 +79,9 @@ class HostBlock(AbstractProcess):
     folder where outputs and errors are written.
     """
 
-    def __init__(self, plan, model, records: str, run_args: dict, **kwargs):
-        super().__init__(plan=plan, model=model, records=records, run_args=run_args,
+    def __init__(self, plan, model, records: str, run_args: dict,
+                 runner: str = "spike2loihi.lava.build:HostRunner", **kwargs):
+        super().__init__(plan=plan, model=model, records=records, run_args=run_args, runner=runner,
                          name=kwargs.pop("name", plan.name), **kwargs)
         for port in plan.in_ports:
             setattr(self, port.name, InPort(shape=(port.width,)))
@@ -89,14 +90,17 @@ class HostBlock(AbstractProcess):
 
 
 class PyHostBlockModel(PyLoihiProcessModel):
-    """Runs `spike2loihi.lava.build.HostRunner` once per time step (SPK phase)."""
+    """Runs its runner (`spike2loihi.lava.build.HostRunner`, or `build_chip.ChipHostRunner` for
+    `--placement chip`) once per time step (SPK phase)."""
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        from spike2loihi.lava.build import HostRunner
+        import importlib
 
-        self.runner = HostRunner(proc_params["plan"], proc_params["model"], proc_params["records"],
-                                 proc_params["run_args"])
+        module, cls = proc_params["runner"].split(":")
+        runner = getattr(importlib.import_module(module), cls)
+        self.runner = runner(proc_params["plan"], proc_params["model"], proc_params["records"],
+                             proc_params["run_args"])
 
     def run_spk(self):
         self.runner.step(self.time_step - 1, self)
