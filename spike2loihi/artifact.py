@@ -67,7 +67,7 @@ def require_host_placement(model: "ConvertedModel", path, what: str) -> None:
     if ir.placement_of(model.graph) != ir.HOST:
         raise PlacementError(f"{path}: {what} supports --placement host models only so far; this model was "
                              f"converted with --placement {ir.placement_of(model.graph)} (run it with --backend "
-                             f"emulator, or convert again with --placement host)")
+                             f"emulator or lava-sim, or convert again with --placement host)")
 
 
 @dataclass

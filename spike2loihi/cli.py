@@ -559,7 +559,7 @@ def _calibration_tokens(spec, sem, calib, calib_tokens_file, calib_len, seed):
 @click.option("--placement", type=click.Choice(["host", "chip"]), default="host", show_default=True,
               help="host = LayerNorm, gates, WKV on the host (verified on Lava's simulator); chip = LayerNorm, "
                    "mixes, sigmoids, relu^2, products, residual on the chip too, WKV on the host "
-                   "(emulator only so far; needs microcoded neurons on a board: unverified).")
+                   "(emulator and lava-sim; needs microcoded neurons on a board: unverified).")
 @click.option("--tokenizer", "tokenizer_path", type=click.Path(path_type=Path),
               help="Tokenizer file. Default: vocab.json beside CHECKPOINT. It is stored in the model.")
 @click.option("--seed", type=cliutil.SEED, default=0, show_default=True,

@@ -1,6 +1,6 @@
 """Long equality runs: the Lava graph against the emulator (not part of `make test`; figures go in the notes).
 
-    .venv/bin/python tests/long_lava_equality.py [--tokens 256] [--generate 64]
+    .venv/bin/python tests/long_lava_equality.py [--tokens 256] [--generate 64] [--placement host|chip]
 
 For the bundled model and seeded random checkpoints (8 and 13 layers: RESCALE;
 bf16, fp16 and fp32 storage; vocabularies 50, 77 and 300), converted here:
@@ -8,7 +8,9 @@ teacher-forced over --tokens tokens (held-out text for the bundled model, seeded
 random ids otherwise), then --generate tokens generated inside the graph (greedy
 for the bundled model, seeded temperature/top-p sampling for the others). Every
 logit, every spike of every population and every generated token is compared;
-prints one JSON object, and exits 1 on any difference.
+prints one JSON object, and exits 1 on any difference. With `--placement chip` the
+models are converted with LayerNorm, gates, products and residual on the chip (each
+layer is about 26 Lava processes), for the bundled model and the 7-layer checkpoint.
 """
 import argparse
 import json
@@ -31,10 +33,10 @@ from spike2loihi.execute import Executor, spikes_by_population  # noqa: E402
 from spike2loihi.lava.runtime import run_graph  # noqa: E402
 
 
-def convert(spec, tokens):
+def convert(spec, tokens, placement="host"):
     sem = spec.semantics("run")
     cal = quantize.calibrate(spec, sem, tokens, {"source": "tokens"})
-    return quantize.convert(spec, sem, cal, quantize.QuantOptions())[0]
+    return quantize.convert(spec, sem, cal, quantize.QuantOptions(placement=placement))[0]
 
 
 def compare(model, prompt, n_new, sampling):
@@ -62,6 +64,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--generate", type=int, default=64)
+    ap.add_argument("--placement", choices=("host", "chip"), default="host")
     args = ap.parse_args()
     cases = []
     demo = load_checkpoint(ROOT / "examples" / "demo" / "spikegpt-demo.pth")
@@ -75,10 +78,13 @@ def main():
         cases.append((f"random {n_layer}x{C} vocab{V} {str(dtype).split('.')[-1]}, sampled", spec,
                       [int(t) for t in rng.integers(0, V, 200)], [int(t) for t in rng.integers(0, V, args.tokens)],
                       {"greedy": False, "temperature": 0.9, "top_p": 0.95, "seed": seed}))
+    if args.placement == "chip":   # the bundled model and the 7-layer checkpoint
+        cases = [c for c in cases if c[0].startswith(("bundled", "random 7x"))]
     out, ok = [], True
     for name, spec, cal, prompt, sampling in cases:
         print(f"{name} ...", file=sys.stderr, flush=True)
-        row = {"case": name, **compare(convert(spec, cal), prompt, args.generate, sampling)}
+        row = {"case": name, "placement": args.placement,
+               **compare(convert(spec, cal, args.placement), prompt, args.generate, sampling)}
         ok &= row["logits_identical"] and row["spikes_identical"] and row["generated_identical"]
         out.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)

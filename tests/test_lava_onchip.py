@@ -124,3 +124,48 @@ def test_chip_ops_in_lavas_simulator_equal_the_emulator(traced):
         assert np.array_equal(g, exp.astype(np.int64)), (name, np.argwhere(g != exp)[:3])
     assert np.any(want["sig"]) and np.any(want["res"]) and np.any(want["sq"])
     assert oc.STATE_BITS == 24
+
+
+def _emulated(model, prompt, n_new):
+    """Greedy: the emulator's logits (prompt and generated), spikes, and generated tokens."""
+    from spike2loihi.execute import spikes_by_population
+
+    ex = Executor(model)
+    logits, att, ffn, gen = [], [], [], []
+
+    def step(tok):
+        st = ex.step([tok])
+        a, f = spikes_by_population(model.graph, st.spikes)
+        logits.append(st.logits[0]), att.append(a), ffn.append(f)
+        return int(np.argmax(st.logits[0]))
+
+    for t in prompt:
+        nxt = step(t)
+    for i in range(n_new):
+        gen.append(nxt)
+        if i + 1 < n_new:
+            nxt = step(nxt)
+    return np.array(logits), np.array(att), np.array(ffn), gen
+
+
+@pytest.mark.parametrize("n_layer,width,seed", [(2, 16, 3), (7, 8, 11)])
+def test_chip_placement_graph_equals_the_emulator(n_layer, width, seed):
+    """The whole `--placement chip` graph in Lava's simulator (short runs; the bundled model and
+    256 + 32 tokens are tests/long_lava_equality.py --placement chip): teacher-forced logits and
+    spikes of both populations, then greedy generation inside the graph, identical to the emulator.
+    7 layers: the RESCALE halving after block 5 changes the residual's grid."""
+    from converters.spikegpt import spec_from_state_dict
+    from conftest import spiking_state_dict
+    from spike2loihi.lava.runtime import run_graph
+
+    spec = spec_from_state_dict(spiking_state_dict(n_layer, width, 40, seed=seed))
+    toks = [int(t) for t in np.random.default_rng(seed).integers(0, 40, 32)]
+    model = convert_spec(spec, toks, placement="chip")[0]
+    assert any(n.halve for n in model.graph.of_type(__import__("spike2loihi.ir").ir.Residual)) == (n_layer > 6)
+    prompt, n_new = toks[:10], 5
+    res = run_graph(model, prompt, n_new)
+    logits, att, ffn, gen = _emulated(model, prompt, n_new)
+    assert res.generated == gen
+    assert res.logits.shape == logits.shape and np.array_equal(res.logits, logits)
+    assert np.array_equal(res.att_spikes.astype(bool), att) and np.array_equal(res.ffn_spikes.astype(bool), ffn)
+    assert att.any() and ffn.any()

@@ -245,7 +245,7 @@ def test_seven_layer_chip_model_runs_and_generates(seven_layer_chip):
 # ---------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------
-def test_cli_convert_chip_and_the_tools_that_refuse_it(tmp_path):
+def test_cli_convert_chip_and_the_tools_that_refuse_it_so_far(tmp_path):
     r = CliRunner()
     out = tmp_path / "c.s2l"
     res = r.invoke(main, ["convert", str(DEMO_CKPT), "-o", str(out), "--calib", str(DEMO / "calib.txt"),
@@ -258,8 +258,7 @@ def test_cli_convert_chip_and_the_tools_that_refuse_it(tmp_path):
     res = r.invoke(main, ["run", str(out), "--backend", "emulator", "--prompt", "The ", "--max-new-tokens", "5",
                           "--greedy"])
     assert res.exit_code == 0, res.output
-    for args in (["run", str(out), "--backend", "lava-sim", "--prompt", "The"],
-                 ["profile", str(out), "--hw", "oheo_gulch"],
+    for args in (["profile", str(out), "--hw", "oheo_gulch"],
                  ["export", str(out), "--format", "onnx", "-o", str(tmp_path / "x.onnx")]):
         res = r.invoke(main, args)
         assert res.exit_code != 0
