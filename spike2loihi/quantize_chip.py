@@ -39,6 +39,8 @@ MARGIN = 2.0          # static scales: headroom over the calibrated maximum
 LN_OUT_BITS = 16
 CHIP_OUT_BITS = 16    # projections into products and relu²
 WEIGHT_EXP_MAX = 7
+#: A spike enters the residual through a Dense of weight 2^frac = 2^7 << weight_exp (<= 7): frac <= 14.
+SPIKE_WEIGHT_MAX_BITS = 14
 
 
 # ---------------------------------------------------------------------------
@@ -218,6 +220,8 @@ class ChipQuantizer:
         gamma, beta = self.tensors[n.weight], self.tensors[n.bias]
         p, gq, bq = oc.ln_params(C, f_in, in_max, mx["var_max"], gamma, beta, mx["max"], bits, MARGIN)
         cap = self.frac_cap(cons)
+        if any(isinstance(c, ir.Residual) for c in self.consumers(n.name)):   # the residual stream starts here
+            cap = min(cap, SPIKE_WEIGHT_MAX_BITS - sum(r.halve for r in self.g.of_type(ir.Residual)))
         if p["out_frac"] > cap:   # a consumer's weight_exp would leave Lava's range: a coarser grid
             p, gq, bq = oc.ln_params(C, f_in, in_max, mx["var_max"], gamma, beta,
                                      mx["max"] * 2.0 ** (p["out_frac"] - cap), bits, MARGIN)

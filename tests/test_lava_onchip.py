@@ -101,7 +101,9 @@ def test_chip_ops_in_lavas_simulator_equal_the_emulator(traced):
     xd = DelayDense(weights=2 * np.eye(C, dtype=np.int32), delays=0, weight_exp=-1, num_message_bits=24,
                     sign_mode=SignMode.MIXED)
     src.s_out.connect(xd.s_in)                                   # the LayerNorm's input is x
-    w, e = 64, int(np.log2(res["spike_weight"])) - 6
+    from spike2loihi.lava.build_chip import spike_weight
+
+    w, e = spike_weight("res", res["spike_weight"])
     sd = Dense(weights=w * np.eye(C, dtype=np.int32), weight_exp=e, num_message_bits=0, sign_mode=SignMode.MIXED)
     Source(data=series(steps, b + "att.lif")).s_out.connect(sd.s_in)
     xd.a_out.connect(procs["res"].a_in)

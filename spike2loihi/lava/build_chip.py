@@ -27,7 +27,6 @@ token never meet a token's values.
 from __future__ import annotations
 
 import collections
-import math
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
@@ -258,6 +257,16 @@ def _absorber(g: ir.Graph, src: str) -> Optional[str]:
         n = g.nodes[ins[0]]
 
 
+def spike_weight(name: str, weight: int) -> tuple:
+    """(Dense weight, weight_exp) for a spike entering the residual with weight 2^f: 2^m << (f - m),
+    m = min(7, f) (MIXED 8-bit weights are even and at most 254)."""
+    f = int(weight).bit_length() - 1
+    if weight != 1 << f or not 1 <= f <= 14:
+        raise ValueError(f"{name}: spike weight {weight} is not 2^1 .. 2^14 (Dense weight 2^7 << weight_exp 7)")
+    m = min(7, f)
+    return 1 << m, f - m
+
+
 def build_chip(model: ConvertedModel, records: Records, run_args: dict,
                connect: Optional[Callable[[object, object], None]] = None) -> LavaGraph:
     """The Lava processes and connections of a `--placement chip` model (nothing runs yet)."""
@@ -334,12 +343,10 @@ def build_chip(model: ConvertedModel, records: Records, run_args: dict,
             ins[(n.name, "gate")] = p.gate
         elif isinstance(n, ir.Residual):
             p = GradedVec(shape=(n.dim,), vth=0)
-            f = int(math.log2(int(qn["spike_weight"])))
-            if not 0 <= f - 6 <= 7:
-                raise ValueError(f"{n.name}: spike weight 2^{f} needs weight_exp {f - 6}, outside 0..7")
+            w, wexp = spike_weight(n.name, int(qn["spike_weight"]))
             eye = np.eye(n.dim, dtype=np.int32)
-            spk = Dense(weights=64 * eye, weight_exp=f - 6, num_weight_bits=8, sign_mode=LavaSignMode.MIXED,
-                        num_message_bits=0)
+            spk = Dense(weights=w * eye, weight_exp=wexp, num_weight_bits=8,
+                        sign_mode=LavaSignMode.MIXED, num_message_bits=0)
             x_src = g.inputs(n.name)["x"]
             lag = off[n.name] - off[x_src] - edge_latency(g.nodes[x_src], n)
             if lag < 1:
