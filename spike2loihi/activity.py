@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import ast
 import operator
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from spike2loihi import ir
+from spike2loihi.planner import ONCHIP_POPULATIONS
 from spike2loihi.errors import Spike2LoihiError
 
 PUBLISHED, MEASURED, ESTIMATE = "published", "measured here", "estimate"
@@ -326,9 +328,24 @@ def measure(model, counts: Counts, plan=None) -> Activity:
         srcs = [g.nodes[s] for s in g.inputs(n.name).values()]
         from_host = any(s.placement.where == ir.HOST for s in srcs)
         to_host = any(g.nodes[e.dst].placement.where == ir.HOST for e in g.consumers(n.name))
+        direct = [s for s in srcs if s.placement.where == ir.CHIP and not isinstance(s, ir.Projection)]
+        direct_nz = sum(counts.node(s.name).out_nonzero for s in direct)   # one-to-one synapses (--placement chip)
+        if isinstance(n, ir.Mix):
+            continue   # folded into the projections after it
+        if not isinstance(n, (ir.LIF, ir.Projection)):   # --placement chip populations (planner estimates)
+            neurons, internal = ONCHIP_POPULATIONS[n.kind](n.dim)
+            nz = direct_nz + (c.in_nonzero if from_host else 0)
+            events = (nz + internal * c.executions) / T
+            graded += events
+            updates += neurons * c.executions / T
+            neurons_on_chip += neurons
+            layers.append(LayerActivity(n.name, n.kind, n.layer, "", neurons, input_kind="on-chip",
+                                        input_nonzero=nz / T, synaptic_events=events))
+            continue
         if isinstance(n, ir.LIF):
             rate = c.out_nonzero / c.out_elements if c.out_elements else 0.0
-            events = c.in_nonzero / T if from_host else 0.0   # identity synapse per neuron
+            # identity synapse per neuron from the host, or one-to-one from an on-chip product
+            events = (c.in_nonzero if from_host else direct_nz) / T
             lif_in += events
             graded += events
             updates += c.out_elements / T
@@ -351,7 +368,7 @@ def measure(model, counts: Counts, plan=None) -> Activity:
             binary += events
         else:
             graded += events
-        macs = n.dim * n.n_in
+        macs = n.dim * n.n_in * (2 if (model.nodes.get(n.name) or {}).get("folded_mix") else 1)
         dense_macs += macs
         if to_host:  # graded readout neurons
             updates += c.out_elements / T
@@ -504,7 +521,8 @@ def baselines(act: Activity, host) -> dict:
         "left_out_by_paper": {
             "host float ops (uJ)": _fig(host_float_measured, ESTIMATE, "counted ops x 45 nm prices"),
             "LIF updates in float (uJ)": _fig(lif_float, ESTIMATE),
-            "graded inputs": _fig(sum(1 for la in act.layers if la.input_kind == "graded" and la.kind != "lif"),
+            "graded inputs": _fig(sum(1 for la in act.layers if la.input_kind == "graded"
+                                      and la.kind in ("projection", "head")),
                                   MEASURED, "chip Dense layers whose input is a graded payload (a MAC, not an AC) "
                                             "in the deployed mapping"),
         },
@@ -608,7 +626,8 @@ def estimate(act: Activity, plan, profile) -> SystemEstimate:
     synops = act.graded_macs + act.binary_acs
     group_cores = {m: g.realistic.cores for g in plan.groups for m in g.members}
     on_chip_msgs = sum(la.input_nonzero * group_cores.get(la.name, 1) for la in act.layers
-                       if la.input_kind in ("graded", "binary")) + act.messages_to_host
+                       if la.input_kind in ("graded", "binary")
+                       or la.kind in ONCHIP_POPULATIONS) + act.messages_to_host
 
     def parts(steps: int, ms: float) -> Dict[str, float]:
         return {
@@ -729,7 +748,7 @@ def render_text(r: Report) -> str:
         bar = "#" * int(round(la.firing_rate * 50))
         L.append(f"    {la.name:<22} {la.firing_rate:7.4f}  {bar}")
     L.append(f"    {'mean (neuron-weighted)':<22} {a.mean_rate():7.4f}")
-    dens = [la for la in a.layers if la.kind != "lif"]
+    dens = [la for la in a.layers if la.kind in ("projection", "head")]
     if dens:
         d = [la.input_density for la in dens]
         L.append(f"  Chip Dense input density (nonzero fraction of the payload) [M]: min {min(d):.3f}, "
@@ -882,3 +901,69 @@ __all__ = ["HOST_OPS", "CROSSING_OPS", "FLOAT_LIF_OPS", "COUNTERS", "Counts", "N
            "LayerActivity", "SystemEstimate", "Report", "count_activity", "measure", "estimate", "baselines",
            "build_report", "render_text", "render_png", "evaluate_formula", "check_backend", "host_ops_per_execution",
            "PUBLISHED_LM", "ActivityError"]
+
+
+# ---------------------------------------------------------------------------
+# Placements side by side (`profile MODEL --compare OTHER`)
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlacementColumn:
+    """One model's column of the side-by-side comparison (from its plan and, with a text, its report)."""
+
+    model: str
+    placement: str
+    host_round_trips: int
+    crossings: int
+    token_period: int
+    cores_realistic: int
+    chips_realistic: int
+    bytes_per_token: Optional[float] = None                       # host<->chip, every element
+    per_system: Tuple[Tuple[str, Optional[float], Optional[float], Optional[float]], ...] = ()
+    # (system, decode tokens/s, prefill tokens/s, decode energy uJ per token)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["per_system"] = [{"system": s, "decode_tokens_per_s": t, "prefill_tokens_per_s": p, "energy_uj": e}
+                           for s, t, p, e in self.per_system]
+        return d
+
+
+def placement_column(model, name: str, plan, report: Optional[Report]) -> PlacementColumn:
+    col = PlacementColumn(name, ir.placement_of(model.graph), plan.host_round_trips, plan.crossings,
+                          plan.token_period or plan.steps_per_token, plan.cores_realistic, plan.chips_needed_realistic)
+    if report is None:
+        return col
+    a = report.activity
+    rows = tuple((e.system, e.tokens_per_s, e.tokens_per_s_prefill, e.energy_uj_total) for e in report.estimates)
+    return dataclasses.replace(col, bytes_per_token=a.bytes_to_chip + a.bytes_to_host, per_system=rows)
+
+
+def render_comparison(cols: List[PlacementColumn], system: str) -> str:
+    """The columns side by side: round trips, bytes, steps, cores; tokens/s and energy on each system [E]."""
+    w = max(24, max(len(f"{c.model} ({c.placement})") for c in cols) + 2)
+    head = "".join(f"{c.model + ' (' + c.placement + ')':>{w}}" for c in cols)
+    L = [f"Placements side by side  [M] measured/counted  [E] estimate", f"  {'':<46}{head}"]
+
+    def row(label, vals):
+        L.append(f"  {label:<46}" + "".join(f"{v:>{w}}" for v in vals))
+
+    row("host round trips per token [M]", [f"{c.host_round_trips}" for c in cols])
+    row("host<->chip crossings per token [M]", [f"{c.crossings}" for c in cols])
+    if all(c.bytes_per_token is not None for c in cols):
+        row("bytes per token, host<->chip [M]", [f"{c.bytes_per_token:,.0f}" for c in cols])
+    row("on-chip steps per generated token [M]", [f"{c.token_period}" for c in cols])
+    row(f"cores / chips on {system} (realistic) [E]", [f"{c.cores_realistic:,} / {c.chips_realistic}" for c in cols])
+    systems = [s for s, *_ in cols[0].per_system]
+    for s in systems:
+        vals = {c.model: {r[0]: r[1:] for r in c.per_system}.get(s) for c in cols}
+        row(f"{s}: decode tokens/s [E]", [_f3(vals[c.model][0] if vals[c.model] else None) for c in cols])
+        row(f"{s}: prefill tokens/s [E]", [_f3(vals[c.model][1] if vals[c.model] else None) for c in cols])
+        row(f"{s}: energy per token, decode [E]", [_uj(vals[c.model][2] if vals[c.model] else None) for c in cols])
+    if any(c.placement == ir.CHIP for c in cols):
+        L.append("  --placement chip: LayerNorm, sigmoid and token-shift populations need microcoded neurons on a "
+                 "board: unverified")
+    return "\n".join(L)
+
+
+def _f3(x: Optional[float]) -> str:
+    return "-" if x is None else f"{x:,.3g}"

@@ -76,11 +76,15 @@ def _read_tokens(model, model_path, text, tokens_file, max_tokens):
               help="Where the activity run counts: the bit-exact emulator, or the Lava process graph in Lava's "
                    "CPU simulator (slower; its counts are identical, tested).")
 @click.option("--max-tokens", type=cliutil.Int(min=1), help="Use at most this many tokens of --text/--tokens-file.")
+@click.option("--compare", "compare_path", type=click.Path(path_type=Path), metavar="OTHER.s2l",
+              help="Another converted model of the same checkpoint (typically the other --placement): print both "
+                   "side by side (round trips, bytes and steps per token, cores; with --text, tokens/s and energy "
+                   "per token on each system).")
 @click.option("--plot", type=cliutil.OUTPUT_PATH,
               help="Write a PNG: cores per group (and with --text: firing rates and energy breakdowns).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (plan, profile, activity report).")
 @click.pass_context
-def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, plot, as_json):
+def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare_path, plot, as_json):
     """Map a converted model (.s2l) onto a Loihi 2 system: neurocores per layer under the
     dense-packing ceiling and the realistic SynMem bound, chips per system, every violation
     when it does not fit (exit 1). With --text or --tokens-file, also run it and report per
@@ -93,7 +97,8 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, plot, a
     if text is not None and tokens_file is not None:
         raise Spike2LoihiError("give at most one of --text and --tokens-file")
     paths = cliutil.check_output_paths({"--plot": plot}, inputs={"MODEL": model_path, "--text": text,
-                                                                 "--tokens-file": tokens_file})
+                                                                 "--tokens-file": tokens_file,
+                                                                 "--compare": compare_path})
     running = text is not None or tokens_file is not None
     if not running:
         for name, opt in (("backend", "--backend"), ("max_tokens", "--max-tokens")):
@@ -111,9 +116,17 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, plot, a
         raise Spike2LoihiError(f"{model_path}: not a converted .s2l model; profile maps a converted model: run "
                                f"`spike2loihi convert {model_path} -o MODEL.s2l` first")
     model = artifact.load(model_path)
-    artifact.require_host_placement(model, model_path, "profile")
     name = Path(model_path).name
     plan = planner.plan_model(model, prof, systems, name)
+    other = None
+    if compare_path is not None:
+        if not artifact.is_artifact(compare_path):
+            raise Spike2LoihiError(f"--compare {compare_path}: not a converted .s2l model")
+        other = artifact.load(compare_path)
+        if other.config != model.config:
+            raise Spike2LoihiError(f"--compare {compare_path}: a different model shape than {model_path} "
+                                   f"({other.config.get('n_layer')} x {other.config.get('n_embd')} vs "
+                                   f"{model.config.get('n_layer')} x {model.config.get('n_embd')})")
     ids = _read_tokens(model, model_path, text, tokens_file, max_tokens) if running and plan.fits else None
     out = {"plan": plan.to_dict(), "hardware_profile": prof.to_dict(), "activity": None}
     if not plan.fits:
@@ -136,11 +149,28 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, plot, a
         src = f"{text or tokens_file}"
         report = activity.build_report(model, counts, plans, profs, name, src, plan)
         out["activity"] = report.to_dict()
+    comparison = None
+    if other is not None:
+        oname = Path(compare_path).name
+        oplan = planner.plan_model(other, prof, systems, oname)
+        oreport = None
+        if running:
+            with cliutil.Progress(f"activity ({backend}, --compare)", total=len(ids), unit="tokens") as bar:
+                ocounts = activity.count_activity(other, ids, backend, progress=bar)
+            oplans = {n_: planner.plan_model(other, p) for n_, p in profs.items()}
+            oreport = activity.build_report(other, ocounts, oplans, profs, oname, src, oplan)
+        cols = [activity.placement_column(model, name, plan, report),
+                activity.placement_column(other, oname, oplan, oreport)]
+        comparison = activity.render_comparison(cols, plan.system)
+        out["comparison"] = [c.to_dict() for c in cols]
     if paths:
         with cliutil.OutputSet(paths) as outs:
             with outs.open("--plot") as f:
                 activity.render_png(f, report, plan, title=f"{name} on {plan.system}")
     _print(as_json, out, planner.render_text(plan), activity.render_text(report) if report is not None else None)
+    if comparison is not None and not as_json:
+        click.echo("")
+        click.echo(comparison)
     if paths:
         click.echo(f"wrote {paths['--plot']}", err=True)
 

@@ -67,6 +67,9 @@ ASSUMPTIONS = (
     "side-by-side host-bound Dense layers (the artifact's `group`) form one block-diagonal Sparse process: one "
     "group, whose fan-in is the sum of its members' inputs",
     "groups do not share cores",
+    "--placement chip: each on-chip op is a population (LayerNorm 3C+3 neurons and 4C internal synapses, "
+    "token shift 2C, relu² 2F, others one neuron per channel) fed one-to-one by every non-Dense input; a mix is "
+    "folded into the projections after it (2C inputs each)",
     "ceiling: the whole core memory holds weights at num_weight_bits each, up to neurons_per_core_max "
     "neurons per core; realistic: SynMem budget / units per synapse (scaled by weight_bits / 8), up to "
     "neurons_per_core_plan neurons per core",
@@ -93,6 +96,27 @@ class ChipNode:
     dv: Optional[int] = None
     vth: Optional[int] = None
     group: Optional[str] = None  # side-by-side Dense layers run as one block-diagonal Sparse process
+    neurons: Optional[int] = None  # on-chip ops (--placement chip): neurons of the population (else n_out)
+    own_synapses: int = 0          # synapses ending on it that no Dense node accounts for
+    own_fan_in: int = 0            # input axons per neuron from those synapses
+
+
+DENSE_KINDS = ("projection", "head")
+MICROCODED_KINDS = ("layernorm", "sigmoid", "token_shift")
+
+#: `--placement chip` ops: (neurons, internal synapses) for width d, as the ONCHIP.md mapping would build
+#: them (estimates): LayerNorm = centring, square and output populations + two sum neurons + the InvSqrt
+#: neuron, with two sum and two broadcast connections; token shift = the value and its held copy; relu² =
+#: GradedReluVec + ProdNeuron (two inputs each); the rest one neuron per channel. Every input that is not a
+#: Dense adds one one-to-one synapse per channel.
+ONCHIP_POPULATIONS = {
+    "layernorm": lambda d: (3 * d + 3, 4 * d),
+    "token_shift": lambda d: (2 * d, d),
+    "relu2": lambda d: (2 * d, 2 * d),
+    "sigmoid": lambda d: (d, 0),
+    "product": lambda d: (d, 0),
+    "residual": lambda d: (d, 0),
+}
 
 
 @dataclass(frozen=True)
@@ -244,14 +268,25 @@ def chip_nodes(graph: ir.Graph, quant: Dict[str, dict]) -> List[ChipNode]:
         enc = q.get("input") or {}
         input_bits = int(enc["bits"]) if input_from == ir.HOST and enc.get("bits") else None
         if isinstance(n, ir.Projection):
-            out.append(ChipNode(n.name, n.kind, n.layer, n.dim, n.n_in, int(q.get("num_weight_bits", 8)),
+            n_in = n.n_in * (2 if q.get("folded_mix") else 1)   # [x ; prev] under --placement chip
+            out.append(ChipNode(n.name, n.kind, n.layer, n.dim, n_in, int(q.get("num_weight_bits", 8)),
                                 input_bits, input_from, output_to,
                                 int(q["output_bits"]) if output_to == ir.HOST and q.get("output_bits") else None,
                                 group=q.get("group") or None))
         elif isinstance(n, ir.LIF):
+            own = sum(n.dim for s in srcs if not (isinstance(s, ir.Projection) or s.placement.where == ir.HOST))
             out.append(ChipNode(n.name, n.kind, n.layer, n.dim, 1, None, input_bits, input_from, output_to, None,
-                                q.get("du"), q.get("dv"), q.get("vth")))
-        else:  # pragma: no cover - PLACEMENT puts only Dense and LIF on chip
+                                q.get("du"), q.get("dv"), q.get("vth"), own_synapses=own,
+                                own_fan_in=1 if own else 0))
+        elif n.kind in ONCHIP_POPULATIONS:
+            neurons, internal = ONCHIP_POPULATIONS[n.kind](n.dim)
+            direct = sum(1 for s in srcs if not isinstance(s, ir.Projection))
+            out.append(ChipNode(n.name, n.kind, n.layer, n.dim, 1, None, input_bits, input_from, output_to, None,
+                                neurons=neurons, own_synapses=internal + direct * n.dim,
+                                own_fan_in=direct + (1 if internal else 0)))
+        elif isinstance(n, ir.Mix):
+            continue   # folded into the projections after it (their n_in doubles)
+        else:
             raise ValueError(f"the planner cannot map chip node {n.name} ({n.kind})")
     return out
 
@@ -317,13 +352,13 @@ def _groups(nodes: List[ChipNode], graph: ir.Graph) -> List[Tuple[str, List[Chip
     by_name = {n.name: n for n in nodes}
     units: Dict[str, List[ChipNode]] = {}
     for n in nodes:
-        if n.kind == "lif":
+        if n.kind not in DENSE_KINDS:
             units.setdefault(n.name, []).append(n)
             continue
         chip_dst = [e.dst for e in graph.consumers(n.name) if e.dst in by_name]
         key = chip_dst[0] if chip_dst else (n.group or n.name)
         units.setdefault(key, []).append(n)
-    return [(name, sorted(members, key=lambda m: m.kind == "lif")) for name, members in units.items()]
+    return [(name, sorted(members, key=lambda m: m.kind not in DENSE_KINDS)) for name, members in units.items()]
 
 
 def _split(neurons: int, per_row: int, out_axons: int, npc: int, syn_cap: int, axons_out_max: int) -> CoreSplit:
@@ -357,10 +392,19 @@ def syn_capacity(profile: Profile, weight_bits: int, bound: str) -> int:
 
 def _group_plan(name: str, members: List[ChipNode], profile: Profile) -> GroupPlan:
     chip = profile.chip
-    dense = [m for m in members if m.kind != "lif"]
+    dense = [m for m in members if m.kind in DENSE_KINDS]
     lif = next((m for m in members if m.kind == "lif"), None)
+    owner = next((m for m in members if m.kind not in DENSE_KINDS), None)
     one_to_one = False
-    if lif is not None and dense:
+    if owner is not None and (owner.kind != "lif" or owner.own_synapses):   # --placement chip populations
+        neurons = owner.neurons or owner.n_out
+        synapses = sum(f.n_out * f.n_in for f in dense) + owner.own_synapses
+        per_row = max(1, math.ceil(synapses / neurons))
+        fan_in = sum(f.n_in for f in dense) + owner.own_fan_in * owner.n_out
+        feeds = " + ".join(f.name.rsplit(".", 1)[-1] for f in dense)
+        role = f"{owner.kind}{' <- ' + feeds if feeds else ''} (on-chip op{', microcoded' if owner.kind in MICROCODED_KINDS else ''})"
+        lif = owner
+    elif lif is not None and dense:
         neurons, per_row = lif.n_out, sum(f.n_in for f in dense)
         synapses, fan_in = neurons * per_row, per_row
         role = f"{' + '.join(f.name.rsplit('.', 1)[-1] for f in dense)} -> LIF (synapses in the LIF's cores)"
@@ -567,6 +611,10 @@ def _short(name: str) -> str:
 
 
 def _role_short(g: GroupPlan) -> str:
+    if "(on-chip op" in g.role:
+        kind = g.role.split(" ", 1)[0]
+        return {"layernorm": "LN*", "token_shift": "shift*", "sigmoid": "sigmoid*", "relu2": "relu2",
+                "product": "product", "residual": "residual", "lif": "LIF<chip"}.get(kind, kind)
     if g.role.startswith("block-diagonal"):
         return "Sparse>host"
     if len(g.members) > 1:
@@ -579,7 +627,8 @@ def _role_short(g: GroupPlan) -> str:
 def _steps_text(p: Plan) -> str:
     if p.steps_source == "schedule":
         return (f"the critical path recorded in the artifact's schedule = the graph's Dense depth {p.dense_depth}: "
-                f"each chip Dense adds one step; a generated token every {p.token_period} steps")
+                f"each chip Dense adds one step (under --placement chip, so does each LIF's spike Dense into the "
+                f"residual); a generated token every {p.token_period} steps")
     return "the graph's Dense depth: each chip Dense adds one step"
 
 
@@ -625,6 +674,9 @@ def render_text(p: Plan) -> str:
                       f"({p.cores_realistic:,} of {p.chips_available * p.cores_per_chip:,} usable cores, realistic)"]
     lines += ["", "  [estimate] cores and chips rest on estimated limits; neurons, synapses and bytes are counted "
                   "from the model. Assumptions: see --json (plan.assumptions)."]
+    if any("(on-chip op" in g.role for g in p.groups):
+        lines.append("  --placement chip: on-chip op populations are estimates of their neuron mapping; roles "
+                     "marked * need a microcoded neuron on a board: unverified.")
     return "\n".join(lines)
 
 

@@ -258,10 +258,60 @@ def test_cli_convert_chip_and_the_tools_that_refuse_it_so_far(tmp_path):
     res = r.invoke(main, ["run", str(out), "--backend", "emulator", "--prompt", "The ", "--max-new-tokens", "5",
                           "--greedy"])
     assert res.exit_code == 0, res.output
-    for args in (["profile", str(out), "--hw", "oheo_gulch"],
-                 ["export", str(out), "--format", "onnx", "-o", str(tmp_path / "x.onnx")]):
+    for args in (["export", str(out), "--format", "onnx", "-o", str(tmp_path / "x.onnx")],):
         res = r.invoke(main, args)
         assert res.exit_code != 0
         lines = res.stderr.splitlines() if hasattr(res, "stderr") else res.output.splitlines()
         assert len(lines) == 1 and "--placement host models only" in lines[0], res.output
     assert not (tmp_path / "x.onnx").exists()
+
+
+# ---------------------------------------------------------------------------
+# profile: the plan, the activity, both placements side by side
+# ---------------------------------------------------------------------------
+def test_plan_and_activity_of_a_chip_model(demo_chip, demo_heldout_tokens):
+    from spike2loihi import activity, hardware, planner
+
+    prof = hardware.load_profile("kapoho_point")
+    plan = planner.plan_model(demo_chip, prof)
+    g = demo_chip.graph
+    C, F = g.nodes["ln0"].dim, g.nodes["blocks.0.ffn.relu2"].dim
+    mapped = {m for grp in plan.groups for m in grp.members}
+    assert mapped == {n.name for n in g.nodes.values() if n.placement.where == ir.CHIP and n.kind != "mix"}
+    by = {grp.name: grp for grp in plan.groups}
+    assert by["ln0"].neurons == 3 * C + 3 and by["ln0"].role.startswith("layernorm")
+    assert by["blocks.0.ffn.relu2"].synapses == F * 2 * C + 2 * F        # folded mix: 2C inputs
+    assert by["blocks.0.att.rwkv"].synapses == 2 * C                       # r and wkv, one-to-one
+    assert plan.host_round_trips == 5 and plan.token_period == demo_chip.manifest["schedule"]["token_period_steps"]
+    counts = activity.count_activity(demo_chip, demo_heldout_tokens[:20], "emulator")
+    act = activity.measure(demo_chip, counts, plan)
+    assert act.neuron_updates == plan.neurons                              # every population once per token
+    assert act.host_round_trips == 5 and act.crossings == len(g.crossings())
+    assert {la.kind for la in act.layers} >= {"layernorm", "sigmoid", "product", "relu2", "residual", "lif"}
+
+
+def test_profile_compare_shows_both_placements(demo_spec, demo_chip, tmp_path):
+    from conftest import convert_spec as conv
+
+    host, _ = conv(demo_spec, demo_spec.tokenizer.encode((DEMO / "calib.txt").read_text()[:200]))
+    hp, cp = tmp_path / "host.s2l", tmp_path / "chip.s2l"
+    artifact.save(host, hp)
+    artifact.save(demo_chip, cp)
+    toks = tmp_path / "t.txt"
+    toks.write_text(" ".join(str(t) for t in demo_spec.tokenizer.encode("The for statement is used")))
+    r = CliRunner()
+    res = r.invoke(main, ["profile", str(hp), "--hw", "kapoho_point", "--tokens-file", str(toks), "--compare", str(cp)])
+    assert res.exit_code == 0, res.output
+    assert "Placements side by side" in res.output and "microcoded" in res.output
+    res = r.invoke(main, ["profile", str(hp), "--hw", "kapoho_point", "--tokens-file", str(toks), "--compare", str(cp),
+                          "--json"])
+    cols = json.loads(res.stdout)["comparison"]
+    assert [c["placement"] for c in cols] == ["host", "chip"]
+    assert [c["host_round_trips"] for c in cols] == [21, 5]
+    assert cols[1]["bytes_per_token"] < cols[0]["bytes_per_token"]
+    for c in cols:
+        assert c["per_system"] and all(s["decode_tokens_per_s"] > 0 and s["energy_uj"] > 0 for s in c["per_system"])
+    dec = {c["placement"]: c["per_system"][0]["decode_tokens_per_s"] for c in cols}
+    assert dec["chip"] > dec["host"]                                         # fewer round trips per token
+    bad = r.invoke(main, ["profile", str(hp), "--hw", "kapoho_point", "--compare", str(toks)])
+    assert bad.exit_code == 2 and "not a converted .s2l model" in bad.stderr
