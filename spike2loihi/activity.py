@@ -942,7 +942,7 @@ def render_comparison(cols: List[PlacementColumn], system: str) -> str:
     """The columns side by side: round trips, bytes, steps, cores; tokens/s and energy on each system [E]."""
     w = max(24, max(len(f"{c.model} ({c.placement})") for c in cols) + 2)
     head = "".join(f"{c.model + ' (' + c.placement + ')':>{w}}" for c in cols)
-    L = [f"Placements side by side  [M] measured/counted  [E] estimate", f"  {'':<46}{head}"]
+    L = ["Placements side by side  [M] measured/counted  [E] estimate", f"  {'':<46}{head}"]
 
     def row(label, vals):
         L.append(f"  {label:<46}" + "".join(f"{v:>{w}}" for v in vals))
