@@ -439,31 +439,37 @@ class HostRunner:
         return 0, False
 
     def _sample(self, s: int, logits: np.ndarray, valid: bool) -> None:
-        if not valid:
-            return
-        from spike2loihi.sampling import choose
-        import torch
-
-        c = self.maps["counters"]
-        i = int(c[self.plan_index, C_LOGITS])
-        if i < self.records.max_tokens:
-            self.maps["logits"][i] = logits[0]
-        c[self.plan_index, C_LOGITS] = i + 1
-        if i >= len(self.prompt) - 1:   # logits of the last prompt token or of a generated one
-            g = int(c[self.plan_index, C_GENERATED])
-            if g < self.max_new:
-                tok = choose(torch.from_numpy(logits[0].copy()), bool(self.args["greedy"]),
-                             float(self.args["temperature"]), float(self.args["top_p"]), self.gen)
-                self.maps["tokens"][len(self.prompt) + g] = tok
-                c[self.plan_index, C_GENERATED] = g + 1
-                if g + 1 < self.max_new:   # the last token's successor is never needed
-                    self.next_token = tok
+        if valid:
+            sample_and_record(self, self.plan_index, logits)
 
     def _record_spikes(self, lif: str, s: np.ndarray) -> None:
         i = self.count[lif]
         if i < self.records.max_tokens:
             self.maps["spikes"][i, self.lif_index[lif]] = (np.asarray(s) != 0)
         self.count[lif] = i + 1
+
+
+def sample_and_record(runner, row: int, logits: np.ndarray) -> None:
+    """The IO block's sampler (both placements): record the logits; after the prompt's last token,
+    choose the next token (argmax or temperature / top-p) and set `runner.next_token` to enter."""
+    import torch
+
+    from spike2loihi.sampling import choose
+
+    c = runner.maps["counters"]
+    i = int(c[row, C_LOGITS])
+    if i < runner.records.max_tokens:
+        runner.maps["logits"][i] = logits[0]
+    c[row, C_LOGITS] = i + 1
+    if i >= len(runner.prompt) - 1:   # logits of the last prompt token or of a generated one
+        g = int(c[row, C_GENERATED])
+        if g < runner.max_new:
+            tok = choose(torch.from_numpy(logits[0].copy()), bool(runner.args["greedy"]),
+                         float(runner.args["temperature"]), float(runner.args["top_p"]), runner.gen)
+            runner.maps["tokens"][len(runner.prompt) + g] = tok
+            c[row, C_GENERATED] = g + 1
+            if g + 1 < runner.max_new:   # the last token's successor is never needed
+                runner.next_token = tok
 
 
 # ---------------------------------------------------------------------------

@@ -33,8 +33,8 @@ import numpy as np
 
 from spike2loihi import ir
 from spike2loihi.artifact import ConvertedModel
-from spike2loihi.lava.build import (C_ERROR, C_GENERATED, C_LOGITS, C_STEPS, IO_PLAN, HostPlan, LavaGraph,
-                                    PortSpec, Records, _safe)
+from spike2loihi.lava.build import (C_ERROR, C_STEPS, IO_PLAN, HostPlan, LavaGraph, PortSpec, Records, _safe,
+                                    sample_and_record)
 from spike2loihi.schedule import edge_latency, schedule
 
 RUNNER = "spike2loihi.lava.build_chip:ChipHostRunner"
@@ -173,31 +173,12 @@ class ChipHostRunner:
         acc = np.asarray(self._recv(pm, "from_head"), np.int64)[None, :]
         if self.valid(s, sampler.name):
             logits = self.ex.decode_output(self.params, head, self._payload(head, acc))
-            self._sample(logits)
+            sample_and_record(self, self.row, logits)
 
     def _payload(self, node: ir.Op, acc: np.ndarray):
         step = self.model.nodes[node.name]["in_step"]
         return self.ex.Payload(acc, np.full((1, 1), step, np.float32))
 
-    def _sample(self, logits: np.ndarray) -> None:
-        import torch
-
-        from spike2loihi.sampling import choose
-
-        c = self.maps["counters"]
-        i = int(c[self.row, C_LOGITS])
-        if i < self.records.max_tokens:
-            self.maps["logits"][i] = logits[0]
-        c[self.row, C_LOGITS] = i + 1
-        if i >= len(self.prompt) - 1:
-            gdone = int(c[self.row, C_GENERATED])
-            if gdone < self.max_new:
-                tok = choose(torch.from_numpy(logits[0].copy()), bool(self.args["greedy"]),
-                             float(self.args["temperature"]), float(self.args["top_p"]), self.gen)
-                self.maps["tokens"][len(self.prompt) + gdone] = tok
-                c[self.row, C_GENERATED] = gdone + 1
-                if gdone + 1 < self.max_new:
-                    self.next_token = tok
 
     def _block_step(self, s: int, pm) -> None:
         entered = self._recv(pm, f"entered_{self.plan.name}")
