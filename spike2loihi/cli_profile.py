@@ -116,6 +116,8 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
         raise Spike2LoihiError(f"{model_path}: not a converted .s2l model; profile maps a converted model: run "
                                f"`spike2loihi convert {model_path} -o MODEL.s2l` first")
     model = artifact.load(model_path)
+    if running and backend == "lava-sim":
+        activity.check_lava_counts(model)   # before any work
     name = Path(model_path).name
     plan = planner.plan_model(model, prof, systems, name)
     other = None

@@ -315,3 +315,7 @@ def test_profile_compare_shows_both_placements(demo_spec, demo_chip, tmp_path):
     assert dec["chip"] > dec["host"]                                         # fewer round trips per token
     bad = r.invoke(main, ["profile", str(hp), "--hw", "kapoho_point", "--compare", str(toks)])
     assert bad.exit_code == 2 and "not a converted .s2l model" in bad.stderr
+    bad = r.invoke(main, ["profile", str(cp), "--hw", "kapoho_point", "--tokens-file", str(toks), "--backend",
+                          "lava-sim"])
+    assert bad.exit_code == 2 and bad.stdout == "" and "--placement host models only" in bad.stderr
+    assert [c["per_system"][1]["fits"] for c in cols] == [True, False]     # Oheo Gulch: 2 chips needed
