@@ -119,7 +119,7 @@ def _show_graph(g, as_json: bool) -> None:
 
 
 def _show_manifest(path, model, as_json: bool) -> None:
-    from spike2loihi import artifact as A
+    from spike2loihi import artifact as A, ir
 
     m = model.manifest
     if as_json:
@@ -144,7 +144,11 @@ def _show_manifest(path, model, as_json: bool) -> None:
                + (f" {cal['path']}" if cal.get("path") else "")
                + (f" (seed {cal['seed']})" if cal.get("seed") is not None else ""))
     click.echo(f"graph        {len(model.graph.nodes)} ops ({counts['chip']} chip, {counts['host']} host), "
-               f"{len(model.graph.crossings())} host<->chip crossings per token")
+               f"{len(model.graph.crossings())} host<->chip crossings per token, "
+               f"{ir.host_round_trips(model.graph)} host round trips")
+    placement = ir.placement_of(model.graph)
+    click.echo(f"placement    {placement}" + (" (LayerNorm, sigmoid and token shift need a microcoded neuron on a "
+                                                "board: unverified)" if placement == ir.CHIP else " (the graded mapping)"))
     click.echo(f"report       top-1 agreement with float {rep['top1_agreement']:.4f} and mean spike flip rate "
                f"{100 * (rep['mean_flip_rate'] or 0):.2f}% over the calibration tokens; "
                f"{rep['total_wraps']} wraps")
