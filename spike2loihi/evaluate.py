@@ -1,6 +1,7 @@
 """Accuracy measures: bits per character (or token) and simple baselines."""
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -116,6 +117,9 @@ def perturbed_reference(spec: ModelSpec, semantics, model, seed: int = 0) -> Ref
     from spike2loihi.quantize import float_weights
 
     ref = ReferenceModel(spec, semantics)
+    # its own copies: fp32 checkpoints' weights are the checkpoint's tensors themselves (.float() of an
+    # fp32 tensor is the tensor), which the float reference and the converter share
+    ref.w = copy.deepcopy(ref.w)
     gen = torch.Generator().manual_seed(seed)
     for name, w in float_weights(ref).items():
         lsb = torch.as_tensor(weight_lsb(model, name), dtype=torch.float32)

@@ -393,6 +393,22 @@ def test_noise_floor_moves_each_weight_by_at_most_half_an_lsb(demo_spec, demo_co
         assert np.mean(np.abs(diff) > 0) > 0.9
 
 
+def test_noise_floor_leaves_an_fp32_checkpoint_alone():
+    """fp32 weights are the checkpoint's own tensors in the reference (.float() is the identity): the
+    noise-floor model must perturb copies, not the float reference and the spec it shares them with."""
+    spec = random_spec(n_layer=2, n_embd=16, vocab=40, seed=4, dtype=torch.float32)
+    before = {k: t.clone() for k, t in spec.tensors.items()}
+    model, _ = convert_spec(spec, tokens_for(40, 24, seed=4))
+    sem = spec.semantics("run")
+    ref = ReferenceModel(spec, sem)
+    noisy = evaluate.perturbed_reference(spec, sem, model, seed=0)
+    assert all(torch.equal(before[k], t) for k, t in spec.tensors.items())
+    assert not torch.equal(quantize.float_weights(ref)["blocks.0.att.key"],
+                           quantize.float_weights(noisy)["blocks.0.att.key"])
+    res = evaluate.evaluate_backends({"torch": ref, "noise": noisy}, tokens_for(40, 40, seed=5), char_level=False)
+    assert res["backends"]["noise"]["bits_change_pct"] != 0.0
+
+
 def test_random_checkpoints_convert_and_track_float(random_converted):
     """Random checkpoints are chaotic (bpc near log2 V, every flip matters): the gate is the noise
     floor. The converted model's change in bits must stay within 1.5x the largest change of the float
