@@ -1,6 +1,6 @@
 """The converted model as a Lava graph in Lava's CPU simulator: speed and memory, printed as JSON.
 
-    .venv/bin/python benchmarks/bench_lava.py [--model MODEL.s2l] [--prefill 128] [--generate 32]
+    .venv/bin/python benchmarks/bench_lava.py [--model MODEL.s2l | --placement host|chip] [--prefill 128] [--generate 32]
 
 Without --model, the bundled model is converted first (calibration text
 examples/demo/calib.txt). Measured in one run:
@@ -82,6 +82,8 @@ class TreeMemory(threading.Thread):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path)
+    ap.add_argument("--placement", choices=("host", "chip"), default="host",
+                    help="without --model: convert the bundled model with this placement")
     ap.add_argument("--prefill", type=int, default=128, help="prompt tokens (teacher forced)")
     ap.add_argument("--generate", type=int, default=32, help="tokens generated inside the graph")
     args = ap.parse_args()
@@ -100,7 +102,7 @@ def main():
         print("converting the bundled model ...", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, "-m", "spike2loihi.cli", "convert",
                         str(ROOT / "examples" / "demo" / "spikegpt-demo.pth"), "-o", str(model_path),
-                        "--calib", str(ROOT / "examples" / "demo" / "calib.txt")],
+                        "--calib", str(ROOT / "examples" / "demo" / "calib.txt"), "--placement", args.placement],
                        check=True, capture_output=True, env=dict(os.environ, SPIKE2LOIHI_PROGRESS="never"))
     model = artifact.load(model_path)
     tok = model.tokenizer()
