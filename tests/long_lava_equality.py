@@ -1,6 +1,6 @@
 """Long equality runs: the Lava graph against the emulator (not part of `make test`; figures go in the notes).
 
-    .venv/bin/python tests/long_lava_equality.py [--tokens 256] [--generate 64] [--placement host|chip]
+    .venv/bin/python tests/long_lava_equality.py [--tokens 256] [--generate 64] [--placement host|chip] [--greedy]
 
 For the bundled model and seeded random checkpoints (8 and 13 layers: RESCALE;
 bf16, fp16 and fp32 storage; vocabularies 50, 77 and 300), converted here:
@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--generate", type=int, default=64)
     ap.add_argument("--placement", choices=("host", "chip"), default="host")
+    ap.add_argument("--greedy", action="store_true", help="greedy generation for every case")
     args = ap.parse_args()
     cases = []
     demo = load_checkpoint(ROOT / "examples" / "demo" / "spikegpt-demo.pth")
@@ -80,6 +81,9 @@ def main():
                       {"greedy": False, "temperature": 0.9, "top_p": 0.95, "seed": seed}))
     if args.placement == "chip":   # the bundled model and the 7-layer checkpoint
         cases = [c for c in cases if c[0].startswith(("bundled", "random 7x"))]
+    if args.greedy:
+        cases = [(name.replace(", sampled", ", greedy"), spec, cal, prompt, {"greedy": True})
+                 for name, spec, cal, prompt, _ in cases]
     out, ok = [], True
     for name, spec, cal, prompt, sampling in cases:
         print(f"{name} ...", file=sys.stderr, flush=True)
