@@ -891,18 +891,49 @@ def plot(r: Report, axes) -> None:
     ax.legend(fontsize=8, ncol=len(ENERGY_PARTS), loc="upper center")
 
 
-def render_png(out, report: Optional[Report], plan, title: str = "") -> None:
-    """The report's plots as one PNG into the binary file `out`: rates, energies and cores (or cores alone)."""
+def render_png(out, report: Optional[Report], plan, title: str = "",
+               comparison: Optional[List["PlacementColumn"]] = None) -> None:
+    """The report's plots as one PNG into the binary file `out`: rates, energies and cores (or cores alone),
+    and with `comparison` (profile --compare) the placements side by side."""
     from spike2loihi import planner, plots
 
-    n = 4 if report is not None else 1
+    n = (4 if report is not None else 1) + (1 if comparison else 0)
     width = max(9, 0.22 * len(plan.groups) + 3)
     fig, axes = plots.subplots(n, 1, figsize=(width, 4.2 * n))
     axes = list(np.atleast_1d(axes))
     if report is not None:
         plot(report, axes[:3])
-    planner.plot_cores(plan, axes[-1])
+    planner.plot_cores(plan, axes[3] if report is not None else axes[0])
+    if comparison:
+        plot_comparison(comparison, axes[-1])
     plots.finish(fig, out, title)
+
+
+def plot_comparison(cols: List["PlacementColumn"], ax) -> None:
+    """Per placement: round trips and steps per token [M]; decode tokens/s and mJ per token on the
+    first system [E] (each metric relative to the first column, labelled with its value)."""
+    metrics = [("host round trips / token", lambda c: c.host_round_trips),
+               ("steps / generated token", lambda c: c.token_period),
+               ("cores (realistic)", lambda c: c.cores_realistic)]
+    sysname = ""
+    if all(c.per_system for c in cols):
+        sysname = cols[0].per_system[0][0]
+        metrics += [("decode tokens/s [E]", lambda c: c.per_system[0][1] or 0.0),
+                    ("mJ per token [E]", lambda c: (c.per_system[0][3] or 0.0) / 1000.0)]
+    width = 0.8 / len(cols)
+    for j, c in enumerate(cols):
+        vals = [f(c) for _, f in metrics]
+        base = [f(cols[0]) or 1 for _, f in metrics]
+        xs = [i + (j - (len(cols) - 1) / 2) * width for i in range(len(metrics))]
+        bars = ax.bar(xs, [v / b for v, b in zip(vals, base)], width=width, label=f"{c.model} ({c.placement})")
+        for b, v in zip(bars, vals):
+            ax.annotate(f"{v:,.3g}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
+                        fontsize=7)
+    ax.set_xticks(range(len(metrics)), [m for m, _ in metrics], fontsize=8)
+    ax.set_ylabel(f"relative to {cols[0].model}")
+    ax.set_title("Placements side by side (values on the bars; [E] estimates"
+                 + (f" on {sysname})" if sysname else ")"))
+    ax.legend(fontsize=8)
 
 
 __all__ = ["HOST_OPS", "CROSSING_OPS", "FLOAT_LIF_OPS", "COUNTERS", "Counts", "NodeCounts", "Activity",

@@ -151,7 +151,7 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
         src = f"{text or tokens_file}"
         report = activity.build_report(model, counts, plans, profs, name, src, plan)
         out["activity"] = report.to_dict()
-    comparison = None
+    comparison = compare_cols = None
     if other is not None:
         oname = Path(compare_path).name
         oplan = planner.plan_model(other, prof, systems, oname)
@@ -164,11 +164,12 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
         cols = [activity.placement_column(model, name, plan, report),
                 activity.placement_column(other, oname, oplan, oreport)]
         comparison = activity.render_comparison(cols, plan.system)
+        compare_cols = cols
         out["comparison"] = [c.to_dict() for c in cols]
     if paths:
         with cliutil.OutputSet(paths) as outs:
             with outs.open("--plot") as f:
-                activity.render_png(f, report, plan, title=f"{name} on {plan.system}")
+                activity.render_png(f, report, plan, title=f"{name} on {plan.system}", comparison=compare_cols)
     _print(as_json, out, planner.render_text(plan), activity.render_text(report) if report is not None else None)
     if comparison is not None and not as_json:
         click.echo("")

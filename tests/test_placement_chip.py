@@ -311,6 +311,10 @@ def test_profile_compare_shows_both_placements(demo_spec, demo_chip, tmp_path):
     assert cols[1]["bytes_per_token"] < cols[0]["bytes_per_token"]
     for c in cols:
         assert c["per_system"] and all(s["decode_tokens_per_s"] > 0 and s["energy_uj"] > 0 for s in c["per_system"])
+    png = tmp_path / "cmp.png"
+    res = r.invoke(main, ["profile", str(hp), "--hw", "kapoho_point", "--tokens-file", str(toks), "--compare", str(cp),
+                          "--plot", str(png)])
+    assert res.exit_code == 0 and png.stat().st_size > 20_000
     dec = {c["placement"]: c["per_system"][0]["decode_tokens_per_s"] for c in cols}
     assert dec["chip"] > dec["host"]                                         # fewer round trips per token
     bad = r.invoke(main, ["profile", str(hp), "--hw", "kapoho_point", "--compare", str(toks)])
