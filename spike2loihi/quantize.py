@@ -225,6 +225,13 @@ def _lif_bound(name: str, W: np.ndarray, ymax: float, opts: QuantOptions, tensor
             s_in *= 2.0 ** j
             q = quantize_weights(W, out_scale=a_in_scale * s_in, num_weight_bits=opts.weight_bits,
                                  sign_mode=SignMode.MIXED)
+        for _ in range(64):   # so fine an input grid (many --act-bits) that every weight rounded to 0: coarsen
+            if not (q.weight_exp == WEIGHT_EXP_MIN and q.mantissa.size and np.abs(W).max() > 0
+                    and int(np.abs(q.mantissa).max()) < half):
+                break
+            s_in *= 2.0
+            q = quantize_weights(W, out_scale=a_in_scale * s_in, num_weight_bits=opts.weight_bits,
+                                 sign_mode=SignMode.MIXED)
         limit = max(1, int(math.floor(ymax / s_in + 1e-9)))
         worst = worst_accumulation(q.weights, limit)
         e = q.weight_exp

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import convert_spec, spiking_state_dict
+from conftest import ROOT, convert_spec, spiking_state_dict
 from converters.spikegpt import spec_from_state_dict
 from spike2loihi import artifact, evaluate, host_ops, ir, quantize
 from spike2loihi.backends.emulator import EmulatorBackend
@@ -391,6 +391,21 @@ def test_noise_floor_moves_each_weight_by_at_most_half_an_lsb(demo_spec, demo_co
         diff = (noisy[name] - base[name]).double().numpy()
         assert np.all(np.abs(diff) <= lsb / 2 * (1 + 1e-5) + 1e-7), name
         assert np.mean(np.abs(diff) > 0) > 0.9
+
+
+@pytest.mark.parametrize("placement", ["host", "chip"])
+def test_wide_inputs_into_wo_keep_its_weights(demo_spec, placement):
+    """--act-bits 24: Wo's input grid is so fine that its weights hit the exponent floor; the input is
+    coarsened until they keep their mantissa (they once all rounded to 0: no att spikes at all)."""
+    toks = demo_spec.tokenizer.encode((ROOT / "examples" / "demo" / "calib.txt").read_text()[:64])
+    model, records = convert_spec(demo_spec, toks, act_bits=24, placement=placement)
+    by = {r.node: r for r in records}
+    for i in range(demo_spec.config.n_layer):
+        wo = by[f"blocks.{i}.att.output"]
+        assert wo.weight_sqnr_db > 25, wo
+        lif = by[f"blocks.{i}.att.lif"]
+        assert lif.spike_rate_quant > 0.05 and lif.flip_rate < 0.1, lif
+    assert model.manifest["report"]["top1_agreement"] > 0.85
 
 
 def test_noise_floor_leaves_an_fp32_checkpoint_alone():
