@@ -176,14 +176,14 @@ class ChipQuantizer:
                 self.w[p.name] = {"kind": "lif"}
             elif cons.placement.where == ir.HOST or isinstance(cons, ir.Sampler):
                 rq = quantize_rows(W, self.opts.weight_bits)
-                self.w[p.name] = {"kind": "rows", "rq": rq, "W": W}
+                self.w[p.name] = {"kind": "rows", "rq": rq}
             else:
                 m, e_w, sq = pow2_weights(W, self.opts.weight_bits)
                 if isinstance(cons, ir.Sigmoid):
                     f_o = min(oc.SIG_MAX_IN_FRAC, oc.frac_for(self.mx[p.name]["max"], MAX_MESSAGE_BITS, MARGIN * 2))
                 else:
                     f_o = oc.frac_for(self.mx[p.name]["max"], CHIP_OUT_BITS, MARGIN)
-                self.w[p.name] = {"kind": "pow2", "m": m, "e_w": e_w, "sqnr": sq, "f_o": f_o, "W": W}
+                self.w[p.name] = {"kind": "pow2", "m": m, "e_w": e_w, "sqnr": sq, "f_o": f_o}
 
     def input_limit(self, consumers: List[ir.Projection], bits: int) -> int:
         """The most bits (<= `bits`) an input may have so that no consumer's int32 accumulator wraps."""
