@@ -51,6 +51,14 @@ def initial_state(op_type: type):
     return register
 
 
+def init_state(params: "Params", node: ir.Op, batch: int) -> Optional[dict]:
+    """A stateful node's initial state (STATE_INIT, along the type's MRO), or None."""
+    for cls in type(node).__mro__:
+        if cls in STATE_INIT:
+            return STATE_INIT[cls](params, node, batch)
+    return None
+
+
 def lookup(table: Dict[type, Callable], node: ir.Op) -> Callable:
     for cls in type(node).__mro__:
         if cls in table:
@@ -72,20 +80,26 @@ class Payload:
 class Params:
     """Host float32 parameters and chip integer parameters of a ConvertedModel, ready to run."""
 
-    def __init__(self, model: ConvertedModel):
+    def __init__(self, model: ConvertedModel, kernels: bool = True):
         self.model = model
         self.graph = model.graph
         self.q = model.nodes
         self._host: Dict[str, np.ndarray] = {}
         self.kernels: Dict[str, DenseKernel] = {}
         self.row_scale: Dict[str, np.ndarray] = {}
-        for node in self.graph.nodes.values():
+        for node in self.graph.nodes.values() if kernels else ():
             if isinstance(node, ir.Projection) and node.placement.where == ir.CHIP:
                 qn = self.q[node.name]
                 self.kernels[node.name] = DenseKernel.from_mantissa(model.tensors[qn["mantissa"]],
                                                                     int(qn["truncate_bits"]))
                 if qn.get("row_scale"):
                     self.row_scale[node.name] = np.asarray(model.tensors[qn["row_scale"]], dtype=np.float32)
+
+    @classmethod
+    def float_only(cls, graph: ir.Graph, tensors: Dict[str, np.ndarray]) -> "Params":
+        """Float parameters only (no chip kernels): to run any op's float handler, e.g. on a model's
+        float checkpoint tensors during conversion."""
+        return cls(ConvertedModel(graph=graph, nodes={}, tensors=tensors, manifest={}), kernels=False)
 
     def ints(self, key: str) -> np.ndarray:
         """An integer chip parameter as int64 (cached)."""
@@ -329,13 +343,7 @@ class Executor:
         self.state = self.initial_state()
 
     def initial_state(self) -> Dict[str, Dict[str, np.ndarray]]:
-        out = {}
-        for n in self.order:
-            for cls in type(n).__mro__:
-                if cls in STATE_INIT:
-                    out[n.name] = STATE_INIT[cls](self.params, n, self.batch)
-                    break
-        return out
+        return {n.name: s for n in self.order for s in [init_state(self.params, n, self.batch)] if s is not None}
 
     def get_state(self) -> Dict[str, Dict[str, np.ndarray]]:
         """A deep copy, restorable with `set_state` (np.savez-able via `flatten_state`)."""

@@ -346,6 +346,13 @@ def host_round_trips(graph: Graph) -> int:
     return max(best.values(), default=0)
 
 
+def with_placement(graph: Graph, placement: str) -> Graph:
+    """The same ops and edges under another mapping (`PLACEMENTS[placement]`)."""
+    table = PLACEMENTS[placement]
+    nodes = {k: dataclasses.replace(n, placement=table[n.kind]) for k, n in graph.nodes.items()}
+    return Graph(nodes, list(graph.edges), {**graph.meta, "placement": placement})
+
+
 def placement_of(graph: Graph) -> str:
     """"host" or "chip": the mapping the graph was built with (artifacts before it: "host")."""
     return graph.meta.get("placement", HOST)

@@ -308,7 +308,8 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
     recs: Dict[str, dict] = {}
     chip = [n for n in graph.nodes.values() if n.placement.where == ir.CHIP]
     if opts.placement == ir.CHIP:
-        _convert_chip(spec, graph, calib, opts, floats, tensors, nodes, recs, progress)
+        ftens = {**_host_tensors(spec, graph, host_only=False), **tensors}   # every float parameter, once
+        _convert_chip(graph, calib, opts, floats, ftens, tensors, nodes, recs, progress)
     else:
         _convert_host(graph, calib, opts, floats, tensors, nodes, recs, chip, progress)
     for node in graph.of_type(ir.LIF):
@@ -339,7 +340,7 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
     if opts.placement == ir.CHIP:
         from spike2loihi import quantize_chip
 
-        errs = quantize_chip.op_errors(model, calib.tokens[:MEASURE_TOKENS], _host_tensors(spec, graph, host_only=False))
+        errs = quantize_chip.op_errors(model, calib.tokens[:MEASURE_TOKENS], ftens)
         records = [dataclasses.replace(r, op_error_pct=errs[r.node]) if r.node in errs else r for r in records]
     model.manifest[K_REPORT] = {**report_summary(records, calib, top1), "placement": opts.placement}
     return model, records
@@ -375,23 +376,18 @@ def _convert_host(graph, calib, opts, floats, tensors, nodes, recs, chip, progre
             recs[n.name] = dict(node=n.name, layer=n.layer, op=n.kind, shape=f"{n.dim}x{n.n_in}", **rec)
 
 
-def _convert_chip(spec, graph, calib, opts, floats, tensors, nodes, recs, progress) -> None:
+def _convert_chip(graph, calib, opts, floats, ftens, tensors, nodes, recs, progress) -> None:
     """`--placement chip` (spike2loihi.quantize_chip): calibrate every on-chip stream in float, then
     choose the integer formats."""
     from spike2loihi import quantize_chip
 
-    ftens = {**_host_tensors(spec, graph, host_only=False), **tensors}
     fl = {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in floats.items()}
     maxima = quantize_chip.float_maxima(graph, ftens, fl, calib.tokens)
-    work = dict(ftens)
-    cq = quantize_chip.ChipQuantizer(graph, maxima, fl, work, opts, _lif_bound)
+    cq = quantize_chip.ChipQuantizer(graph, maxima, fl, ftens, opts, _lif_bound, out=tensors)
     try:
         cq.run()
     except ValueError as e:
         raise QuantizationError(str(e)) from None
-    for key, t in work.items():   # the integer tensors the chip nodes name
-        if key not in ftens:
-            tensors[key] = t
     nodes.update(cq.nodes)
     for node in graph.nodes.values():
         if node.placement.where == ir.CHIP and not isinstance(node, ir.LIF) and node.name in cq.recs:

@@ -31,7 +31,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from spike2loihi import host_ops, ir, onchip_ops as oc
+from spike2loihi import ir, onchip_ops as oc
 from spike2loihi.fixed_point import (INT32_MAX, MAX_MESSAGE_BITS, WEIGHT_EXP_MIN, SignMode, lif_decays,
                                      payload_shift, quantize_rows, sqnr_db, truncate_bits, worst_row_accumulation)
 
@@ -48,60 +48,43 @@ SPIKE_WEIGHT_MAX_BITS = 14
 # ---------------------------------------------------------------------------
 def float_maxima(graph: ir.Graph, tensors: Dict[str, np.ndarray], floats: Dict[str, np.ndarray],
                  tokens: List[int]) -> Dict[str, dict]:
-    """Run the IR in float32 (host_ops for every op, float matmuls, float LIFs) over `tokens`;
-    per node: max |output|; for LayerNorms also max |input| and max sum((x - mean)^2)."""
-    nodes = [n for n in graph.nodes.values() if not isinstance(n, ir.Sampler)]
-    inputs = {n.name: graph.inputs(n.name) for n in nodes}
-    state: Dict[str, dict] = {}
+    """Run the IR in float32 over `tokens` (every host op through its float handler in
+    `spike2loihi.execute`, float matmuls, float LIFs); per node: max |output|; for LayerNorms also
+    max |input| and max sum((x - mean)^2)."""
+    from spike2loihi import execute
+
+    fgraph = ir.with_placement(graph, ir.HOST)   # the float handlers and their float state
+    P = execute.Params.float_only(fgraph, tensors)
+    nodes = [n for n in fgraph.nodes.values() if not isinstance(n, ir.Sampler)]
+    inputs = {n.name: fgraph.inputs(n.name) for n in nodes}
+    state = {n.name: s for n in nodes for s in [execute.init_state(P, n, 1)] if s is not None}
     out: Dict[str, dict] = {n.name: {"max": 0.0} for n in nodes}
     W = {k: np.asarray(v, np.float32) for k, v in floats.items()}
     for tok in tokens:
         vals: Dict[str, np.ndarray] = {}
         for n in nodes:
             ins = {p: vals[s] for p, s in inputs[n.name].items()}
-            st = state.setdefault(n.name, {})
-            if isinstance(n, ir.Embedding):
-                y = host_ops.embed(tensors[n.weight], np.array([tok]), n.binary)
-            elif isinstance(n, ir.LayerNorm):
-                x = ins["x"]
-                d = x - x.mean(axis=-1, keepdims=True)
-                rec = out[n.name]
-                rec["in_max"] = max(rec.get("in_max", 0.0), float(np.abs(x).max()))
-                rec["var_max"] = max(rec.get("var_max", 0.0), float((d.astype(np.float64) ** 2).sum()))
-                y = host_ops.layernorm(x, tensors[n.weight], tensors[n.bias], n.eps)
-            elif isinstance(n, ir.TokenShift):
-                y = st.get("prev", np.zeros_like(ins["x"]))
-                st["prev"] = ins["x"]
-            elif isinstance(n, ir.Mix):
-                y = host_ops.mix(ins["x"], ins["prev"], tensors[n.mix])
-            elif isinstance(n, ir.Projection):
+            rec = out[n.name]
+            if isinstance(n, ir.Projection):
                 y = ins["x"] @ W[n.name].T
-            elif isinstance(n, ir.Sigmoid):
-                y = host_ops.sigmoid(ins["x"])
-            elif isinstance(n, ir.WKV):
-                if not st:
-                    z = np.zeros((1, n.dim), np.float32)
-                    st.update(aa=z, bb=z, pp=np.full((1, n.dim), host_ops.PP_INIT, np.float32))
-                y, st["aa"], st["bb"], st["pp"] = host_ops.wkv(ins["k"], ins["v"], st["aa"], st["bb"], st["pp"],
-                                                               tensors[n.time_first], -np.exp(tensors[n.time_decay]))
-            elif isinstance(n, ir.Product):
-                y = host_ops.product(ins["a"], ins["b"])
-            elif isinstance(n, ir.ReLU2):
-                y = host_ops.relu2(ins["x"])
-            elif isinstance(n, ir.LIF):
-                v = st.get("v", np.zeros_like(ins["x"])) + (ins["x"] - st.get("v", 0)) / np.float32(n.tau)
+            elif isinstance(n, ir.LIF):     # spikingjelly's LIF: v += (x - v) / tau; spike where v >= theta
+                st = state.setdefault(n.name, {"v": np.zeros_like(ins["x"])})
+                v = st["v"] + (ins["x"] - st["v"]) / np.float32(n.tau)
                 y = (v >= n.theta).astype(np.float32)
                 st["v"] = np.where(y > 0, 0, v).astype(np.float32)
-                out[n.name]["in_max"] = max(out[n.name].get("in_max", 0.0), float(np.abs(ins["x"]).max()))
-            elif isinstance(n, ir.Residual):
-                y = host_ops.residual(ins["x"], ins["s"], n.halve)
             else:
-                raise ValueError(f"float_maxima: no float op for {n.kind} ({n.name})")
+                if isinstance(n, ir.Embedding):
+                    ins["token"] = np.array([tok])
+                elif isinstance(n, ir.LayerNorm):
+                    d = ins["x"] - ins["x"].mean(axis=-1, keepdims=True)
+                    rec["in_max"] = max(rec.get("in_max", 0.0), float(np.abs(ins["x"]).max()))
+                    rec["var_max"] = max(rec.get("var_max", 0.0), float((d.astype(np.float64) ** 2).sum()))
+                y = execute.run_host_node(P, n, ins, state.get(n.name))
             vals[n.name] = y
             m = float(np.abs(y).max())
             if not math.isfinite(m):
                 raise ValueError(f"calibration: {n.name} is not finite in the float model")
-            out[n.name]["max"] = max(out[n.name]["max"], m)
+            rec["max"] = max(rec["max"], m)
     return out
 
 
@@ -130,8 +113,10 @@ class ChipQuantizer:
     """Chooses every chip node's integer parameters for `--placement chip`."""
 
     def __init__(self, graph: ir.Graph, maxima: Dict[str, dict], floats: Dict[str, np.ndarray],
-                 tensors: Dict[str, np.ndarray], opts, lif_bound):
+                 tensors: Dict[str, np.ndarray], opts, lif_bound, out: Dict[str, np.ndarray]):
+        """`tensors`: the float parameters it reads; `out`: the artifact's tensors, where it writes."""
         self.g, self.mx, self.floats, self.tensors, self.opts = graph, maxima, floats, tensors, opts
+        self.out = out
         self.lif_bound = lif_bound
         self.nodes: Dict[str, dict] = {}
         self.recs: Dict[str, dict] = {}
@@ -225,8 +210,8 @@ class ChipQuantizer:
         if p["out_frac"] > cap:   # a consumer's weight_exp would leave Lava's range: a coarser grid
             p, gq, bq = oc.ln_params(C, f_in, in_max, mx["var_max"], gamma, beta,
                                      mx["max"] * 2.0 ** (p["out_frac"] - cap), bits, MARGIN)
-        self.tensors[f"{n.name}.gamma_q"] = gq.astype(np.int32)
-        self.tensors[f"{n.name}.beta_q"] = bq.astype(np.int32)
+        self.out[f"{n.name}.gamma_q"] = gq.astype(np.int32)
+        self.out[f"{n.name}.beta_q"] = bq.astype(np.int32)
         self.nodes[n.name] = {**p, "gamma_q": f"{n.name}.gamma_q", "beta_q": f"{n.name}.beta_q"}
         self.fmt[n.name] = (p["out_frac"], bits)
         self.recs[n.name] = dict(act_bits=bits, act_encoding=f"2^-{p['out_frac']}", out_shift=p["s4"])
@@ -243,8 +228,8 @@ class ChipQuantizer:
             rq = w["rq"]
             worst = worst_row_accumulation(rq.mantissa, self.k, top)
             d = payload_shift(worst, MAX_MESSAGE_BITS)
-            self.tensors[f"{n.name}.mantissa"] = rq.mantissa.astype(np.int8)
-            self.tensors[f"{n.name}.row_scale"] = (rq.step * 2.0 ** (d - self.k)).astype(np.float32)
+            self.out[f"{n.name}.mantissa"] = rq.mantissa.astype(np.int8)
+            self.out[f"{n.name}.row_scale"] = (rq.step * 2.0 ** (d - self.k)).astype(np.float32)
             self.nodes[n.name] = {**base, "mantissa": f"{n.name}.mantissa", "weight_exp": -d,
                                   "row_scale": f"{n.name}.row_scale", "output_bits": MAX_MESSAGE_BITS}
             sq = rq.sqnr_db
@@ -253,7 +238,7 @@ class ChipQuantizer:
             d = max(-WEIGHT_EXP_MAX, min(-WEIGHT_EXP_MIN, d))
             f_o = f_in + self.k - w["e_w"] - d
             worst = worst_row_accumulation(w["m"], self.k, top)
-            self.tensors[f"{n.name}.mantissa"] = w["m"]
+            self.out[f"{n.name}.mantissa"] = w["m"]
             self.nodes[n.name] = {**base, "mantissa": f"{n.name}.mantissa", "weight_exp": -d,
                                   "row_scale": None, "out_frac": int(f_o), "output_bits": None,
                                   "weight_step": float(2.0 ** w["e_w"])}
@@ -298,7 +283,7 @@ class ChipQuantizer:
         out = self.consumers(n.name)[0]
         if isinstance(out, ir.Projection):     # Wo -> att LIF
             W = np.asarray(self.floats[out.name], np.float64)
-            q, rec, lif_q = self.lif_bound(out.name, W, self.mx[n.name]["max"], self.opts, self.tensors, pow2=True)
+            q, rec, lif_q = self.lif_bound(out.name, W, self.mx[n.name]["max"], self.opts, self.out, pow2=True)
             f = int(round(-math.log2(1.0 / q["input"]["inv_scale"])))
             q["input"] = {**q["input"], "encoding": "chip", "frac": f}
             q["in_step"] = float(2.0 ** -f)
@@ -378,10 +363,11 @@ ON_CHIP_OPS = ("layernorm", "sigmoid", "relu2", "product", "residual")
 def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray]) -> Dict[str, float]:
     """Per on-chip fixed-point op: max |integer result - float op on the same (decoded) inputs|
     over `tokens`, as a percentage of max |float op| (the op's own error, not the model's drift)."""
-    from spike2loihi.execute import Executor
+    from spike2loihi import execute
 
     g, vals = model.graph, {}
-    ex = Executor(model, trace=lambda name, v: vals.__setitem__(name, v))
+    P = execute.Params.float_only(g, ftens)          # the float op of each node (the host's handlers)
+    ex = execute.Executor(model, trace=lambda name, v: vals.__setitem__(name, v))
     worst: Dict[str, List[float]] = {}
     ops = [n for n in g.nodes.values() if n.placement.where == ir.CHIP and n.kind in ON_CHIP_OPS]
     for tok in tokens:
@@ -398,16 +384,7 @@ def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray]) -> Dict[st
                 else:
                     ins[port] = vals[src].q / 2.0 ** out_frac(model.nodes, src)
             got = vals[n.name].q / 2.0 ** out_frac(model.nodes, n.name)
-            if isinstance(n, ir.LayerNorm):
-                want = host_ops.layernorm(ins["x"].astype(np.float32), ftens[n.weight], ftens[n.bias], n.eps)
-            elif isinstance(n, ir.Sigmoid):
-                want = 1 / (1 + np.exp(-ins["x"]))
-            elif isinstance(n, ir.ReLU2):
-                want = np.maximum(ins["x"], 0) ** 2
-            elif isinstance(n, ir.Product):
-                want = ins["a"] * ins["b"]
-            else:
-                want = (ins["x"] + ins["s"]) * (0.5 if n.halve else 1.0)
+            want = execute.run_host_node(P, n, {k: v.astype(np.float32) for k, v in ins.items()}, None)
             w = worst.setdefault(n.name, [0.0, 0.0])
             w[0] = max(w[0], float(np.max(np.abs(got - want))))
             w[1] = max(w[1], float(np.max(np.abs(want))))
