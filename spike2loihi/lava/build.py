@@ -206,14 +206,12 @@ C_STEPS, C_LOGITS, C_GENERATED, C_ERROR = range(4)
 # ---------------------------------------------------------------------------
 # The host block's per-step work (runs inside the Lava ProcessModel)
 # ---------------------------------------------------------------------------
-class HostRunner:
-    """One HostBlock's work at every time step: receive, run host nodes, encode, send.
+class BlockRunner:
+    """What every host block does at every time step, whatever the placement: run `_step` (the
+    subclass's work); catch any error, write it to the records and keep the ports going; touch
+    every port once; count the step. Holds the IO block's prompt and sampler state."""
 
-    Host nodes run every step in IR order, each for its own token (step - offset);
-    a node with no valid token outputs zeros and leaves its state alone.
-    """
-
-    def __init__(self, plan: HostPlan, model: ConvertedModel, records: str, run_args: dict):
+    def __init__(self, plan: HostPlan, model: ConvertedModel, records: str, run_args: dict, plans: List[HostPlan]):
         from spike2loihi import execute
 
         self.ex = execute
@@ -226,29 +224,9 @@ class HostRunner:
         self.args = run_args
         self.records = Records.open(records)
         self.maps = self.records.maps("r+")
-        self.plan_index = [p.name for p in host_plans(self.graph, chip_groups(model))].index(plan.name)
-        self.node_row = {name: i for i, name in enumerate(self.graph.nodes)}
-        self.nodes = [self.graph.nodes[n] for n in plan.nodes]
-        self.inputs = {n.name: self.graph.inputs(n.name) for n in self.nodes}
-        self.state = {n.name: s for n in self.nodes
-                      for s in [self._init_state(n)] if s is not None}
-        self.out_edges = collections.defaultdict(list)   # host node -> [(port, chip node, start, stop)]
-        for p in plan.out_ports:
-            if p.kind == "host_out":
-                self.out_edges[p.node].append((p, None, 0, p.width))
-            elif p.kind == "to_chip":
-                for m, lo, hi in p.members:
-                    self.out_edges[next(iter(self.graph.inputs(m).values()))].append((p, m, lo, hi))
-            else:   # gate: sent by the LIF's encoder
-                m = p.members[0][0]
-                self.out_edges[encoder_of(self.graph, m)].append((p, m, 0, 1))
-        self.gate_sent: Dict[str, bool] = {}
-        self.in_by_node = {m: p for p in plan.in_ports for m in ([p.node] if p.kind == "host_in"
-                                                                  else [m for m, _, _ in p.members])}
-        self._pending: Dict[str, np.ndarray] = {}        # grouped payloads being filled this step
-        depth = max(self.sched.token_period + 2, 8)
-        self.hist = collections.defaultdict(lambda: collections.deque(maxlen=depth))   # node -> (value, valid)
-        self.side = collections.defaultdict(lambda: collections.deque(maxlen=depth))   # chip -> (scale, valid)
+        self.row = [p.name for p in plans].index(plan.name)      # this block's counters row
+        self.state = {n: s for n in plan.nodes for s in [execute.init_state(self.params, self.graph.nodes[n], 1)]
+                      if s is not None}
         self.lif_index = {n.name: i for i, n in enumerate(ir.lif_nodes(self.graph))}
         self.count = collections.Counter()       # per node: valid tokens handled
         self.failed = False
@@ -260,16 +238,8 @@ class HostRunner:
             self.gen = torch.Generator().manual_seed(int(run_args["seed"]))
             self.next_token: Optional[int] = None
 
-    def _init_state(self, n):
-        for cls in type(n).__mro__:
-            if cls in self.ex.STATE_INIT:
-                return self.ex.STATE_INIT[cls](self.params, n, 1)
-        return None
-
-    # -- the step -----------------------------------------------------------
     def step(self, s: int, pm) -> None:
-        self._received, self._sent, self._ran = set(), set(), set()
-        self._pending = {}
+        self._received, self._sent = set(), set()
         try:
             if not self.failed:
                 self._step(s, pm)
@@ -278,7 +248,10 @@ class HostRunner:
             self._report(exc)
         finally:
             self._finish_ports(pm)
-            self.maps["counters"][self.plan_index, C_STEPS] = s + 1
+            self.maps["counters"][self.row, C_STEPS] = s + 1
+
+    def _step(self, s: int, pm) -> None:
+        raise NotImplementedError
 
     def _report(self, exc: BaseException) -> None:
         import traceback
@@ -286,7 +259,7 @@ class HostRunner:
         msg = f"host block {self.plan.name}: {type(exc).__name__}: {exc}"
         (self.records.folder / f"error_{self.plan.safe_name}.txt").write_text(
             msg + "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-        self.maps["counters"][self.plan_index, C_ERROR] = 1
+        self.maps["counters"][self.row, C_ERROR] = 1
 
     def _finish_ports(self, pm) -> None:
         """Every port once per step, also after an error: send zeros where nothing was sent (first:
@@ -306,7 +279,46 @@ class HostRunner:
         self._received.add(port.name)
         return getattr(pm, port.name).recv()
 
+    def _record_spikes(self, lif: str, s: np.ndarray) -> None:
+        i = self.count[lif]
+        if i < self.records.max_tokens:
+            self.maps["spikes"][i, self.lif_index[lif]] = (np.asarray(s) != 0)
+        self.count[lif] = i + 1
+
+
+class HostRunner(BlockRunner):
+    """One HostBlock's work at every time step (host placement): receive, run host nodes, encode, send.
+
+    Host nodes run every step in IR order, each for its own token (step - offset);
+    a node with no valid token outputs zeros and leaves its state alone.
+    """
+
+    def __init__(self, plan: HostPlan, model: ConvertedModel, records: str, run_args: dict):
+        super().__init__(plan, model, records, run_args, host_plans(model.graph, chip_groups(model)))
+        self.node_row = {name: i for i, name in enumerate(self.graph.nodes)}
+        self.nodes = [self.graph.nodes[n] for n in plan.nodes]
+        self.inputs = {n.name: self.graph.inputs(n.name) for n in self.nodes}
+        self.out_edges = collections.defaultdict(list)   # host node -> [(port, chip node, start, stop)]
+        for p in plan.out_ports:
+            if p.kind == "host_out":
+                self.out_edges[p.node].append((p, None, 0, p.width))
+            elif p.kind == "to_chip":
+                for m, lo, hi in p.members:
+                    self.out_edges[next(iter(self.graph.inputs(m).values()))].append((p, m, lo, hi))
+            else:   # gate: sent by the LIF's encoder
+                m = p.members[0][0]
+                self.out_edges[encoder_of(self.graph, m)].append((p, m, 0, 1))
+        self.gate_sent: Dict[str, bool] = {}
+        self.in_by_node = {m: p for p in plan.in_ports for m in ([p.node] if p.kind == "host_in"
+                                                                  else [m for m, _, _ in p.members])}
+        self._pending: Dict[str, np.ndarray] = {}        # grouped payloads being filled this step
+        depth = max(self.sched.token_period + 2, 8)
+        self.hist = collections.defaultdict(lambda: collections.deque(maxlen=depth))   # node -> (value, valid)
+        self.side = collections.defaultdict(lambda: collections.deque(maxlen=depth))   # chip -> (scale, valid)
+
+    # -- the step -----------------------------------------------------------
     def _step(self, s: int, pm) -> None:
+        self._ran, self._pending = set(), {}
         # gates that depend on earlier steps go first (the LIF waits for its gate)
         for p in self.plan.out_ports:
             if p.kind == "gate" and self._gate_delay(p.members[0][0]) > 0:
@@ -440,14 +452,7 @@ class HostRunner:
 
     def _sample(self, s: int, logits: np.ndarray, valid: bool) -> None:
         if valid:
-            sample_and_record(self, self.plan_index, logits)
-
-    def _record_spikes(self, lif: str, s: np.ndarray) -> None:
-        i = self.count[lif]
-        if i < self.records.max_tokens:
-            self.maps["spikes"][i, self.lif_index[lif]] = (np.asarray(s) != 0)
-        self.count[lif] = i + 1
-
+            sample_and_record(self, self.row, logits)
 
 def sample_and_record(runner, row: int, logits: np.ndarray) -> None:
     """The IO block's sampler (both placements): record the logits; after the prompt's last token,

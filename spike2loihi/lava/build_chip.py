@@ -33,7 +33,7 @@ import numpy as np
 
 from spike2loihi import ir
 from spike2loihi.artifact import ConvertedModel
-from spike2loihi.lava.build import (C_ERROR, C_STEPS, IO_PLAN, HostPlan, LavaGraph, PortSpec, Records, _safe,
+from spike2loihi.lava.build import (IO_PLAN, BlockRunner, HostPlan, LavaGraph, PortSpec, Records, _safe,
                                     sample_and_record)
 from spike2loihi.schedule import edge_latency, schedule
 
@@ -81,72 +81,22 @@ def chip_host_plans(g: ir.Graph) -> List[HostPlan]:
 # ---------------------------------------------------------------------------
 # Host blocks
 # ---------------------------------------------------------------------------
-class ChipHostRunner:
+class ChipHostRunner(BlockRunner):
     """One host block's work per step under `--placement chip`; validity comes from entry flags."""
 
     def __init__(self, plan: HostPlan, model: ConvertedModel, records: str, run_args: dict):
-        from spike2loihi import execute
-
-        self.ex, self.plan, self.model, self.g = execute, plan, model, model.graph
-        self.params = execute.Params(model)
-        self.off = schedule(self.g).offsets
-        self.records = Records.open(records)
-        self.maps = self.records.maps("r+")
-        self.row = [p.name for p in chip_host_plans(self.g)].index(plan.name)
+        super().__init__(plan, model, records, run_args, chip_host_plans(model.graph))
+        self.g = self.graph
+        self.port = {p.name: p for p in plan.in_ports + plan.out_ports}
         self.entries: List[bool] = []
-        self.state = {}
-        for name in plan.nodes:
-            n = self.g.nodes[name]
-            for cls in type(n).__mro__:
-                if cls in execute.STATE_INIT:
-                    self.state[name] = execute.STATE_INIT[cls](self.params, n, 1)
-                    break
-        self.lif_index = {n.name: i for i, n in enumerate(ir.lif_nodes(self.g))}
-        self.count = collections.Counter()
-        self.failed = False
         self.io = plan.name == IO_PLAN
-        if self.io:
-            import torch
-
-            self.prompt = list(run_args["prompt"])
-            self.max_new = int(run_args["max_new_tokens"])
-            self.args = run_args
-            self.gen = torch.Generator().manual_seed(int(run_args["seed"]))
-            self.next_token: Optional[int] = None
 
     def valid(self, s: int, node: str) -> bool:
         t = s - self.off[node]
         return 0 <= t < len(self.entries) and self.entries[t]
 
-    def step(self, s: int, pm) -> None:
-        self._done = set()
-        try:
-            if not self.failed:
-                (self._io_step if self.io else self._block_step)(s, pm)
-        except BaseException as exc:  # nothing may escape a ProcessModel
-            self.failed = True
-            import traceback
-
-            msg = f"host block {self.plan.name}: {type(exc).__name__}: {exc}"
-            (self.records.folder / f"error_{self.plan.safe_name}.txt").write_text(
-                msg + "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-            self.maps["counters"][self.row, C_ERROR] = 1
-        finally:
-            for p in self.plan.out_ports:
-                if p.name not in self._done:
-                    getattr(pm, p.name).send(np.zeros(p.width, np.float32 if p.dtype == "float" else np.int32))
-            for p in self.plan.in_ports:
-                if p.name not in self._done:
-                    getattr(pm, p.name).recv()
-            self.maps["counters"][self.row, C_STEPS] = s + 1
-
-    def _send(self, pm, name: str, data) -> None:
-        getattr(pm, name).send(data)
-        self._done.add(name)
-
-    def _recv(self, pm, name: str):
-        self._done.add(name)
-        return getattr(pm, name).recv()
+    def _step(self, s: int, pm) -> None:
+        (self._io_step if self.io else self._block_step)(s, pm)
 
     def _io_step(self, s: int, pm) -> None:
         if s < len(self.prompt):
@@ -158,19 +108,19 @@ class ChipHostRunner:
         self.entries.append(entered)
         for p in self.plan.out_ports:
             if p.kind == "entered":
-                self._send(pm, p.name, np.array([1.0 if entered else 0.0], np.float32))
+                self._send(pm, p, np.array([1.0 if entered else 0.0], np.float32))
             elif p.kind == "gate":
-                self._send(pm, p.name, np.array([int(self.valid(s, p.node))], np.int32))
+                self._send(pm, p, np.array([int(self.valid(s, p.node))], np.int32))
         emb = self.g.of_type(ir.Embedding)[0]
         for p in self.plan.out_ports:
             if p.kind == "to_chip":
                 x = self.ex.run_host_node(self.params, emb, {"token": np.array([tok])}, None)
                 q = self.ex.encode_input(self.params, self.g.nodes[p.node], x).q[0] if entered \
                     else np.zeros(p.width, np.int64)
-                self._send(pm, p.name, q.astype(np.int32))
+                self._send(pm, p, q.astype(np.int32))
         sampler = self.g.of_type(ir.Sampler)[0]
         head = self.g.of_type(ir.Head)[0]
-        acc = np.asarray(self._recv(pm, "from_head"), np.int64)[None, :]
+        acc = np.asarray(self._recv(pm, self.port["from_head"]), np.int64)[None, :]
         if self.valid(s, sampler.name):
             logits = self.ex.decode_output(self.params, head, self._payload(head, acc))
             sample_and_record(self, self.row, logits)
@@ -181,12 +131,12 @@ class ChipHostRunner:
 
 
     def _block_step(self, s: int, pm) -> None:
-        entered = self._recv(pm, f"entered_{self.plan.name}")
+        entered = self._recv(pm, self.port[f"entered_{self.plan.name}"])
         self.entries.append(bool(entered[0] > 0.5))
         got = {}
         for p in self.plan.in_ports:
             if p.kind == "from_chip":
-                acc = np.asarray(self._recv(pm, p.name), np.int64)[None, :]
+                acc = np.asarray(self._recv(pm, p), np.int64)[None, :]
                 got[p.node] = self.ex.decode_output(self.params, self.g.nodes[p.node],
                                                     self._payload(self.g.nodes[p.node], acc))
         for name in self.plan.nodes:   # WKV
@@ -198,15 +148,12 @@ class ChipHostRunner:
                 port = f"to_{_safe(e.dst)}"
                 q = self.ex.encode_input(self.params, self.g.nodes[e.dst], out).q[0] if ok \
                     else np.zeros(self.g.nodes[e.dst].dim, np.int64)
-                self._send(pm, port, q.astype(np.int32))
+                self._send(pm, self.port[port], q.astype(np.int32))
         for p in self.plan.in_ports:
             if p.kind == "spikes":
-                spk = self._recv(pm, p.name)
+                spk = self._recv(pm, p)
                 if self.valid(s, p.node):
-                    i = self.count[p.node]
-                    if i < self.records.max_tokens:
-                        self.maps["spikes"][i, self.lif_index[p.node]] = np.asarray(spk) != 0
-                    self.count[p.node] = i + 1
+                    self._record_spikes(p.node, spk)
 
 
 # ---------------------------------------------------------------------------
@@ -351,18 +298,13 @@ def build_chip(model: ConvertedModel, records: Records, run_args: dict,
             continue
         if isinstance(s, ir.Mix):
             s = g.nodes[g.inputs(s.name)["prev"]]
-        if isinstance(d, ir.TokenShift) or (e.dst, e.port) not in ins:
-            if isinstance(d, ir.TokenShift):
-                link(outs[s.name], ins[(d.name, "x")])
-            continue
         link(outs[s.name], ins[(e.dst, e.port)])
     # host <-> chip
     for plan in plans:
         hp = procs[plan.name]
         for p in plan.out_ports:
-            if p.kind == "to_chip":
-                port = next(pt for (nm, pt) in ins if nm == p.node and g.nodes[g.inputs(nm)[pt]].placement.where
-                            == ir.HOST)
+            if p.kind == "to_chip":   # the chip node's input port that the host feeds
+                port = next(e.port for e in g.edges if e.dst == p.node and g.nodes[e.src].placement.where == ir.HOST)
                 link(getattr(hp, p.name), ins[(p.node, port)])
             elif p.kind == "gate":
                 link(getattr(hp, p.name), ins[(p.node, "gate")])
