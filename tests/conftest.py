@@ -61,6 +61,16 @@ def converted_random(n_layer, n_embd, vocab, seed=3, n_tokens=24):
     return convert_spec(spec, toks)[0]
 
 
+def saved_random(tmp_path_factory, filename, n_layer=2, n_embd=16, vocab=40, seed=3, n_tokens=24):
+    """(model, path): `converted_random` saved as a .s2l file named `filename` in a fresh folder."""
+    from spike2loihi import artifact
+
+    model = converted_random(n_layer, n_embd, vocab, seed=seed, n_tokens=n_tokens)
+    path = tmp_path_factory.mktemp("model") / filename
+    artifact.save(model, path)
+    return model, path
+
+
 def convert_spec(spec, tokens, sem_name="run", **opts):
     """(ConvertedModel, records) of a ModelSpec calibrated on `tokens`, as `spike2loihi convert` makes it."""
     from spike2loihi import quantize

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import ROOT, converted_random, one_line_error, spiking_state_dict
+from conftest import ROOT, one_line_error, saved_random, spiking_state_dict
 from converters.spikegpt import save_checkpoint
-from spike2loihi import artifact, deploy as D, hardware, planner
+from spike2loihi import deploy as D, hardware, planner
 from spike2loihi.backends.emulator import EmulatorBackend
 from spike2loihi.cli import main
 
@@ -40,10 +40,7 @@ def leftovers(folder):
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    model = converted_random(2, 16, 40, seed=5, n_tokens=24)
-    path = tmp_path_factory.mktemp("model") / "tiny model.s2l"
-    artifact.save(model, path)
-    return model, path
+    return saved_random(tmp_path_factory, "tiny model.s2l", seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT, converted_random, one_line_error
+from conftest import ROOT, one_line_error, saved_random
 
 pytest.importorskip("lava")
 
@@ -102,10 +102,7 @@ SINFO_N = ["NODELIST   NODES PARTITION STATE", "ncl-og-01      1 oheogulch* down
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     """A converted 2-layer model (n_embd 16, vocabulary 40) and its .s2l path."""
-    model = converted_random(2, 16, 40, seed=3, n_tokens=24)
-    path = tmp_path_factory.mktemp("model") / "small.s2l"
-    artifact.save(model, path)
-    return model, path
+    return saved_random(tmp_path_factory, "small.s2l", seed=3)
 
 
 @pytest.fixture(scope="module")
