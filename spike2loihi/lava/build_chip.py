@@ -90,6 +90,11 @@ class ChipHostRunner(BlockRunner):
         self.port = {p.name: p for p in plan.in_ports + plan.out_ports}
         self.entries: List[bool] = []
         self.io = plan.name == IO_PLAN
+        g = self.graph      # looked up once, not per step
+        self.emb, self.head, self.sampler = (g.of_type(t)[0] for t in (ir.Embedding, ir.Head, ir.Sampler))
+        self.inputs = {n: g.inputs(n) for n in plan.nodes}
+        self.sends = {n: [(self.port[f"to_{_safe(e.dst)}"], g.nodes[e.dst]) for e in g.consumers(n)]
+                      for n in plan.nodes}
 
     def valid(self, s: int, node: str) -> bool:
         t = s - self.off[node]
@@ -111,24 +116,22 @@ class ChipHostRunner(BlockRunner):
                 self._send(pm, p, np.array([1.0 if entered else 0.0], np.float32))
             elif p.kind == "gate":
                 self._send(pm, p, np.array([int(self.valid(s, p.node))], np.int32))
-        emb = self.g.of_type(ir.Embedding)[0]
         for p in self.plan.out_ports:
             if p.kind == "to_chip":
-                x = self.ex.run_host_node(self.params, emb, {"token": np.array([tok])}, None)
-                q = self.ex.encode_input(self.params, self.g.nodes[p.node], x).q[0] if entered \
-                    else np.zeros(p.width, np.int64)
+                if entered:
+                    x = self.ex.run_host_node(self.params, self.emb, {"token": np.array([tok])}, None)
+                    q = self.ex.encode_input(self.params, self.g.nodes[p.node], x).q[0]
+                else:
+                    q = np.zeros(p.width, np.int64)
                 self._send(pm, p, q.astype(np.int32))
-        sampler = self.g.of_type(ir.Sampler)[0]
-        head = self.g.of_type(ir.Head)[0]
         acc = np.asarray(self._recv(pm, self.port["from_head"]), np.int64)[None, :]
-        if self.valid(s, sampler.name):
-            logits = self.ex.decode_output(self.params, head, self._payload(head, acc))
+        if self.valid(s, self.sampler.name):
+            logits = self.ex.decode_output(self.params, self.head, self._payload(self.head, acc))
             sample_and_record(self, self.row, logits)
 
     def _payload(self, node: ir.Op, acc: np.ndarray):
         step = self.model.nodes[node.name]["in_step"]
         return self.ex.Payload(acc, np.full((1, 1), step, np.float32))
-
 
     def _block_step(self, s: int, pm) -> None:
         entered = self._recv(pm, self.port[f"entered_{self.plan.name}"])
@@ -141,14 +144,12 @@ class ChipHostRunner(BlockRunner):
                                                     self._payload(self.g.nodes[p.node], acc))
         for name in self.plan.nodes:   # WKV
             n = self.g.nodes[name]
-            ins = {port: got[src] for port, src in self.g.inputs(name).items()}
+            ins = {port: got[src] for port, src in self.inputs[name].items()}
             ok = self.valid(s, name)
             out = self.ex.run_host_node(self.params, n, ins, self.state.get(name)) if ok else None
-            for e in self.g.consumers(name):
-                port = f"to_{_safe(e.dst)}"
-                q = self.ex.encode_input(self.params, self.g.nodes[e.dst], out).q[0] if ok \
-                    else np.zeros(self.g.nodes[e.dst].dim, np.int64)
-                self._send(pm, self.port[port], q.astype(np.int32))
+            for port, dst in self.sends[name]:
+                q = self.ex.encode_input(self.params, dst, out).q[0] if ok else np.zeros(dst.dim, np.int64)
+                self._send(pm, port, q.astype(np.int32))
         for p in self.plan.in_ports:
             if p.kind == "spikes":
                 spk = self._recv(pm, p)
