@@ -65,14 +65,24 @@ def convert_case(spec, calib, placement, semantics, opts):
     return convert_spec(spec, calib, semantics, placement=placement, **opts)[0]
 
 
+def _without_none(obj):
+    """A JSON value with every None-valued key left out (an absent field and a None one mean the same)."""
+    if isinstance(obj, dict):
+        return {k: _without_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_without_none(v) for v in obj]
+    return obj
+
+
 def parameter_digest(model) -> str:
-    """sha256 over the artifact's per-node parameters (as JSON), graph, schedule and every tensor."""
+    """sha256 over the artifact's per-node parameters (as JSON, None-valued keys left out), graph,
+    schedule, calibration and every tensor."""
     from spike2loihi import artifact as A
 
     man = A.to_bytes(model)
     h = hashlib.sha256()
     loaded = A.from_bytes(man)
-    h.update(json.dumps(loaded.nodes, sort_keys=True).encode())
+    h.update(json.dumps(_without_none(_nodes_dict(loaded)), sort_keys=True).encode())
     h.update(json.dumps(loaded.graph.to_dict(), sort_keys=True).encode())
     h.update(json.dumps(loaded.manifest.get(A.K_SCHEDULE), sort_keys=True).encode())
     h.update(json.dumps(loaded.manifest.get(A.K_CALIBRATION), sort_keys=True).encode())
@@ -81,6 +91,11 @@ def parameter_digest(model) -> str:
         h.update(f"{name}:{t.dtype.name}:{t.shape}".encode())
         h.update(np.ascontiguousarray(t).tobytes())
     return h.hexdigest()
+
+
+def _nodes_dict(model) -> dict:
+    """The per-node parameters as plain dicts (typed records through their to_dict)."""
+    return {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in model.nodes.items()}
 
 
 def emulator_outputs(model, tokens, n_greedy: int) -> dict:
