@@ -40,9 +40,9 @@ def child_speed(args):
 
     torch.set_num_threads(args.threads)
     from converters.spikegpt import load_checkpoint
-    from spike2loihi import artifact
-    from spike2loihi.execute import Executor
-    from spike2loihi.reference import ReferenceModel
+    from spike2loihi.convert import artifact
+    from spike2loihi.execute.model_emulator import Executor
+    from spike2loihi.model.reference import ReferenceModel
 
     model = artifact.load(args.model)
     spec = load_checkpoint(args.ckpt, find_tokenizer=False)
@@ -78,7 +78,7 @@ def child_speed(args):
 
 _RUN_CLI = """
 import sys
-from spike2loihi.cli import main
+from spike2loihi.cli.app import main
 code = 0
 try:
     main(sys.argv[1:])

@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 
-from spike2loihi.emulator import LIF, Dense, Emulator, Graph, Source  # noqa: E402
-from spike2loihi.fixed_point import lif_params, quantize_weights, v_scale_for_threshold  # noqa: E402
+from spike2loihi.execute.process_emulator import LIF, Dense, Emulator, Graph, Source  # noqa: E402
+from spike2loihi.convert.fixed_point import lif_params, quantize_weights, v_scale_for_threshold  # noqa: E402
 
 WIDTH = 768
 BUF = 64   # source ring buffer length

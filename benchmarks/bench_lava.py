@@ -89,11 +89,12 @@ def main():
     args = ap.parse_args()
     import numpy as np
 
-    from spike2loihi import artifact, generate
+    from spike2loihi.convert import artifact
+    from spike2loihi.backends import generate
     from spike2loihi.backends.emulator import EmulatorBackend
-    from spike2loihi.execute import Executor
+    from spike2loihi.execute.model_emulator import Executor
     from spike2loihi.lava.runtime import run_graph
-    from spike2loihi.schedule import schedule
+    from spike2loihi.convert.schedule import schedule
 
     tmp = tempfile.TemporaryDirectory()
     model_path = args.model

@@ -54,12 +54,12 @@ def main():
 
     torch.set_num_threads(args.threads)
     import demo_corpus
-    from converters import onnx_export as OX
+    from spike2loihi.export import onnx as OX
     from converters.spikegpt import load_checkpoint
-    from spike2loihi import quantize
+    from spike2loihi.convert import quantize
     from spike2loihi.backends.emulator import EmulatorBackend
     from spike2loihi.backends.onnxruntime import OnnxRuntimeBackend
-    from spike2loihi.reference import ReferenceModel
+    from spike2loihi.model.reference import ReferenceModel
 
     load0 = os.getloadavg()[0]
     spec = load_checkpoint(ROOT / "examples" / "demo" / "spikegpt-demo.pth")

@@ -40,7 +40,7 @@ def measure_ours(ckpt, threads, n_tokens):
 
     torch.set_num_threads(threads)
     from converters.spikegpt import load_checkpoint
-    from spike2loihi.reference import ReferenceModel
+    from spike2loihi.model.reference import ReferenceModel
 
     t0 = time.perf_counter()
     spec = load_checkpoint(ckpt, find_tokenizer=False)

@@ -33,7 +33,7 @@ def bpc(model, tokens, idle_steps: int) -> float:
     import numpy as np
     import torch
 
-    from spike2loihi.execute import Executor
+    from spike2loihi.execute.model_emulator import Executor
 
     ex = Executor(model)
     total = 0.0
@@ -53,8 +53,8 @@ def main():
     import subprocess
     import tempfile
 
-    from spike2loihi import artifact, ir
-    from spike2loihi.schedule import schedule
+    from spike2loihi.convert import artifact, ir
+    from spike2loihi.convert.schedule import schedule
 
     tmp = tempfile.TemporaryDirectory()
     path = args.model

@@ -1,6 +1,6 @@
 """SpikeGPT checkpoint reader: file -> validated ModelSpec.
 
-One explicit table (spike2loihi.model.expected_tensors) says which tensors a
+One explicit table (spike2loihi.model.spec.expected_tensors) says which tensors a
 checkpoint of a given size holds; every problem found against it is reported at
 once, naming the key, the expected and the found shape or dtype. Files are read
 with `torch.load(weights_only=True)`, so a pickle that needs code is refused
@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 import torch
 
 from spike2loihi.errors import CheckpointError
-from spike2loihi.model import ModelConfig, ModelSpec, expected_tensors
+from spike2loihi.model.spec import ModelConfig, ModelSpec, expected_tensors
 
 ALLOWED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 WRAPPER_KEYS = ("state_dict", "model", "module")

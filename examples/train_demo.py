@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import demo_corpus  # noqa: E402
 from converters.spikegpt import save_checkpoint, spec_from_state_dict  # noqa: E402
 from converters.tokenizer import CharTokenizer  # noqa: E402
-from spike2loihi.evaluate import bigram_baseline, heldout_bpc  # noqa: E402
+from spike2loihi.reports.evaluate import bigram_baseline, heldout_bpc  # noqa: E402
 from spike2loihi.fileio import atomic_path, write_text_atomic  # noqa: E402
-from spike2loihi.model import ModelConfig, Semantics  # noqa: E402
-from spike2loihi.sequence import L2Wrap, SequenceModel  # noqa: E402
+from spike2loihi.model.spec import ModelConfig, Semantics  # noqa: E402
+from spike2loihi.model.sequence import L2Wrap, SequenceModel  # noqa: E402
 
 LN2 = math.log(2)
 

@@ -5,7 +5,7 @@ The file that appears has the mode any other tool would give it: an existing
 target keeps its permission bits; a new one gets 0666 & ~umask (0644 under the
 usual umask 022), not the 0600 of the temporary file.
 
-For a command's output files, spike2loihi.cliutil.OutputSet builds on these:
+For a command's output files, spike2loihi.cli.rules.OutputSet builds on these:
 several outputs written all or nothing, after a preflight check of every path.
 """
 import contextlib

@@ -15,7 +15,7 @@ from typing import Dict, List
 
 import torch
 
-from spike2loihi.model import ModelConfig, expected_tensors
+from spike2loihi.model.spec import ModelConfig, expected_tensors
 
 # Characters for char vocabularies: '\n' and ' ' first (as in the book vocabulary),
 # then printable ASCII, then a few non-ASCII ones (Latin-1, BMP symbol, astral emoji)

@@ -17,8 +17,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from spike2loihi.emulator import LIF, PROBES, Dense, Emulator, Graph, Source, Sparse  # noqa: E402
-from spike2loihi.fixed_point import SignMode  # noqa: E402
+from spike2loihi.execute.process_emulator import LIF, PROBES, Dense, Emulator, Graph, Source, Sparse  # noqa: E402
+from spike2loihi.convert.fixed_point import SignMode  # noqa: E402
 
 
 # ---------------------------------------------------------------------------

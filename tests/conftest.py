@@ -63,7 +63,7 @@ def converted_random(n_layer, n_embd, vocab, seed=3, n_tokens=24):
 
 def saved_random(tmp_path_factory, filename, n_layer=2, n_embd=16, vocab=40, seed=3, n_tokens=24):
     """(model, path): `converted_random` saved as a .s2l file named `filename` in a fresh folder."""
-    from spike2loihi import artifact
+    from spike2loihi.convert import artifact
 
     model = converted_random(n_layer, n_embd, vocab, seed=seed, n_tokens=n_tokens)
     path = tmp_path_factory.mktemp("model") / filename
@@ -73,7 +73,7 @@ def saved_random(tmp_path_factory, filename, n_layer=2, n_embd=16, vocab=40, see
 
 def convert_spec(spec, tokens, sem_name="run", **opts):
     """(ConvertedModel, records) of a ModelSpec calibrated on `tokens`, as `spike2loihi convert` makes it."""
-    from spike2loihi import quantize
+    from spike2loihi.convert import quantize
 
     sem = spec.semantics(sem_name)
     cal = quantize.calibrate(spec, sem, tokens, {"source": "tokens"})

@@ -77,7 +77,7 @@ def _without_none(obj):
 def parameter_digest(model) -> str:
     """sha256 over the artifact's per-node parameters (as JSON, None-valued keys left out), graph,
     schedule, calibration and every tensor."""
-    from spike2loihi import artifact as A
+    from spike2loihi.convert import artifact as A
 
     man = A.to_bytes(model)
     h = hashlib.sha256()
@@ -100,7 +100,7 @@ def _nodes_dict(model) -> dict:
 
 def emulator_outputs(model, tokens, n_greedy: int) -> dict:
     """Teacher-forced logits and spikes over `tokens`, then `n_greedy` greedy tokens."""
-    from spike2loihi.execute import Executor
+    from spike2loihi.execute.model_emulator import Executor
 
     ex = Executor(model, batch_size=1)
     lifs = [n.name for n in ex.lifs]

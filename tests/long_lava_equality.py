@@ -27,9 +27,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import spiking_state_dict  # noqa: E402
 from converters.spikegpt import load_checkpoint, spec_from_state_dict  # noqa: E402
-from spike2loihi import generate, quantize  # noqa: E402
+from spike2loihi.backends import generate  # noqa: E402
+from spike2loihi.convert import quantize
 from spike2loihi.backends.emulator import EmulatorBackend  # noqa: E402
-from spike2loihi.execute import Executor, spikes_by_population  # noqa: E402
+from spike2loihi.execute.model_emulator import Executor, spikes_by_population  # noqa: E402
 from spike2loihi.lava.runtime import run_graph  # noqa: E402
 
 

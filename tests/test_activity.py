@@ -9,9 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import converted_random
-from spike2loihi import activity as A, artifact, cliutil, hardware as H, ir, planner as P
-from spike2loihi.cli_profile import profile as profile_command
-from spike2loihi.execute import Executor
+from spike2loihi.hardware import activity as A, profiles as H, planner as P
+from spike2loihi.convert import artifact, ir
+from spike2loihi.cli import rules as cliutil
+from spike2loihi.cli.profile import profile as profile_command
+from spike2loihi.execute.model_emulator import Executor
 
 
 def converted(n_layer, n_embd, vocab, seed=3, n_tokens=32):

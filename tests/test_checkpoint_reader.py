@@ -20,7 +20,7 @@ from _factories import char_vocab, random_state_dict, train_hf_tokenizer, write_
 from converters.spikegpt import load_checkpoint, save_checkpoint, spec_from_state_dict
 from converters.tokenizer import CharTokenizer, HFTokenizer, load_tokenizer
 from spike2loihi.errors import CheckpointError, TokenizerError
-from spike2loihi.model import ModelConfig, expected_tensors
+from spike2loihi.model.spec import ModelConfig, expected_tensors
 
 L, C, V = 2, 8, 11  # the small model most tests use
 CFG = ModelConfig(n_layer=L, n_embd=C, vocab_size=V)

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from conftest import DEMO_CKPT, spiking_state_dict
 from converters.spikegpt import load_checkpoint, save_checkpoint
-from spike2loihi.cli import main
-from spike2loihi.reference import ReferenceModel
+from spike2loihi.cli.app import main
+from spike2loihi.model.reference import ReferenceModel
 
 
 def invoke(*args):

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from conftest import DEMO_CKPT, ROOT, spiking_state_dict
 from converters.spikegpt import save_checkpoint
-from spike2loihi import artifact
-from spike2loihi.cli import main
+from spike2loihi.convert import artifact
+from spike2loihi.cli.app import main
 
 
 def invoke(*args):
@@ -140,7 +140,7 @@ def test_run_converted_model_on_the_emulator_and_its_float_source(demo_s2l):
 
 
 def test_run_emulator_dumps_equal_the_emulator(demo_s2l, tmp_path):
-    from spike2loihi.execute import Executor
+    from spike2loihi.execute.model_emulator import Executor
 
     m = demo_s2l / "demo.s2l"
     res = invoke("run", m, "--tokens", "5,9,30,41,2,7", "--max-new-tokens", 0, "--dump-logits", tmp_path / "l.npy")

@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import DEMO, DEMO_CKPT, one_line_error, spiking_state_dict
-from converters import onnx_export as OX
+from spike2loihi.export import onnx as OX
 from converters.spikegpt import save_checkpoint
-from spike2loihi import artifact, quantize
-from spike2loihi.cli import main
+from spike2loihi.convert import artifact, quantize
+from spike2loihi.cli.app import main
 
 
 def invoke(*args):

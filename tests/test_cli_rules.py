@@ -21,8 +21,8 @@ from click.testing import CliRunner
 from _factories import train_hf_tokenizer
 from conftest import DEMO_CKPT, ROOT, one_line_error, spiking_state_dict
 from converters.spikegpt import save_checkpoint
-from spike2loihi import cliutil
-from spike2loihi.cli import DEFAULT_MAX_NEW_TOKENS, SEMANTICS_CHOICES, main
+from spike2loihi.cli import rules as cliutil
+from spike2loihi.cli.app import DEFAULT_MAX_NEW_TOKENS, SEMANTICS_CHOICES, main
 from spike2loihi.errors import Spike2LoihiError
 from spike2loihi.fileio import atomic_path
 
@@ -498,8 +498,8 @@ def test_progress_log_mode_is_sparse(monkeypatch):
 
 
 def test_generate_progress_callback_changes_nothing(demo_spec):
-    from spike2loihi import generate
-    from spike2loihi.reference import ReferenceModel
+    from spike2loihi.backends import generate
+    from spike2loihi.model.reference import ReferenceModel
 
     ids = demo_spec.tokenizer.encode("The for statement")
     calls = []
@@ -553,7 +553,7 @@ def test_usage_errors_are_one_line_with_a_help_hint(args, needle, hint):
 
 
 def test_semantics_choices_match_the_model():
-    from spike2loihi.model import SEMANTICS_CHOICES as MODEL_CHOICES
+    from spike2loihi.model.spec import SEMANTICS_CHOICES as MODEL_CHOICES
 
     assert SEMANTICS_CHOICES == MODEL_CHOICES
 

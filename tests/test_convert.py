@@ -14,12 +14,14 @@ import torch
 
 from conftest import ROOT, convert_spec, spiking_state_dict
 from converters.spikegpt import spec_from_state_dict
-from spike2loihi import artifact, evaluate, host_ops, ir, quantize
+from spike2loihi.convert import artifact, ir, quantize
+from spike2loihi.reports import evaluate
+from spike2loihi.execute import host_ops
 from spike2loihi.backends.emulator import EmulatorBackend
-from spike2loihi.emulator import lif_update
-from spike2loihi.execute import Executor, flatten_state, unflatten_state
-from spike2loihi.fixed_point import (INT32_MAX, LIMITS, VTH_SHIFT, threshold_to_fixed, worst_accumulation)
-from spike2loihi.reference import ReferenceModel
+from spike2loihi.execute.process_emulator import lif_update
+from spike2loihi.execute.model_emulator import Executor, flatten_state, unflatten_state
+from spike2loihi.convert.fixed_point import (INT32_MAX, LIMITS, VTH_SHIFT, threshold_to_fixed, worst_accumulation)
+from spike2loihi.model.reference import ReferenceModel
 
 
 convert = convert_spec
@@ -196,8 +198,8 @@ def test_every_chip_node_computes_its_float_op(demo_spec, demo_converted):
     W x for a host-bound Dense; the LIF's input x * v_scale / 128 (the grid's 1/tau * v_scale / 2**6)
     for Wo and for the ffn LIF. Bound: per product, half a weight step times |x| plus half an input
     step times |w|: about 1/127 of sum |w| |x| for 8-bit weights and inputs (1.2% allowed)."""
-    from spike2loihi.emulator import dense_graded_output
-    from spike2loihi.execute import Params, Payload, decode_output, encode_input
+    from spike2loihi.execute.process_emulator import dense_graded_output
+    from spike2loihi.execute.model_emulator import Params, Payload, decode_output, encode_input
 
     model, _ = demo_converted
     P = Params(model)

@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("lava")
 
 from _lava_helpers import run_lava  # noqa: E402
-from spike2loihi import emulator as emu  # noqa: E402
-from spike2loihi.execute import Executor  # noqa: E402
-from spike2loihi.fixed_point import SignMode  # noqa: E402
+from spike2loihi.execute import process_emulator as emu  # noqa: E402
+from spike2loihi.execute.model_emulator import Executor  # noqa: E402
+from spike2loihi.convert.fixed_point import SignMode  # noqa: E402
 
 
 def _dense(model, name):

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from conftest import DEMO, DEMO_CKPT, ROOT
-from spike2loihi.evaluate import bigram_baseline
-from spike2loihi.reference import ReferenceModel
+from spike2loihi.reports.evaluate import bigram_baseline
+from spike2loihi.model.reference import ReferenceModel
 
 sys.path.insert(0, str(ROOT / "examples"))
 import demo_corpus  # noqa: E402

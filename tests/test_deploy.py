@@ -22,9 +22,10 @@ from click.testing import CliRunner
 
 from conftest import ROOT, one_line_error, saved_random, spiking_state_dict
 from converters.spikegpt import save_checkpoint
-from spike2loihi import deploy as D, hardware, planner
+from spike2loihi.deploy import bundle as D
+from spike2loihi.hardware import profiles as hardware, planner
 from spike2loihi.backends.emulator import EmulatorBackend
-from spike2loihi.cli import main
+from spike2loihi.cli.app import main
 
 PROMPT = [3, 14, 15, 9, 26, 5]
 N_NEW = 4
@@ -70,7 +71,7 @@ def test_bundle_contents_and_checksums(small, bundle):
     assert top == {"README.md", "run_on_loihi.py", "slurm_job.sh", "model.s2l", "plan.json", "expected.npz",
                    "requirements.txt", "manifest.json", "SHA256SUMS"}
     assert (out / "model.s2l").read_bytes() == Path(src).read_bytes()
-    for rel in ("spike2loihi/deploy.py", "spike2loihi/backends/loihi2.py", "spike2loihi/lava/hw.py",
+    for rel in ("spike2loihi/deploy/bundle.py", "spike2loihi/backends/loihi2.py", "spike2loihi/lava/hw.py",
                 "converters/tokenizer.py", "hw_profiles/oheo_gulch.yaml"):
         assert (out / "toolchain" / rel).read_bytes() == (ROOT / rel).read_bytes()
     assert not any("__pycache__" in f for f in files)
@@ -110,7 +111,7 @@ def test_bundle_contents_and_checksums(small, bundle):
 def test_expected_outputs_equal_the_emulator_step_by_step(small, bundle):
     """Row t = the t-th token fed in (prompt, then the generated tokens but the last): the emulator backend
     stepped token by token gives the same logits and spikes, and its greedy generation the same ids."""
-    from spike2loihi import generate
+    from spike2loihi.backends import generate
 
     model, _ = small
     exp = D.Outputs.load(bundle[0] / "expected.npz")
@@ -260,10 +261,10 @@ def test_run_script_refuses_a_changed_or_incomplete_bundle(bundle, tmp_path, boa
     assert D.run_check(copy, []) == 2
     assert capsys.readouterr().err.splitlines()[-1] == ("error: model.s2l: sha256 differs from manifest.json: the "
                                                         "bundle was changed or damaged in transit; copy it again")
-    (copy / "toolchain" / "spike2loihi" / "ir.py").unlink()
+    (copy / "toolchain" / "spike2loihi" / "convert" / "ir.py").unlink()
     shutil.copyfile(bundle[0] / "model.s2l", copy / "model.s2l")
     assert D.run_check(copy, []) == 2
-    assert "toolchain/spike2loihi/ir.py: missing from the bundle" in capsys.readouterr().err
+    assert "toolchain/spike2loihi/convert/ir.py: missing from the bundle" in capsys.readouterr().err
     assert D.run_check(tmp_path, []) == 2
     assert "cannot read manifest.json" in capsys.readouterr().err
 

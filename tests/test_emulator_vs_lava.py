@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import _lava_helpers as H  # noqa: E402
-from spike2loihi.emulator import LIF, Dense, Emulator, Graph, Source, Sparse  # noqa: E402
-from spike2loihi.fixed_point import SignMode  # noqa: E402
+from spike2loihi.execute.process_emulator import LIF, Dense, Emulator, Graph, Source, Sparse  # noqa: E402
+from spike2loihi.convert.fixed_point import SignMode  # noqa: E402
 
 RANDOM_SEEDS = (0, 1, 2, 3)
 CASES_PER_GROUP, GROUPS, STEPS = 16, 4, 16

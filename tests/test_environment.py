@@ -85,9 +85,9 @@ def test_model_modules_work_where_lava_cannot_be_imported(tmp_path):
             raise SystemExit("the fake lava was not first on the path")
         from _factories import random_state_dict
         from converters.spikegpt import spec_from_state_dict
-        from spike2loihi.reference import ReferenceModel
-        from spike2loihi.sequence import from_spec
-        import spike2loihi.cli, spike2loihi.evaluate, spike2loihi.generate
+        from spike2loihi.model.reference import ReferenceModel
+        from spike2loihi.model.sequence import from_spec
+        import spike2loihi.cli.app, spike2loihi.reports.evaluate, spike2loihi.backends.generate
         spec = spec_from_state_dict(random_state_dict(2, 8, 11, seed=0))
         out, _ = ReferenceModel(spec).forward_tokens([1, 2, 3])
         from_spec(spec)(torch.tensor([[1, 2, 3]]))

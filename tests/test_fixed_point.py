@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spike2loihi.emulator import LIF, Dense, Emulator, Graph, GraphError, Source, Sparse, lava_weights
+from spike2loihi.execute.process_emulator import LIF, Dense, Emulator, Graph, GraphError, Source, Sparse, lava_weights
 from spike2loihi.errors import Spike2LoihiError
-from spike2loihi.fixed_point import (
+from spike2loihi.convert.fixed_point import (
     LIMITS, FixedPointError, FixedPointRangeError, SignMode, bias_to_fixed, check_payload, check_ranges,
     lif_decays, lif_params, mantissa_range, quantize_weights, threshold_to_fixed, v_scale_for_threshold,
 )
@@ -276,8 +276,8 @@ def test_modules_import_and_run_where_lava_cannot_be_imported(tmp_path):
         else:
             raise SystemExit("lava was importable")
         import numpy as np
-        import spike2loihi.fixed_point as fp
-        import spike2loihi.emulator as em
+        import spike2loihi.convert.fixed_point as fp
+        import spike2loihi.execute.process_emulator as em
         g = em.Graph()
         g.add("x", em.Source(data=np.ones((1, 2), dtype=np.int64)))
         g.add("d", em.Dense(weights=np.array([[3]])))
@@ -291,6 +291,6 @@ def test_modules_import_and_run_where_lava_cannot_be_imported(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "blocked: lava is blocked for this test" in out.stdout
-    assert f"{ROOT / 'spike2loihi' / 'fixed_point.py'}" in out.stdout
-    assert f"{ROOT / 'spike2loihi' / 'emulator.py'}" in out.stdout
+    assert f"{ROOT / 'spike2loihi' / 'convert' / 'fixed_point.py'}" in out.stdout
+    assert f"{ROOT / 'spike2loihi' / 'execute' / 'process_emulator.py'}" in out.stdout
     assert "u [0, 192]" in out.stdout

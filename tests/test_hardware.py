@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spike2loihi import hardware as H
+from spike2loihi.hardware import profiles as H
 
 HARDWARE = ("oheo_gulch", "kapoho_point", "hala_point")
 
@@ -191,8 +191,8 @@ def test_yaml_problems_are_one_line_with_the_line_number(tmp_path):
 def test_cli_bad_profile_is_one_line_and_writes_nothing(tmp_path):
     from click.testing import CliRunner
 
-    from spike2loihi import cliutil
-    from spike2loihi.cli_profile import profile
+    from spike2loihi.cli import rules as cliutil
+    from spike2loihi.cli.profile import profile
 
     main = cliutil.CommandGroup(name="spike2loihi")
     main.add_command(profile)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from spike2loihi import host_ops
-from spike2loihi.reference import lif_step, wkv_step
+from spike2loihi.execute import host_ops
+from spike2loihi.model.reference import lif_step, wkv_step
 
 RNG = np.random.default_rng(0)
 

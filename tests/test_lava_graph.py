@@ -17,10 +17,11 @@ import pytest
 import torch
 
 from conftest import ROOT
-from spike2loihi import artifact, generate, ir
+from spike2loihi.convert import artifact, ir
+from spike2loihi.backends import generate
 from spike2loihi.backends.emulator import EmulatorBackend
-from spike2loihi.execute import Executor, spikes_by_population
-from spike2loihi.schedule import schedule
+from spike2loihi.execute.model_emulator import Executor, spikes_by_population
+from spike2loihi.convert.schedule import schedule
 from test_convert import convert, random_spec, tokens_for
 
 pytest.importorskip("lava")
@@ -168,7 +169,7 @@ def test_missing_lava_is_one_line(demo_converted, tmp_path):
     model, _ = demo_converted
     path = tmp_path / "m.s2l"
     artifact.save(model, path)
-    code = ("import sys; sys.modules['lava'] = None; from spike2loihi.cli import main; "
+    code = ("import sys; sys.modules['lava'] = None; from spike2loihi.cli.app import main; "
             f"main(['run', {str(path)!r}, '--backend', 'lava-sim', '--tokens', '1,2'])")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 2
@@ -179,7 +180,7 @@ def test_missing_lava_is_one_line(demo_converted, tmp_path):
 def test_eval_compares_emulator_and_lava_sim(demo_converted, demo_heldout_tokens, tmp_path):
     from click.testing import CliRunner
 
-    from spike2loihi.cli import main
+    from spike2loihi.cli.app import main
 
     model, _ = demo_converted
     path = tmp_path / "m.s2l"

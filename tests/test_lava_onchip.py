@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("lava.magma.core.run_configs")
 
 from conftest import ROOT, convert_spec  # noqa: E402
-from spike2loihi import onchip_ops as oc  # noqa: E402
-from spike2loihi.execute import Executor  # noqa: E402
+from spike2loihi.execute import onchip_ops as oc  # noqa: E402
+from spike2loihi.execute.model_emulator import Executor  # noqa: E402
 
 T = 6
 
@@ -130,7 +130,7 @@ def test_chip_ops_in_lavas_simulator_equal_the_emulator(traced):
 
 def _emulated(model, prompt, n_new):
     """Greedy: the emulator's logits (prompt and generated), spikes, and generated tokens."""
-    from spike2loihi.execute import spikes_by_population
+    from spike2loihi.execute.model_emulator import spikes_by_population
 
     ex = Executor(model)
     logits, att, ffn, gen = [], [], [], []
@@ -163,7 +163,7 @@ def test_chip_placement_graph_equals_the_emulator(n_layer, width, seed):
     spec = spec_from_state_dict(spiking_state_dict(n_layer, width, 40, seed=seed))
     toks = [int(t) for t in np.random.default_rng(seed).integers(0, 40, 32)]
     model = convert_spec(spec, toks, placement="chip")[0]
-    assert any(n.halve for n in model.graph.of_type(__import__("spike2loihi.ir").ir.Residual)) == (n_layer > 6)
+    assert any(n.halve for n in model.graph.of_type(__import__("spike2loihi.convert.ir", fromlist=["Residual"]).Residual)) == (n_layer > 6)
     prompt, n_new = toks[:10], 5
     res = run_graph(model, prompt, n_new)
     logits, att, ffn, gen = _emulated(model, prompt, n_new)

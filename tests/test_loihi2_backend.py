@@ -30,9 +30,9 @@ from conftest import ROOT, one_line_error, saved_random
 
 pytest.importorskip("lava")
 
-from spike2loihi import artifact, ir  # noqa: E402
+from spike2loihi.convert import artifact, ir  # noqa: E402
 from spike2loihi.backends import loihi2 as L2  # noqa: E402
-from spike2loihi.cli import main  # noqa: E402
+from spike2loihi.cli.app import main  # noqa: E402
 from spike2loihi.lava import hw  # noqa: E402
 
 LAVA_ENV = ("SLURM", "NOSLURM", "PARTITION", "BOARD", "LOIHI_GEN", "NXSDKHOST", "HOST_BINARY")
@@ -245,7 +245,7 @@ def test_missing_lava_nc_is_one_line(monkeypatch):
 
 def test_backend_modules_are_light():
     """The checks before any work import neither Lava nor torch."""
-    code = ("import sys; import spike2loihi.backends.loihi2, spike2loihi.cli_deploy, spike2loihi.lava.hw; "
+    code = ("import sys; import spike2loihi.backends.loihi2, spike2loihi.cli.deploy, spike2loihi.lava.hw; "
             "print(sorted(m for m in ('lava', 'torch', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -460,7 +460,7 @@ def test_hardware_graph_with_pass_through_adapters_runs_and_equals_the_emulator(
     from lava.proc.sparse.models import PySparseModelBitAcc
     from lava.proc.sparse.process import Sparse
 
-    from spike2loihi import generate
+    from spike2loihi.backends import generate
     from spike2loihi.backends.emulator import EmulatorBackend
     from spike2loihi.lava.processes import PyTokenLifModel
     from spike2loihi.lava.runtime import run_graph
@@ -476,7 +476,7 @@ def test_hardware_graph_with_pass_through_adapters_runs_and_equals_the_emulator(
     prompt, n_new = [5, 17, 2, 30], 3
     res = run_graph(model, prompt, n_new, True, target=CpuStandIn(placement))
     emu = generate.run(EmulatorBackend(model), prompt, n_new, greedy=True, keep_logits=True, keep_spikes=True)
-    from spike2loihi.deploy import expected_outputs
+    from spike2loihi.deploy.bundle import expected_outputs
 
     exp = expected_outputs(model, prompt, n_new)
     assert res.generated == emu.generated_tokens == list(exp.generated)

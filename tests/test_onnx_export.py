@@ -29,14 +29,14 @@ import pytest
 import torch
 
 from conftest import ROOT, spiking_state_dict
-from converters import onnx_export as OX
+from spike2loihi.export import onnx as OX
 from converters.spikegpt import spec_from_state_dict
-from spike2loihi import artifact, ir, quantize
+from spike2loihi.convert import artifact, ir, quantize
 from spike2loihi.backends.onnxruntime import OnnxRuntimeBackend
-from spike2loihi.emulator import DenseKernel, dense_graded_output, lif_update
-from spike2loihi.execute import Executor, flatten_state
-from spike2loihi.fixed_point import VTH_SHIFT
-from spike2loihi.reference import ReferenceModel
+from spike2loihi.execute.process_emulator import DenseKernel, dense_graded_output, lif_update
+from spike2loihi.execute.model_emulator import Executor, flatten_state
+from spike2loihi.convert.fixed_point import VTH_SHIFT
+from spike2loihi.model.reference import ReferenceModel
 
 N_TOKENS = int(os.environ.get("S2L_ONNX_TOKENS", "64"))
 N_SHORT = N_TOKENS if "S2L_ONNX_TOKENS" in os.environ else 32   # the random converted models (slow emulator)
@@ -360,7 +360,7 @@ def test_integer_dense_equals_lava_dense(k, e, limit):
     qn = {"mantissa": "w.mantissa", "truncate_bits": k, "weight_exp": e}
     ex = _fake_export({"w": qn}, {"w.mantissa": m})
     node = ir.Projection(name="w", dim=40, layer=0, placement=ir.PLACEMENT["projection"], n_in=300)
-    from spike2loihi.fixed_point import worst_accumulation
+    from spike2loihi.convert.fixed_point import worst_accumulation
 
     if worst_accumulation(m.astype(np.int64) << k, limit) > 2 ** 31 - 1:
         with pytest.raises(OX.ExportError, match="w .*int32 accumulator can wrap"):
@@ -523,7 +523,8 @@ def test_opset_outside_range_is_refused(demo_spec):
 
 
 def test_cli_constants_follow_the_exporter():
-    from spike2loihi import cli, cli_export
+    from spike2loihi.cli import app as cli
+    from spike2loihi.cli import export as cli_export
 
     assert (cli_export.MIN_OPSET, cli_export.MAX_OPSET, cli_export.DEFAULT_OPSET) == \
         (OX.MIN_OPSET, OX.MAX_OPSET, OX.DEFAULT_OPSET)

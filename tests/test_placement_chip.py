@@ -1,5 +1,5 @@
 """`convert --placement chip`: LayerNorm, mixes, sigmoids, relu², products and the residual as
-integer ops on the chip (spike2loihi.onchip_ops), WKV on the host. Checked here: the integer ops
+integer ops on the chip (spike2loihi.execute.onchip_ops), WKV on the host. Checked here: the integer ops
 against their float ops and (InvSqrt) against Lava's own algorithm, every on-chip node of a
 converted model against its float op on the same inputs, the round trips the placement buys,
 bits per character on held-out text, and the tools that refuse these models so far."""
@@ -12,13 +12,15 @@ from click.testing import CliRunner
 
 from conftest import DEMO, DEMO_CKPT, ROOT, convert_spec, spiking_state_dict
 from converters.spikegpt import spec_from_state_dict
-from spike2loihi import artifact, evaluate, host_ops, ir, onchip_ops as oc
+from spike2loihi.convert import artifact, ir
+from spike2loihi.reports import evaluate
+from spike2loihi.execute import host_ops, onchip_ops as oc
 from spike2loihi.backends.emulator import EmulatorBackend
-from spike2loihi.cli import main
-from spike2loihi.execute import Executor
-from spike2loihi.model import ModelConfig, Semantics
-from spike2loihi.quantize_chip import out_frac
-from spike2loihi.reference import ReferenceModel
+from spike2loihi.cli.app import main
+from spike2loihi.execute.model_emulator import Executor
+from spike2loihi.model.spec import ModelConfig, Semantics
+from spike2loihi.convert.quantize_chip import out_frac
+from spike2loihi.model.reference import ReferenceModel
 
 
 # ---------------------------------------------------------------------------
@@ -202,7 +204,7 @@ def test_chip_artifact_roundtrip_records_the_placement(demo_chip, tmp_path, demo
 def test_report_covers_the_on_chip_ops(demo_spec, tmp_path):
     """The per-layer report: every on-chip op with its bits, grid and error vs its float op;
     text, JSON and PNG from the same records."""
-    from spike2loihi import report as rep
+    from spike2loihi.reports import conversion as rep
 
     toks = demo_spec.tokenizer.encode((DEMO / "calib.txt").read_text()[:200])
     model, records = convert_spec(demo_spec, toks, placement="chip")
@@ -270,7 +272,7 @@ def test_cli_convert_chip_and_the_tools_that_refuse_it_so_far(tmp_path):
 # profile: the plan, the activity, both placements side by side
 # ---------------------------------------------------------------------------
 def test_plan_and_activity_of_a_chip_model(demo_chip, demo_heldout_tokens):
-    from spike2loihi import activity, hardware, planner
+    from spike2loihi.hardware import activity, profiles as hardware, planner
 
     prof = hardware.load_profile("kapoho_point")
     plan = planner.plan_model(demo_chip, prof)

@@ -10,8 +10,10 @@ import yaml
 from click.testing import CliRunner
 
 from conftest import converted_random
-from spike2loihi import artifact, cliutil, hardware as H, ir, planner as P
-from spike2loihi.cli_profile import profile as profile_command
+from spike2loihi.convert import artifact, ir
+from spike2loihi.cli import rules as cliutil
+from spike2loihi.hardware import profiles as H, planner as P
+from spike2loihi.cli.profile import profile as profile_command
 
 # Per-core synapse capacity of the packaged chip (8-bit weights):
 CEIL = 16384 * 64 // 8          # 131,072: the whole 128 KiB core memory at 8 bits a weight

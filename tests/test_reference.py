@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from conftest import spiking_state_dict
 from converters.spikegpt import spec_from_state_dict
-from spike2loihi.reference import ReferenceModel, RNNState, lif_step, wkv_step
-from spike2loihi.sequence import from_spec
+from spike2loihi.model.reference import ReferenceModel, RNNState, lif_step, wkv_step
+from spike2loihi.model.sequence import from_spec
 
 from spikingjelly.clock_driven import neuron as sj_neuron  # noqa: E402  (independent LIF)
 from spikingjelly.clock_driven import surrogate as sj_surrogate  # noqa: E402

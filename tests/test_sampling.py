@@ -1,4 +1,4 @@
-"""spike2loihi.sampling.choose: the distribution it draws from, not only that it runs.
+"""spike2loihi.model.sampling.choose: the distribution it draws from, not only that it runs.
 
 Expected probabilities are computed analytically (math.exp, float64) from the logits,
 independently of the code under test. Frequency checks draw many times from a seeded
@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from spike2loihi.sampling import choose
+from spike2loihi.model.sampling import choose
 
 
 def _softmax(logits, temperature=1.0):

@@ -2,12 +2,12 @@
 
 A backend offers `config`, `initial_state()` and `step(token, state) ->
 StepOutput` (logits [V], att_spikes [L, C], ffn_spikes [L, C], as the float
-reference does), so `spike2loihi.generate` and `spike2loihi.evaluate` drive
+reference does), so `spike2loihi.backends.generate` and `spike2loihi.reports.evaluate` drive
 them all the same way:
 
 | name | runs | module |
 |---|---|---|
-| `torch` | the float reference of a checkpoint (or of the checkpoint an artifact came from) | `spike2loihi.reference` |
+| `torch` | the float reference of a checkpoint (or of the checkpoint an artifact came from) | `spike2loihi.model.reference` |
 | `emulator` | a converted artifact, bit-exact Lava integer arithmetic + host_ops | `backends.emulator` |
 | `lava-sim` | a converted artifact as a Lava process graph in Lava's CPU simulator | `backends.lava_sim` |
 | `onnxruntime` | an exported `.onnx` step graph (float or converted) in onnxruntime's CPU provider | `backends.onnxruntime` |
@@ -37,7 +37,7 @@ def source_checkpoint(model, checkpoint: Optional[str] = None):
     `checkpoint` overrides the path kept in the manifest.
     """
     from converters.spikegpt import load_checkpoint
-    from spike2loihi.artifact import K_SOURCE, sha256_file
+    from spike2loihi.convert.artifact import K_SOURCE, sha256_file
 
     src = model.manifest.get(K_SOURCE) or {}
     path = Path(checkpoint) if checkpoint else (Path(src["path"]) if src.get("path") else None)
@@ -64,7 +64,7 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
 
     `loihi2`: the `backends.loihi2.Loihi2Options` of the loihi2 backend (checked before loading).
     """
-    from spike2loihi import artifact
+    from spike2loihi.convert import artifact
 
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -103,8 +103,8 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
             from spike2loihi.backends import loihi2 as L2
 
             return L2.Loihi2Backend(model, loihi2), tok
-        from spike2loihi.model import Semantics
-        from spike2loihi.reference import ReferenceModel
+        from spike2loihi.model.spec import Semantics
+        from spike2loihi.model.reference import ReferenceModel
 
         spec = source_checkpoint(model, checkpoint)
         return ReferenceModel(spec, Semantics(**model.manifest["semantics"])), tok
@@ -112,7 +112,7 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
         raise BackendError(f"{path} is a checkpoint: the {name} backend runs converted models; "
                            f"run `spike2loihi convert {path} -o MODEL.s2l` first")
     from converters.spikegpt import load_checkpoint
-    from spike2loihi.reference import ReferenceModel
+    from spike2loihi.model.reference import ReferenceModel
 
     spec = load_checkpoint(path, tokenizer_path=tokenizer_path)
     return ReferenceModel(spec, spec.semantics(semantics or "run")), spec.tokenizer

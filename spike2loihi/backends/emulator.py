@@ -1,12 +1,12 @@
-"""The `emulator` backend: a converted artifact stepped by `spike2loihi.execute`, batch 1."""
+"""The `emulator` backend: a converted artifact stepped by `spike2loihi.execute.model_emulator`, batch 1."""
 from __future__ import annotations
 
 import torch
 
-from spike2loihi.artifact import ConvertedModel
-from spike2loihi.execute import Executor, spikes_by_population
-from spike2loihi.model import ModelConfig, Semantics
-from spike2loihi.reference import StepOutput
+from spike2loihi.convert.artifact import ConvertedModel
+from spike2loihi.execute.model_emulator import Executor, spikes_by_population
+from spike2loihi.model.spec import ModelConfig, Semantics
+from spike2loihi.model.reference import StepOutput
 
 
 class EmulatorBackend:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional
 
-from spike2loihi.artifact import ConvertedModel
+from spike2loihi.convert.artifact import ConvertedModel
 from spike2loihi.backends import BackendError
-from spike2loihi.model import ModelConfig, Semantics
+from spike2loihi.model.spec import ModelConfig, Semantics
 
 
 def require_lava() -> None:
@@ -55,7 +55,7 @@ class LavaSimBackend:
                  seed: int, on_token=None, on_progress=None, keep_logits: bool = False, keep_spikes: bool = False):
         """Prefill and generation inside the running graph; a `generate.RunResult` like the
         step-wise backends give (same sampling: same seed, same tokens for the same logits)."""
-        from spike2loihi.generate import RunResult
+        from spike2loihi.backends.generate import RunResult
         from spike2loihi.lava.runtime import run_graph
 
         res = run_graph(self.model, list(prompt), max_new_tokens, greedy, temperature, top_p, seed,

@@ -231,7 +231,7 @@ def _backend_class():
 
         def __init__(self, model, options: Loihi2Options):
             from spike2loihi.lava.hw import Loihi2Target
-            from spike2loihi.model import ModelConfig, Semantics
+            from spike2loihi.model.spec import ModelConfig, Semantics
 
             ensure_prepared(options)
             self.model = model

@@ -1,6 +1,6 @@
 """The `onnxruntime` backend: an exported step graph (`spike2loihi export --format onnx`) on the CPU.
 
-The file says everything the runner needs in its metadata (`converters.onnx_export.M_*`):
+The file says everything the runner needs in its metadata (`spike2loihi.export.onnx.M_*`):
 config, semantics, the state tensors with their dtype, width and initial value, and the
 tokenizer. The state is a dict of numpy arrays named like the graph's state inputs
 (`blocks.0.att.wkv/aa`, ...); `step` feeds it with the token and replaces each entry by
@@ -46,7 +46,7 @@ class OnnxRuntimeBackend:
     def __init__(self, model: Union[str, Path, bytes], threads: int = 1):
         import onnxruntime as ort
 
-        from converters import onnx_export as OX
+        from spike2loihi.export import onnx as OX
 
         where = "the ONNX model" if isinstance(model, (bytes, bytearray)) else str(model)
         if not isinstance(model, (bytes, bytearray)):
@@ -72,7 +72,7 @@ class OnnxRuntimeBackend:
         if version > OX.FORMAT_VERSION:
             raise BackendError(f"{where}: step-graph format {version} is newer than this spike2loihi reads "
                                f"({OX.FORMAT_VERSION}); upgrade spike2loihi")
-        from spike2loihi.model import ModelConfig, Semantics
+        from spike2loihi.model.spec import ModelConfig, Semantics
 
         self.metadata = meta
         self.kind = meta.get(OX.M_KIND, "")
@@ -107,7 +107,7 @@ class OnnxRuntimeBackend:
     def step(self, token: int, state: Dict[str, np.ndarray]):
         import torch
 
-        from spike2loihi.reference import StepOutput
+        from spike2loihi.model.reference import StepOutput
 
         OX = self._ox
         outs = self.run([int(token)], state)

@@ -35,9 +35,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from spike2loihi import ir
-from spike2loihi.artifact import ConvertedModel
-from spike2loihi.schedule import Schedule, latency, schedule
+from spike2loihi.convert import ir
+from spike2loihi.convert.artifact import ConvertedModel
+from spike2loihi.convert.schedule import Schedule, latency, schedule
 
 IO_PLAN = "io"
 
@@ -212,7 +212,7 @@ class BlockRunner:
     every port once; count the step. Holds the IO block's prompt and sampler state."""
 
     def __init__(self, plan: HostPlan, model: ConvertedModel, records: str, run_args: dict, plans: List[HostPlan]):
-        from spike2loihi import execute
+        from spike2loihi.execute import model_emulator as execute
 
         self.ex = execute
         self.plan = plan
@@ -459,7 +459,7 @@ def sample_and_record(runner, row: int, logits: np.ndarray) -> None:
     choose the next token (argmax or temperature / top-p) and set `runner.next_token` to enter."""
     import torch
 
-    from spike2loihi.sampling import choose
+    from spike2loihi.model.sampling import choose
 
     c = runner.maps["counters"]
     i = int(c[row, C_LOGITS])

@@ -14,10 +14,10 @@ Chip side, one process (or two) per IR chip node:
 
 Host side: the input/output block (embedding, head readout, sampler; it decides which
 step a token enters, and sends every gate and that entry flag) and one block per layer
-(WKV, and the spike record). They call `spike2loihi.execute` (host_ops) and nothing else.
+(WKV, and the spike record). They call `spike2loihi.execute.model_emulator` (host_ops) and nothing else.
 
 Time: a Dense adds one step, a LIF's spikes one more on their way to the residual, and
-everything else none (`spike2loihi.schedule.edge_latency`). A token entering at step t
+everything else none (`spike2loihi.convert.schedule.edge_latency`). A token entering at step t
 is at node n at step t + offset(n). Where the inputs of a node arrive at different
 steps, the early one waits in a `DelayDense`. Stateful chip processes (token shifts,
 LIFs) are gated by the entry flag of their token, so between generated tokens they hold
@@ -31,11 +31,11 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from spike2loihi import ir
-from spike2loihi.artifact import ConvertedModel
+from spike2loihi.convert import ir
+from spike2loihi.convert.artifact import ConvertedModel
 from spike2loihi.lava.build import (IO_PLAN, BlockRunner, HostPlan, LavaGraph, PortSpec, Records, _safe,
                                     sample_and_record)
-from spike2loihi.schedule import edge_latency, schedule
+from spike2loihi.convert.schedule import edge_latency, schedule
 
 RUNNER = "spike2loihi.lava.build_chip:ChipHostRunner"
 

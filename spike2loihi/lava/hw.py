@@ -107,7 +107,7 @@ def select_host(host) -> None:
     from lava.utils import loihi
 
     from spike2loihi.backends.loihi2 import HostSelectionError, missing_lava_loihi_error
-    from spike2loihi.cliutil import one_line
+    from spike2loihi.cli.rules import one_line
 
     gen = loihi.ChipGeneration[host.loihi_gen]
     try:

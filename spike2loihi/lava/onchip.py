@@ -1,6 +1,6 @@
 """Our chip Processes of `--placement chip`, where Lava has none, with bit-accurate `fixed_pt` models.
 
-Their arithmetic is `spike2loihi.onchip_ops`, called once per `run_spk`, so they compute
+Their arithmetic is `spike2loihi.execute.onchip_ops`, called once per `run_spk`, so they compute
 what the whole-model emulator computes. Lava's own processes cover the rest of the
 placement (`Dense`, `DelayDense`, `GradedVec`, `GradedReluVec`, `ProdNeuron`).
 
@@ -31,7 +31,7 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from spike2loihi import onchip_ops
+from spike2loihi.execute import onchip_ops
 
 
 class FxpLayerNorm(AbstractProcess):

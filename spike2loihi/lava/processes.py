@@ -11,8 +11,8 @@
 
 * `HostBlock`: a group of host IR nodes run once per time step on the host
   (see `spike2loihi.lava.build.HostPlan`). Its arithmetic is
-  `spike2loihi.execute.run_host_node`, `encode_input` and `decode_output`
-  (which call `spike2loihi.host_ops`), and nothing else, so it computes what
+  `spike2loihi.execute.model_emulator.run_host_node`, `encode_input` and `decode_output`
+  (which call `spike2loihi.execute.host_ops`), and nothing else, so it computes what
   the whole-model emulator computes. Its ports depend on the group, so each
   block gets its own Process/ProcessModel subclass (`host_block_classes`); the
   builder names the model per process instance in the run config.

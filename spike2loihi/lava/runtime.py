@@ -22,8 +22,8 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from spike2loihi import ir
-from spike2loihi.artifact import ConvertedModel
+from spike2loihi.convert import ir
+from spike2loihi.convert.artifact import ConvertedModel
 from spike2loihi.errors import Spike2LoihiError
 from spike2loihi.lava.build import C_ERROR, C_GENERATED, C_LOGITS, C_STEPS, IO_PLAN, Records, build
 

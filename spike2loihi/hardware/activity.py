@@ -36,8 +36,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from spike2loihi import ir
-from spike2loihi.planner import ONCHIP_POPULATIONS
+from spike2loihi.convert import ir
+from spike2loihi.hardware.planner import ONCHIP_POPULATIONS
 from spike2loihi.errors import Spike2LoihiError
 
 PUBLISHED, MEASURED, ESTIMATE = "published", "measured here", "estimate"
@@ -53,7 +53,7 @@ class ActivityError(Spike2LoihiError):
 
 # ---------------------------------------------------------------------------
 # Host float operations: one table keyed by IR node type.
-# Formulas count what spike2loihi.host_ops computes for one token of a node of
+# Formulas count what spike2loihi.execute.host_ops computes for one token of a node of
 # width n (n = node.dim). `binary` and `halve` are the node's own parameters.
 # ---------------------------------------------------------------------------
 HOST_OPS: Dict[type, Dict[str, str]] = {
@@ -74,7 +74,7 @@ HOST_OPS: Dict[type, Dict[str, str]] = {
     ir.Sampler: {},                                         # outside the per-token step (generation only)
 }
 
-#: Host work at the crossings (spike2loihi.host_ops), n = elements crossing.
+#: Host work at the crossings (spike2loihi.execute.host_ops), n = elements crossing.
 CROSSING_OPS: Dict[str, Dict[str, str]] = {
     # isfinite n, |x| max n, m>0 twice, clip 2n; x * (top/safe): 1 division + n mults; rint n; m/top 1 division
     "encode_dynamic": {"compare": "4*n + 2", "multiply": "n", "division": "2", "convert": "n"},
@@ -160,7 +160,7 @@ class Counts:
 
 def _count_emulator(model, tokens: np.ndarray, progress: Optional[Callable[[int, int], None]] = None) -> Counts:
     """Counts from the whole-model emulator's trace hook (every node's output, every chip input payload)."""
-    from spike2loihi.execute import Executor
+    from spike2loihi.execute.model_emulator import Executor
 
     tally: Dict[str, List[int]] = {}   # name -> [executions, out elements, out nonzero, in elements, in nonzero]
 
@@ -320,7 +320,7 @@ def _payload_bits(model, node: ir.Op, direction: str) -> int:
 
 def measure(model, counts: Counts, plan=None) -> Activity:
     """Per-token activity of `model` from `counts` (and the planner's time figures, if given)."""
-    from spike2loihi import planner
+    from spike2loihi.hardware import planner
 
     g = model.graph
     T = counts.tokens
@@ -895,7 +895,8 @@ def render_png(out, report: Optional[Report], plan, title: str = "",
                comparison: Optional[List["PlacementColumn"]] = None) -> None:
     """The report's plots as one PNG into the binary file `out`: rates, energies and cores (or cores alone),
     and with `comparison` (profile --compare) the placements side by side."""
-    from spike2loihi import planner, plots
+    from spike2loihi.hardware import planner
+    from spike2loihi import plots
 
     n = (4 if report is not None else 1) + (1 if comparison else 0)
     width = max(9, 0.22 * len(plan.groups) + 3)

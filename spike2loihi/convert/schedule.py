@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict
 
-from spike2loihi import ir
+from spike2loihi.convert import ir
 
 
 def latency(node: ir.Op) -> int:

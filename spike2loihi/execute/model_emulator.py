@@ -1,8 +1,8 @@
 """The whole-model emulator: a converted model executed token by token, batched.
 
-Chip ops run in Lava's integer arithmetic (`spike2loihi.emulator`'s
+Chip ops run in Lava's integer arithmetic (`spike2loihi.execute.process_emulator`'s
 `DenseKernel`, `dense_graded_output`, `lif_update`: the code that is checked
-bit for bit against Lava's simulator); host ops run in `spike2loihi.host_ops`,
+bit for bit against Lava's simulator); host ops run in `spike2loihi.execute.host_ops`,
 which the Lava host ProcessModels call too. So this defines, token by token,
 what the Lava graph must compute: every logit and every spike.
 
@@ -27,10 +27,11 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from spike2loihi import host_ops, ir, onchip_ops
-from spike2loihi.artifact import ConvertedModel
-from spike2loihi.emulator import DenseKernel, dense_graded_output, lif_update
-from spike2loihi.fixed_point import VTH_SHIFT
+from spike2loihi.execute import host_ops, onchip_ops
+from spike2loihi.convert import ir
+from spike2loihi.convert.artifact import ConvertedModel
+from spike2loihi.execute.process_emulator import DenseKernel, dense_graded_output, lif_update
+from spike2loihi.convert.fixed_point import VTH_SHIFT
 
 HOST_HANDLERS: Dict[type, Callable] = {}
 CHIP_HANDLERS: Dict[type, Callable] = {}
@@ -227,7 +228,7 @@ def _dense(P, n, ins, st, stats):
     return Payload(a, scale)
 
 
-# -- `--placement chip`: the ops of spike2loihi.onchip_ops ---------------------
+# -- `--placement chip`: the ops of spike2loihi.execute.onchip_ops ---------------------
 def _counter(stats, n):
     return stats.counter(n.name) if stats is not None else None
 

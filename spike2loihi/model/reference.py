@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
-from spike2loihi.model import ModelSpec, Semantics
+from spike2loihi.model.spec import ModelSpec, Semantics
 
 LN_EPS = 1e-5
 PP_INIT = -1e30

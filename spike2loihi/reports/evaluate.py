@@ -10,8 +10,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from spike2loihi.model import ModelSpec
-from spike2loihi.reference import ReferenceModel
+from spike2loihi.model.spec import ModelSpec
+from spike2loihi.model.reference import ReferenceModel
 
 LN2 = math.log(2)
 
@@ -114,7 +114,7 @@ def perturbed_reference(spec: ModelSpec, semantics, model, seed: int = 0) -> Ref
 
     The noise floor: spike chaos at the size of the quantization error, with float arithmetic.
     """
-    from spike2loihi.quantize import float_weights
+    from spike2loihi.convert.quantize import float_weights
 
     ref = ReferenceModel(spec, semantics)
     # its own copies: fp32 checkpoints' weights are the checkpoint's tensors themselves (.float() of an

@@ -10,7 +10,7 @@ Placement is a typed field (`Placement(where, reason)`) set from one table,
 `PLACEMENT`, that every consumer reads (the emulator, the Lava builder, the
 planner, the exporters). Host<->chip crossings are derived from the edges.
 Behaviour lives with the consumers, in registries keyed by node type
-(`spike2loihi.execute.HOST_HANDLERS`, ...), not here.
+(`spike2loihi.execute.model_emulator.HOST_HANDLERS`, ...), not here.
 
 One SpikeGPT block (SPIKEGPT.md "Inference semantics") becomes, per token:
 

@@ -50,8 +50,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Tuple
 
-from spike2loihi import ir
-from spike2loihi.hardware import Profile
+from spike2loihi.convert import ir
+from spike2loihi.hardware.profiles import Profile
 
 CEILING, REALISTIC = "ceiling", "realistic"
 BOUNDS = (CEILING, REALISTIC)
@@ -297,7 +297,7 @@ def default_quant(graph: ir.Graph, weight_bits: int = 8, act_bits: int = 8, lif_
 
     Like `convert`, host-bound Dense layers of one block that handle a token at the same time step
     form a group (the Lava graph runs them as one block-diagonal Sparse process)."""
-    from spike2loihi.schedule import schedule
+    from spike2loihi.convert.schedule import schedule
 
     offsets = schedule(graph).offsets
     side_by_side: Dict[tuple, List[str]] = {}
@@ -324,7 +324,7 @@ def default_quant(graph: ir.Graph, weight_bits: int = 8, act_bits: int = 8, lif_
 
 def graph_for_shapes(n_layer: int, n_embd: int, vocab: int, semantics: str = "run") -> ir.Graph:
     """The IR of a SpikeGPT model of these sizes (no weights needed)."""
-    from spike2loihi.model import ModelConfig, Semantics
+    from spike2loihi.model.spec import ModelConfig, Semantics
 
     return ir.build_graph(ModelConfig(n_layer, n_embd, vocab), Semantics.named(semantics, vocab))
 
@@ -334,8 +334,8 @@ def graph_for_shapes(n_layer: int, n_embd: int, vocab: int, semantics: str = "ru
 # ---------------------------------------------------------------------------
 def dense_depth(graph: ir.Graph) -> int:
     """Chip Dense layers on the longest chain of one token (each adds one time step): the
-    schedule's critical path (spike2loihi.schedule)."""
-    from spike2loihi.schedule import schedule
+    schedule's critical path (spike2loihi.convert.schedule)."""
+    from spike2loihi.convert.schedule import schedule
 
     return schedule(graph).critical_path
 
@@ -579,7 +579,7 @@ def plan(graph: ir.Graph, quant: Dict[str, dict], profile: Profile, model_info: 
 
 def plan_model(model, profile: Profile, compare: Tuple[Profile, ...] = (), name: str = "") -> Plan:
     """The plan of a converted model (`artifact.ConvertedModel`)."""
-    from spike2loihi.artifact import K_SCHEDULE
+    from spike2loihi.convert.artifact import K_SCHEDULE
 
     info = {"model": name} if name else {}
     return plan(model.graph, model.nodes, profile, info, compare, model.manifest.get(K_SCHEDULE))
@@ -595,7 +595,7 @@ def plan_shapes(n_layer: int, n_embd: int, vocab: int, profile: Profile, compare
 
 def packaged_profiles() -> Tuple[Profile, ...]:
     """The packaged hardware systems (not the simulator), smallest first."""
-    from spike2loihi.hardware import available_profiles, load_profile
+    from spike2loihi.hardware.profiles import available_profiles, load_profile
 
     profs = [load_profile(n) for n in available_profiles()]
     return tuple(sorted((p for p in profs if p.is_hardware), key=lambda p: p.system.chips.value))

@@ -3,7 +3,7 @@
 Every on-chip value stream is an integer on a power-of-two grid (`frac`), fixed
 at conversion from calibration maxima with a safety margin, so that every
 rescaling is a shift (Dense `weight_exp`, ProdNeuron `exp`). The arithmetic is
-`spike2loihi.onchip_ops`; this module picks its parameters:
+`spike2loihi.execute.onchip_ops`; this module picks its parameters:
 
 * **LayerNorm** (16-bit output, fewer where a consumer's int32 accumulator could
   wrap): `onchip_ops.ln_params` from max |x|, the largest per-token sum of
@@ -31,8 +31,9 @@ from typing import Dict, List
 
 import numpy as np
 
-from spike2loihi import ir, onchip_ops as oc
-from spike2loihi.fixed_point import (INT32_MAX, MAX_MESSAGE_BITS, WEIGHT_EXP_MIN, SignMode, lif_decays,
+from spike2loihi.convert import ir
+from spike2loihi.execute import onchip_ops as oc
+from spike2loihi.convert.fixed_point import (INT32_MAX, MAX_MESSAGE_BITS, WEIGHT_EXP_MIN, SignMode, lif_decays,
                                      payload_shift, quantize_rows, sqnr_db, truncate_bits, worst_row_accumulation)
 
 MARGIN = 2.0          # static scales: headroom over the calibrated maximum
@@ -49,9 +50,9 @@ SPIKE_WEIGHT_MAX_BITS = 14
 def float_maxima(graph: ir.Graph, tensors: Dict[str, np.ndarray], floats: Dict[str, np.ndarray],
                  tokens: List[int]) -> Dict[str, dict]:
     """Run the IR in float32 over `tokens` (every host op through its float handler in
-    `spike2loihi.execute`, float matmuls, float LIFs); per node: max |output|; for LayerNorms also
+    `spike2loihi.execute.model_emulator`, float matmuls, float LIFs); per node: max |output|; for LayerNorms also
     max |input| and max sum((x - mean)^2)."""
-    from spike2loihi import execute
+    from spike2loihi.execute import model_emulator as execute
 
     fgraph = ir.with_placement(graph, ir.HOST)   # the float handlers and their float state
     P = execute.Params.float_only(fgraph, tensors)
@@ -363,7 +364,7 @@ ON_CHIP_OPS = ("layernorm", "sigmoid", "relu2", "product", "residual")
 def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray]) -> Dict[str, float]:
     """Per on-chip fixed-point op: max |integer result - float op on the same (decoded) inputs|
     over `tokens`, as a percentage of max |float op| (the op's own error, not the model's drift)."""
-    from spike2loihi import execute
+    from spike2loihi.execute import model_emulator as execute
 
     g, vals = model.graph, {}
     P = execute.Params.float_only(g, ftens)          # the float op of each node (the host's handlers)

@@ -1,7 +1,7 @@
 """The `spike2loihi` command line.
 
 Every user-facing failure is one line on stderr and a non-zero exit code, never a
-traceback: the group class (spike2loihi.cliutil.CommandGroup) renders click usage
+traceback: the group class (spike2loihi.cli.rules.CommandGroup) renders click usage
 errors, Spike2LoihiError and Ctrl-C for every command; cliutil also holds the
 output-path preflight, the all-or-nothing writer, the numeric option types and the
 progress reporter that every command uses. Heavy modules (torch, numpy, the model)
@@ -23,7 +23,8 @@ def _startup_interrupt(signum, frame):  # pragma: no cover - exercised in a subp
 _startup_interrupt._s2l_startup = True  # cliutil.begin_work() replaces it
 # Run as the program (console script or `python -m spike2loihi.cli`): Ctrl-C during the
 # imports below is one line too. (Imported as a library, the SIGINT handler is left alone.)
-if ((__name__ == "__main__" or os.path.basename(sys.argv[0]) == "spike2loihi")
+if ((__name__ == "__main__" or os.path.basename(sys.argv[0]) == "spike2loihi" or sys.argv[0] == "-m"
+     or sys.argv[0].endswith(os.path.join("spike2loihi", "cli", "__main__.py")))
         and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
     signal.signal(signal.SIGINT, _startup_interrupt)
 
@@ -34,12 +35,13 @@ from pathlib import Path  # noqa: E402
 import click  # noqa: E402
 from click.core import ParameterSource  # noqa: E402
 
-from spike2loihi import __version__, cliutil  # noqa: E402
+from spike2loihi import __version__  # noqa: E402
+from spike2loihi.cli import rules as cliutil
 from spike2loihi.errors import Spike2LoihiError  # noqa: E402
-from spike2loihi.cli_deploy import loihi2_options, loihi2_preflight  # noqa: E402  (light: no Lava, no torch)
+from spike2loihi.cli.deploy import loihi2_options, loihi2_preflight  # noqa: E402  (light: no Lava, no torch)
 
 BACKENDS = ("torch", "emulator", "lava-sim", "onnxruntime", "loihi2")
-SEMANTICS_CHOICES = ("run", "train")  # = spike2loihi.model.SEMANTICS_CHOICES (a test keeps them equal)
+SEMANTICS_CHOICES = ("run", "train")  # = spike2loihi.model.spec.SEMANTICS_CHOICES (a test keeps them equal)
 DEFAULT_MAX_NEW_TOKENS = 200
 MIN_TEMPERATURE = 1e-6  # below ~1e-300 logits / T overflows float64; 1e-6 already is the argmax in practice
 
@@ -74,7 +76,7 @@ def _rescale_text(sem: dict, n_layer: int) -> str:
 def inspect(checkpoint, tokenizer_path, graph, semantics, placement, as_json):
     """Show a checkpoint (config, parameters, dtypes, validation, tokenizer) or a converted
     .s2l model (its manifest); with --graph, the op graph with its chip/host placement."""
-    from spike2loihi import artifact
+    from spike2loihi.convert import artifact
 
     if artifact.is_artifact(checkpoint):
         model = artifact.load(checkpoint)
@@ -85,7 +87,7 @@ def inspect(checkpoint, tokenizer_path, graph, semantics, placement, as_json):
 
     spec = load_checkpoint(checkpoint, tokenizer_path=str(tokenizer_path) if tokenizer_path else None)
     if graph:
-        from spike2loihi import ir
+        from spike2loihi.convert import ir
 
         return _show_graph(ir.build_graph(spec.config, spec.semantics(semantics), placement), as_json)
     info = describe_json(spec)
@@ -110,7 +112,7 @@ def inspect(checkpoint, tokenizer_path, graph, semantics, placement, as_json):
 
 
 def _show_graph(g, as_json: bool) -> None:
-    from spike2loihi import ir
+    from spike2loihi.convert import ir
 
     if as_json:
         click.echo(json.dumps(g.to_dict(), indent=1))
@@ -119,7 +121,7 @@ def _show_graph(g, as_json: bool) -> None:
 
 
 def _show_manifest(path, model, as_json: bool) -> None:
-    from spike2loihi import artifact as A, ir
+    from spike2loihi.convert import artifact as A, ir
 
     m = model.manifest
     if as_json:
@@ -263,7 +265,7 @@ def _compare_with_emulator(model, ids, res, max_new_tokens, greedy, temperature,
     """Run the same request on the emulator; every prompt logit and spike and every generated token must agree."""
     import numpy as np
 
-    from spike2loihi import generate
+    from spike2loihi.backends import generate
     from spike2loihi.backends.emulator import EmulatorBackend
 
     emu = generate.run(EmulatorBackend(model.model), ids, max_new_tokens=max_new_tokens, greedy=greedy,
@@ -368,7 +370,8 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
     import numpy as np
     import torch
 
-    from spike2loihi import artifact, generate
+    from spike2loihi.convert import artifact
+    from spike2loihi.backends import generate
     from spike2loihi.backends import open_backend
 
     if threads:
@@ -470,7 +473,7 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
     }
     graph_key = backend.replace("-", "_")   # lava_sim, loihi2
     if getattr(model, "last", None) is not None:   # lava-sim, loihi2: the graph and its schedule
-        from spike2loihi.schedule import schedule
+        from spike2loihi.convert.schedule import schedule
 
         last = model.last
         summary[graph_key] = {"processes": last.processes, "steps": last.steps,
@@ -503,7 +506,7 @@ DEFAULT_CALIB_LEN = 256
 
 
 def _source_info(path: Path, spec) -> dict:
-    from spike2loihi.artifact import sha256_file
+    from spike2loihi.convert.artifact import sha256_file
 
     return {"path": str(Path(path).resolve()), "sha256": sha256_file(path), "format": spec.source_format,
             "dtypes": spec.dtypes}
@@ -511,7 +514,7 @@ def _source_info(path: Path, spec) -> dict:
 
 def _calibration_tokens(spec, sem, calib, calib_tokens_file, calib_len, seed):
     """(tokens, info) from --calib text, --calib-tokens-file, or sampled from the float model."""
-    from spike2loihi.artifact import sha256_file
+    from spike2loihi.convert.artifact import sha256_file
 
     V = spec.config.vocab_size
     if calib is not None:
@@ -526,8 +529,8 @@ def _calibration_tokens(spec, sem, calib, calib_tokens_file, calib_len, seed):
                                  "sha256": sha256_file(calib_tokens_file)}
     import torch
 
-    from spike2loihi.reference import ReferenceModel
-    from spike2loihi.sampling import choose
+    from spike2loihi.model.reference import ReferenceModel
+    from spike2loihi.model.sampling import choose
 
     cliutil.warn(f"no calibration data given: calibrating on {calib_len} tokens sampled from the float model "
                  f"itself (seed {seed}); pass --calib TEXTFILE (or --calib-tokens-file) with text like yours")
@@ -589,8 +592,8 @@ def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits
     import torch
 
     from converters.spikegpt import load_checkpoint
-    from spike2loihi import artifact, quantize
-    from spike2loihi import report as rep
+    from spike2loihi.convert import artifact, quantize
+    from spike2loihi.reports import conversion as rep
 
     if threads:
         torch.set_num_threads(threads)
@@ -665,10 +668,11 @@ def eval_(ctx, model_path, text, tokens_file, backends, max_tokens, noise_floor,
     loihi2 = loihi2_preflight(ctx, "loihi2" in names, partition, board, ethernet_host, loihi_gen, lif_placement)
     import torch
 
-    from spike2loihi import artifact, evaluate
+    from spike2loihi.convert import artifact
+    from spike2loihi.reports import evaluate
     from spike2loihi.backends import open_backend, source_checkpoint as load_source
     from spike2loihi.backends.emulator import EmulatorBackend
-    from spike2loihi.model import Semantics
+    from spike2loihi.model.spec import Semantics
 
     if threads:
         torch.set_num_threads(threads)
@@ -699,7 +703,7 @@ def eval_(ctx, model_path, text, tokens_file, backends, max_tokens, noise_floor,
         spec = load_source(model, source_checkpoint)
     for name in names:
         if name == "torch":
-            from spike2loihi.reference import ReferenceModel
+            from spike2loihi.model.reference import ReferenceModel
 
             runners["torch"] = ReferenceModel(spec, sem)
         elif name == "emulator":
@@ -747,9 +751,9 @@ def eval_(ctx, model_path, text, tokens_file, backends, max_tokens, noise_floor,
     click.echo(evaluate.render_eval(res))
 
 
-from spike2loihi.cli_profile import profile as _profile; main.add_command(_profile)  # noqa: E402,E702
-from spike2loihi.cli_export import export as _export; main.add_command(_export)  # noqa: E402,E702
-from spike2loihi.cli_deploy import deploy as _deploy; main.add_command(_deploy)  # noqa: E402,E702
+from spike2loihi.cli.profile import profile as _profile; main.add_command(_profile)  # noqa: E402,E702
+from spike2loihi.cli.export import export as _export; main.add_command(_export)  # noqa: E402,E702
+from spike2loihi.cli.deploy import deploy as _deploy; main.add_command(_deploy)  # noqa: E402,E702
 
 if __name__ == "__main__":
     main()

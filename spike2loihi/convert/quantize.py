@@ -35,15 +35,17 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from spike2loihi import __version__, host_ops, ir
-from spike2loihi.artifact import (K_CALIBRATION, K_CONFIG, K_QUANT_CONFIG, K_REPORT, K_SCHEDULE, K_SEMANTICS,
+from spike2loihi import __version__
+from spike2loihi.execute import host_ops
+from spike2loihi.convert import ir
+from spike2loihi.convert.artifact import (K_CALIBRATION, K_CONFIG, K_QUANT_CONFIG, K_REPORT, K_SCHEDULE, K_SEMANTICS,
                                   K_SOURCE, K_TOKENIZER, K_TOOLCHAIN, K_VERSIONS, TOKENIZER_TENSOR, ConvertedModel)
-from spike2loihi.schedule import schedule
+from spike2loihi.convert.schedule import schedule
 from spike2loihi.errors import Spike2LoihiError
-from spike2loihi.fixed_point import (INT32_MAX, MAX_MESSAGE_BITS, WEIGHT_EXP_MIN, SignMode, check_ranges,
+from spike2loihi.convert.fixed_point import (INT32_MAX, MAX_MESSAGE_BITS, WEIGHT_EXP_MIN, SignMode, check_ranges,
                                      lif_params, payload_shift, quantize_rows, quantize_weights, v_scale_for_threshold, worst_accumulation, worst_row_accumulation)
-from spike2loihi.model import ModelSpec, Semantics
-from spike2loihi.reference import ReferenceModel
+from spike2loihi.model.spec import ModelSpec, Semantics
+from spike2loihi.model.reference import ReferenceModel
 
 #: |a| into a LIF such that u = a << 6 and |v| <= 2|u| stay inside 24 bits.
 LIF_INPUT_LIMIT = ((1 << 23) - 1) // (2 << 6)
@@ -61,7 +63,7 @@ class QuantOptions:
     weight_bits: int = 8
     act_bits: int = 8
     lif_input_bits: int = 16
-    placement: str = ir.HOST     # "host" (the graded mapping) or "chip" (ONCHIP.md; spike2loihi.quantize_chip)
+    placement: str = ir.HOST     # "host" (the graded mapping) or "chip" (ONCHIP.md; spike2loihi.convert.quantize_chip)
 
     def check(self) -> None:
         problems = []
@@ -338,7 +340,7 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
     model = ConvertedModel(graph=graph, nodes=nodes, tensors=tensors, manifest=manifest)
     records, top1 = measure(model, calib, recs, progress)
     if opts.placement == ir.CHIP:
-        from spike2loihi import quantize_chip
+        from spike2loihi.convert import quantize_chip
 
         errs = quantize_chip.op_errors(model, calib.tokens[:MEASURE_TOKENS], ftens)
         records = [dataclasses.replace(r, op_error_pct=errs[r.node]) if r.node in errs else r for r in records]
@@ -377,9 +379,9 @@ def _convert_host(graph, calib, opts, floats, tensors, nodes, recs, chip, progre
 
 
 def _convert_chip(graph, calib, opts, floats, ftens, tensors, nodes, recs, progress) -> None:
-    """`--placement chip` (spike2loihi.quantize_chip): calibrate every on-chip stream in float, then
+    """`--placement chip` (spike2loihi.convert.quantize_chip): calibrate every on-chip stream in float, then
     choose the integer formats."""
-    from spike2loihi import quantize_chip
+    from spike2loihi.convert import quantize_chip
 
     fl = {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in floats.items()}
     maxima = quantize_chip.float_maxima(graph, ftens, fl, calib.tokens)
@@ -427,7 +429,7 @@ def _versions() -> dict:
 def measure(model: ConvertedModel, calib: Calibration, recs: Dict[str, dict],
             progress: Optional[Callable[[str, int, int], None]] = None):
     """Run the converted model over the calibration tokens; returns (records, top-1 agreement)."""
-    from spike2loihi.execute import Executor
+    from spike2loihi.execute.model_emulator import Executor
 
     ex = Executor(model, batch_size=1, stats=True)
     T = min(len(calib.tokens), MEASURE_TOKENS)

@@ -1,10 +1,10 @@
 """`spike2loihi export`: one RNN step of a checkpoint or of a converted .s2l model as ONNX.
 
-Registered on the `spike2loihi` group by one line at the end of spike2loihi/cli.py.
-Follows the rules of spike2loihi.cliutil: the output path is checked before any
+Registered on the `spike2loihi` group by one line at the end of spike2loihi/cli/app.py.
+Follows the rules of spike2loihi.cli.rules: the output path is checked before any
 work and written all or nothing (after onnx.checker's full check), one-line
 errors, progress on stderr, heavy imports (onnx, torch) inside the command.
-The graph itself is built by converters.onnx_export (see its docstring for what
+The graph itself is built by spike2loihi.export.onnx (see its docstring for what
 the file contains and why the converted export is exact).
 """
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from spike2loihi import cliutil
+from spike2loihi.cli import rules as cliutil
 from spike2loihi.errors import Spike2LoihiError
 
 FORMATS = ("onnx",)
-# = converters.onnx_export.MIN_OPSET / MAX_OPSET / DEFAULT_OPSET (a test keeps them equal; importing
+# = spike2loihi.export.onnx.MIN_OPSET / MAX_OPSET / DEFAULT_OPSET (a test keeps them equal; importing
 # onnx here would slow every command's start-up)
 MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 23, 17
 SEMANTICS_CHOICES = ("run", "train")
@@ -67,8 +67,8 @@ def export(ctx, model_path, fmt, output, opset, semantics, tokenizer_path, as_js
     if not str(output).lower().endswith(".onnx"):
         cliutil.warn(f"--output {output} does not end in .onnx: `spike2loihi run` picks the onnxruntime backend "
                      "by that suffix")
-    from converters import onnx_export as OX
-    from spike2loihi import artifact
+    from spike2loihi.export import onnx as OX
+    from spike2loihi.convert import artifact
 
     semantics_given = ctx.get_parameter_source("semantics") not in (None, ParameterSource.DEFAULT,
                                                                     ParameterSource.DEFAULT_MAP)

@@ -6,7 +6,7 @@ written all or nothing; numbers out of range are refused up front, naming the
 option and its range; long work shows progress on stderr; Ctrl-C is one line and
 exit code 130, at any moment. A new command gets all of this as follows::
 
-    from spike2loihi import cliutil
+    from spike2loihi.cli import rules as cliutil
 
     @main.command()                      # `main` is a cliutil.CommandGroup: usage
     @click.argument("checkpoint", ...)   # errors, Spike2LoihiError and Ctrl-C
@@ -58,7 +58,7 @@ most every `LOG_INTERVAL_S` (5 s) and a closing line. Never on stdout, so text a
 `--json` output stay clean. `SPIKE2LOIHI_PROGRESS=always|never|auto` (default auto)
 overrides: always shows from the first step, never shows nothing.
 
-Conventions the rules rely on (see `run` in spike2loihi/cli.py for all of them):
+Conventions the rules rely on (see `run` in spike2loihi/cli/app.py for all of them):
 
 - Keep cli.py's top level light (no torch, numpy or model modules): run as a program
   it installs the start-up Ctrl-C handler before `import click`, and every import it

@@ -25,7 +25,7 @@ from typing import Dict
 
 import numpy as np
 
-from spike2loihi import ir
+from spike2loihi.convert import ir
 from spike2loihi.errors import Spike2LoihiError
 
 MAGIC = b"S2LMODEL"
@@ -48,7 +48,7 @@ K_NODES = "nodes"                    # per chip node: its integer parameters and
 K_CALIBRATION = "calibration"
 K_REPORT = "report"
 K_GRAPH = "graph"
-K_SCHEDULE = "schedule"              # token period and critical path in time steps (spike2loihi.schedule)
+K_SCHEDULE = "schedule"              # token period and critical path in time steps (spike2loihi.convert.schedule)
 K_TENSORS = "tensors"
 TOKENIZER_TENSOR = "tokenizer.file"
 

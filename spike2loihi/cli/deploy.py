@@ -2,9 +2,9 @@
 and checks it against the emulator; and the `--backend loihi2` options of `run` and `eval`.
 
 `deploy` is registered on the `spike2loihi` group by one line at the end of
-spike2loihi/cli.py. It follows the rules of spike2loihi.cliutil (one-line errors,
+spike2loihi/cli/app.py. It follows the rules of spike2loihi.cli.rules (one-line errors,
 inputs and outputs checked before any work, progress on stderr, heavy imports
-inside the command); its output is a folder, handled by spike2loihi.deploy:
+inside the command); its output is a folder, handled by spike2loihi.deploy.bundle:
 `-o DIR` must be new, empty, or (with `--force`) an earlier bundle, never a folder
 holding the model or the current folder; the bundle is written into a temporary
 folder beside DIR and renamed into place at the end, so DIR is the whole bundle
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from spike2loihi import cliutil
+from spike2loihi.cli import rules as cliutil
 from spike2loihi.backends.loihi2 import DEFAULT_LIF_PLACEMENT, LIF_PLACEMENTS, LOIHI_GENS
 from spike2loihi.errors import Spike2LoihiError
 
@@ -76,14 +76,14 @@ def loihi2_preflight(ctx, wanted: bool, partition, board, ethernet_host, loihi_g
 
 
 def _prompt_ids(model, prompt, tokens_csv):
-    from spike2loihi import deploy as D
+    from spike2loihi.deploy import bundle as D
 
     V = model.config["vocab_size"]
     if prompt is not None:
         tok = model.tokenizer()
         if tok is None:
             raise Spike2LoihiError("--prompt needs the model's tokenizer and this model has none: give --tokens")
-        from spike2loihi.cli import _encode_prompt
+        from spike2loihi.cli.app import _encode_prompt
 
         return _encode_prompt(tok, prompt)
     if tokens_csv is not None:
@@ -119,7 +119,7 @@ def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, t
     outputs and prints "identical" or the first divergence. Nothing in spike2loihi has run on
     a board yet; without lava-loihi (INRC members only) the run script stops with one line.
     """
-    from spike2loihi import deploy as D
+    from spike2loihi.deploy import bundle as D
     from spike2loihi.backends import loihi2 as L2
 
     # 1. Everything that needs no model.
@@ -131,8 +131,9 @@ def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, t
         raise Spike2LoihiError("--prompt is empty: at least one token is needed")
     dest = D.check_output_dir(output, force, {"MODEL": model_path})
     L2.check_lif_placement(lif_placement)
-    from spike2loihi import artifact, hardware, planner
-    from spike2loihi.cli_profile import DoesNotFit
+    from spike2loihi.convert import artifact
+    from spike2loihi.hardware import profiles as hardware, planner
+    from spike2loihi.cli.profile import DoesNotFit
 
     prof = hardware.load_profile(hw)
     if not prof.is_hardware:

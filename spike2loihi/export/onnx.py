@@ -4,9 +4,9 @@
     proto = export_artifact(artifact.load("model.s2l"))        # the converted model (= execute.py)
     data = to_bytes(proto)                                     # onnx.checker full check, then bytes
 
-The exporter walks the IR (`spike2loihi.ir`) in execution order and asks a
+The exporter walks the IR (`spike2loihi.convert.ir`) in execution order and asks a
 registry keyed by IR node type and arithmetic (`@emits(HOST, ir.LayerNorm)`,
-looked up along the type's MRO as `spike2loihi.execute.lookup` does) for the
+looked up along the type's MRO as `spike2loihi.execute.model_emulator.lookup` does) for the
 ONNX nodes of each op. Three arithmetics: FLOAT (the float reference's torch
 ops, reference.py), HOST (host_ops.py's numpy float32 formulas) and INTEGER
 (Lava's fixed point, emulator.py). The float export uses FLOAT for every op;
@@ -26,7 +26,7 @@ OUT.onnx --prompt` works).
 Graph interface (batch is a symbolic dimension):
 
 * inputs: `token` int64 [batch]; one tensor per state variable of an IR node,
-  named `<node>/<var>` as `spike2loihi.execute.flatten_state` names them:
+  named `<node>/<var>` as `spike2loihi.execute.model_emulator.flatten_state` names them:
   `blocks.i.att.shift/prev`, `blocks.i.ffn.shift/prev` (token shift),
   `blocks.i.att.wkv/aa`, `/bb`, `/pp` (WKV numerator, denominator, max) as
   float32 [batch, C]; the LIF membranes `blocks.i.{att,ffn}.lif/v` float32 in
@@ -46,10 +46,10 @@ rest op for op. Summation orders and exp differ between onnxruntime and torch,
 so logits agree to float rounding (measured: < 2.2e-6 relative over 256
 tokens), not bit for bit.
 
-Converted export (from a `.s2l`): what `spike2loihi.execute.Executor.step`
+Converted export (from a `.s2l`): what `spike2loihi.execute.model_emulator.Executor.step`
 computes, op for op.
 
-* Host ops repeat `spike2loihi.host_ops` in float32, operation for operation
+* Host ops repeat `spike2loihi.execute.host_ops` in float32, operation for operation
   and in the same order. LayerNorm's two means are numpy's own pairwise
   summation (8 accumulators over blocks of <= 128, halves split at multiples
   of 8), spelled out in ONNX Adds, so they are bit-identical to numpy's. Add,
@@ -76,7 +76,7 @@ computes, op for op.
   without Floor. The same bound means Lava's int32 accumulator never wraps,
   so no wrap is modelled; a model where one could happen is refused with an
   error naming the op.
-* LIF is `spike2loihi.emulator.lif_update` (bias 0) in int64:
+* LIF is `spike2loihi.execute.process_emulator.lif_update` (bias 0) in int64:
   u = T(u * (4096 - du - 1) / 4096) + (a << 6), then Lava's 24-bit wrap of u;
   v = clip(T(v * (4096 - dv) / 4096) + u, +-(2**23 - 1)); spike where
   v > vth << 6; v = 0 where it spiked. T (round toward zero) is |p| div 4096,
@@ -108,7 +108,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from spike2loihi import __version__, ir
+from spike2loihi import __version__
+from spike2loihi.convert import ir
 from spike2loihi.errors import Spike2LoihiError
 
 FORMAT = "spike2loihi-onnx-step"
@@ -173,7 +174,7 @@ def state_output(node: str, var: str) -> str:
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Payload:
-    """Integers on (or to/from) the chip, as in spike2loihi.execute: an int64 tensor and
+    """Integers on (or to/from) the chip, as in spike2loihi.execute.model_emulator: an int64 tensor and
     the float32 per-token scale travelling beside it (dynamic encodings), with the bound
     on |q| the export's exactness argument relies on."""
 
@@ -402,8 +403,8 @@ class _FloatParams:
     def __init__(self, spec, semantics):
         import torch
 
-        from spike2loihi.quantize import float_weights
-        from spike2loihi.reference import ReferenceModel
+        from spike2loihi.convert.quantize import float_weights
+        from spike2loihi.model.reference import ReferenceModel
 
         self._torch = torch
         self.tensors = spec.tensors
@@ -431,7 +432,7 @@ class _ConvertedParams:
     arith_chip, arith_host = INTEGER, HOST
 
     def __init__(self, model):
-        from spike2loihi.execute import Params
+        from spike2loihi.execute.model_emulator import Params
 
         self.model = model
         self.P = Params(model)
@@ -639,7 +640,7 @@ def _lif_float(ex, n, ins, st):
 # ---------------------------------------------------------------------------
 def _dense_bound(ex, n, qn, in_bound: int) -> Tuple[int, int]:
     """(worst |W s| over every input within the encoder's bound, worst output), checked for exactness."""
-    from spike2loihi.fixed_point import worst_accumulation
+    from spike2loihi.convert.fixed_point import worst_accumulation
 
     lw = ex.params.model.tensors[qn["mantissa"]].astype(np.int64) << int(qn["truncate_bits"])
     worst = worst_accumulation(lw, in_bound)
@@ -684,7 +685,7 @@ def _toward_zero_decay(g, x: str, factor: int) -> str:
     Not Sign(p) * ...: onnxruntime's int64 Sign looks at the low 32 bits only
     (Sign(2**31) is -1), and p reaches 2**34.
     """
-    from spike2loihi.fixed_point import DECAY_UNITY
+    from spike2loihi.convert.fixed_point import DECAY_UNITY
 
     if factor == 0:
         return g.op("Mul", [x, g.const(0, np.int64)])
@@ -695,8 +696,8 @@ def _toward_zero_decay(g, x: str, factor: int) -> str:
 
 @emits(INTEGER, ir.LIF)
 def _lif_int(ex, n, ins, st):
-    """spike2loihi.emulator.lif_update (bias 0), in int64."""
-    from spike2loihi.fixed_point import ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, STATE_MAX, V_LIMIT, VTH_SHIFT
+    """spike2loihi.execute.process_emulator.lif_update (bias 0), in int64."""
+    from spike2loihi.convert.fixed_point import ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, STATE_MAX, V_LIMIT, VTH_SHIFT
 
     g, qn, a = ex.g, ex.params.q[n.name], ins["x"]
     if a.bound > _LIF_INPUT_MAX:
@@ -719,7 +720,7 @@ def _lif_int(ex, n, ins, st):
 # -- crossings ------------------------------------------------------------------
 def _encode_dynamic(ex, chip: ir.Op, x: str, enc: dict) -> Payload:
     """host_ops.encode_dynamic: q = clip(rint(x * (qmax / max|x|))), scale = max|x| / qmax (0 for x == 0)."""
-    from spike2loihi.host_ops import qmax
+    from spike2loihi.execute.host_ops import qmax
 
     g, top = ex.g, qmax(enc["bits"])
     m = g.reduce_max_last(g.op("Abs", [x]))
@@ -943,7 +944,7 @@ _FLOAT_DOC = ("One RNN step of the float SpikeGPT ({sem} semantics), as spike2lo
               "Every node names its IR op and where the converter places it (chip or host, and why).")
 _CONVERTED_DOC = ("One RNN step of the converted SpikeGPT (Loihi 2 graded mapping): chip Dense and LIF in Lava's "
                   "exact integer arithmetic (int64 tensors; Dense products in floating point on exact integers), "
-                  "host ops in float32 as spike2loihi.host_ops. Every node names its IR op and its placement "
+                  "host ops in float32 as spike2loihi.execute.host_ops. Every node names its IR op and its placement "
                   "(chip or host, and why).")
 
 
@@ -972,7 +973,7 @@ def export_artifact(model, opset: int = DEFAULT_OPSET, artifact_info: Optional[d
 
     `artifact_info`: {"path", "sha256"} of the .s2l file; `tokenizer` overrides the stored one.
     """
-    from spike2loihi import artifact as A
+    from spike2loihi.convert import artifact as A
 
     ex = _Export(model.graph, _ConvertedParams(model), KIND_CONVERTED, opset, probes)
     ex.run(progress)

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from spike2loihi.fixed_point import (
+from spike2loihi.convert.fixed_point import (
     ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, STATE_MAX, V_LIMIT,
     VTH_SHIFT, FixedPointError, SignMode, find_violations, infer_sign_mode, raise_if_violations,
 )

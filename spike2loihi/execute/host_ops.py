@@ -1,7 +1,7 @@
 """The float work done on the host, one numpy function per op.
 
 This is the only place where the converted model's host arithmetic is
-written: the whole-model emulator (`spike2loihi.execute`) and the Lava host
+written: the whole-model emulator (`spike2loihi.execute.model_emulator`) and the Lava host
 ProcessModels call these same functions, so the two cannot drift apart by a
 single float rounding. Everything is float32 on arrays of shape (batch, n);
 a Lava host process runs batch 1 through the same code. Reductions run along

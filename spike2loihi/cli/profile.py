@@ -1,7 +1,7 @@
 """`spike2loihi profile`: does a converted model fit a Loihi 2 system, and what does a token cost there?
 
-Registered on the `spike2loihi` group by one line at the end of spike2loihi/cli.py.
-Follows the rules of spike2loihi.cliutil: outputs checked before any work and
+Registered on the `spike2loihi` group by one line at the end of spike2loihi/cli/app.py.
+Follows the rules of spike2loihi.cli.rules: outputs checked before any work and
 written all or nothing, one-line errors, progress on stderr, heavy imports
 inside the command.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from spike2loihi import cliutil
+from spike2loihi.cli import rules as cliutil
 from spike2loihi.errors import Spike2LoihiError
 from spike2loihi.fileio import json_default
 
@@ -104,7 +104,8 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
         for name, opt in (("backend", "--backend"), ("max_tokens", "--max-tokens")):
             if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
                 cliutil.warn(f"{opt} has no effect without --text or --tokens-file (no activity run)")
-    from spike2loihi import activity, artifact, hardware, planner
+    from spike2loihi.hardware import activity, profiles as hardware, planner
+    from spike2loihi.convert import artifact
 
     if running:
         activity.check_backend(backend)  # before any work

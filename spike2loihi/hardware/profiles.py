@@ -19,8 +19,8 @@ line naming the file and the field (`HardwareProfileError`), e.g.::
 
     my.yaml: chip.neurons_per_core_plan.value: expected an integer >= 1, got -4
 
-The planner (`spike2loihi.planner`) and the activity report
-(`spike2loihi.activity`) consume `Profile`; nothing here imports Lava.
+The planner (`spike2loihi.hardware.planner`) and the activity report
+(`spike2loihi.hardware.activity`) consume `Profile`; nothing here imports Lava.
 """
 from __future__ import annotations
 

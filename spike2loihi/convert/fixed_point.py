@@ -3,7 +3,7 @@
 This module is Lava-free on purpose (it must outlive Lava and run on newer
 Pythons); the arithmetic it targets is that of `PyDenseModelBitAcc`,
 `PySparseModelBitAcc` and `PyLifModelBitAcc` (lava/proc/{dense,sparse,lif}),
-which `spike2loihi.emulator` reproduces bit for bit.
+which `spike2loihi.execute.process_emulator` reproduces bit for bit.
 
 Units used throughout:
 

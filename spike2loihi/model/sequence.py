@@ -1,6 +1,6 @@
 """SpikeGPT over a whole sequence at once, with surrogate gradients, for training.
 
-The same block as spike2loihi.reference, applied to [B, T] tokens: token shift is
+The same block as spike2loihi.model.reference, applied to [B, T] tokens: token shift is
 a one-step pad along time, WKV is the same recurrence stepped over T, the LIFs are
 multi-step over T with spikingjelly's ATan surrogate (alpha 2). Parameter names
 are SpikeGPT's checkpoint keys, so `state_dict()` is a SpikeGPT checkpoint.
@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from spike2loihi.model import ModelConfig, Semantics
-from spike2loihi.reference import LN_EPS, PP_INIT, wkv_step
+from spike2loihi.model.spec import ModelConfig, Semantics
+from spike2loihi.model.reference import LN_EPS, PP_INIT, wkv_step
 
 
 class ATanSpike(torch.autograd.Function):

@@ -1,7 +1,7 @@
 """Teacher-forced prefill and autoregressive generation, for any step-wise backend.
 
 A backend offers `initial_state()` and `step(token, state) -> StepOutput` (see
-spike2loihi.reference); the emulator and the Lava graph will offer the same.
+spike2loihi.model.reference); the emulator and the Lava graph will offer the same.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import torch
 
-from spike2loihi.sampling import choose
+from spike2loihi.model.sampling import choose
 
 
 @dataclass

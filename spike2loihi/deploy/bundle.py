@@ -1,6 +1,6 @@
 """INRC deployment bundles: one folder that runs a converted model on a Loihi 2 board and checks it.
 
-`spike2loihi deploy` (spike2loihi/cli_deploy.py) writes the folder; the run
+`spike2loihi deploy` (spike2loihi/cli/deploy.py) writes the folder; the run
 script in it calls `run_check`. Lava-free: the board run goes through the
 `loihi2` backend (spike2loihi.backends.loihi2), which does its own checks.
 
@@ -12,17 +12,17 @@ A bundle holds (names below):
 | `run_on_loihi.py` | runs the model on the board (teacher-forced prompt, then greedy tokens) and compares |
 | `slurm_job.sh` | `sbatch` script: the partition (or board) in `#SBATCH` lines, then the run script |
 | `README.md` | the steps on the INRC host and how to read the result |
-| `plan.json` | `spike2loihi.planner`'s resource plan on the chosen hardware profile |
+| `plan.json` | `spike2loihi.hardware.planner`'s resource plan on the chosen hardware profile |
 | `expected.npz` | the emulator's outputs for the fixed prompt: prompt and generated token ids, logits, spikes |
 | `requirements.txt` | what the toolchain needs besides Lava |
 | `toolchain/` | this spike2loihi's source (`spike2loihi`, `converters`, `hw_profiles`): the run script imports it |
 | `manifest.json` | the run settings (host, LIF placement, prompt) and sha256 + size of every other file |
 | `SHA256SUMS` | the same checksums for `sha256sum -c`, and the manifest's |
 
-The expected outputs are `spike2loihi.execute.Executor` steps: row t holds the
+The expected outputs are `spike2loihi.execute.model_emulator.Executor` steps: row t holds the
 logits and spikes of the t-th token fed in (the prompt, then every generated
 token but the last), which is what the Lava graph records; greedy choice is
-`spike2loihi.sampling.choose`, the function the graph's sampler calls. The run
+`spike2loihi.model.sampling.choose`, the function the graph's sampler calls. The run
 script compares the board's rows with them in graph order (`evaluate.first_divergence`:
 per token, att spikes, ffn spikes, logits; then the generated ids) and reports
 the first divergence or "identical". Exit codes of the run script:
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from spike2loihi.artifact import sha256_file
+from spike2loihi.convert.artifact import sha256_file
 from spike2loihi.errors import Spike2LoihiError
 from spike2loihi.fileio import json_default
 
@@ -113,8 +113,8 @@ def expected_outputs(model, prompt: List[int], max_new_tokens: int,
     import numpy as np
     import torch
 
-    from spike2loihi.execute import Executor, spikes_by_population
-    from spike2loihi.sampling import choose
+    from spike2loihi.execute.model_emulator import Executor, spikes_by_population
+    from spike2loihi.model.sampling import choose
 
     ex = Executor(model, batch_size=1)
     T, N = len(prompt), int(max_new_tokens)
@@ -139,7 +139,7 @@ def first_divergence(expected: Outputs, got: Outputs) -> Optional[dict]:
     expected, got, phase), or None when every logit, spike and token id is equal."""
     import numpy as np
 
-    from spike2loihi.evaluate import first_divergence as first
+    from spike2loihi.reports.evaluate import first_divergence as first
 
     def run(o: Outputs) -> dict:
         lg = np.asarray(o.logits)
@@ -241,7 +241,7 @@ sys.path.insert(0, os.path.join(HERE, "toolchain"))
 def main(argv=None):
     try:
         import click, numpy, scipy, torch  # noqa: F401,E401  (requirements.txt)
-        from spike2loihi.deploy import run_check
+        from spike2loihi.deploy.bundle import run_check
     except Exception as exc:  # the toolchain's own dependencies are missing
         first = (str(exc).strip().splitlines() or [""])[0]
         print(f"error: cannot load the bundled spike2loihi toolchain ({type(exc).__name__}: {first}); "
@@ -417,7 +417,7 @@ def is_bundle(path: Path) -> bool:
 def check_output_dir(raw: str, force: bool, inputs: Dict[str, Optional[Path]]) -> Path:
     """`-o DIR` checked before any work: DIR is new, empty, or (with --force) an earlier bundle; its
     folder is writable on an ordinary file system; it holds none of the inputs nor the current folder."""
-    from spike2loihi import cliutil
+    from spike2loihi.cli import rules as cliutil
 
     if not raw:
         raise BundleError("--output: empty path, expected a folder")
@@ -582,7 +582,7 @@ def _parser():
 
 def run_check(bundle, argv: Optional[List[str]] = None) -> int:
     """The run script: returns its exit code (EXIT_*); errors are one line on stderr."""
-    from spike2loihi.cliutil import one_line
+    from spike2loihi.cli.rules import one_line
 
     args = _parser().parse_args(argv)
     try:
@@ -600,7 +600,8 @@ def _run_check(bundle: Path, args) -> int:
 
     import numpy as np
 
-    from spike2loihi import artifact, cliutil
+    from spike2loihi.convert import artifact
+    from spike2loihi.cli import rules as cliutil
     from spike2loihi.backends import loihi2 as L2
 
     info = _read_manifest(bundle)
