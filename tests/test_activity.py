@@ -104,10 +104,10 @@ def test_host_ops_match_a_hand_formula_for_one_layer(one_layer):
 
 
 def test_every_host_op_type_has_a_formula():
-    host_kinds = [k for k, p in ir.PLACEMENT.items() if p.where == ir.HOST]
-    for kind in host_kinds:
-        assert ir.OP_TYPES[kind] in A.HOST_OPS, kind
-    for formulas in list(A.HOST_OPS.values()) + list(A.CROSSING_OPS.values()):
+    host_types = {cls for cls in ir.OP_TYPES.values() for m in ir.MAPPINGS if cls.mapping[m].where == ir.HOST}
+    for cls in host_types:
+        assert cls.host_cost is not None, cls.__name__
+    for formulas in [cls.host_cost for cls in host_types] + list(A.CROSSING_OPS.values()):
         assert set(formulas) <= set(A.OP_KINDS)
     assert A.evaluate_formula("4*n - 1", {"n": 5}) == 19
     with pytest.raises(ValueError):

@@ -359,7 +359,7 @@ def test_integer_dense_equals_lava_dense(k, e, limit):
     m = rng.integers(-128 >> (k - 1), 128 >> (k - 1), (40, 300)).astype(np.int8)
     qn = {"mantissa": "w.mantissa", "truncate_bits": k, "weight_exp": e}
     ex = _fake_export({"w": qn}, {"w.mantissa": m})
-    node = ir.Projection(name="w", dim=40, layer=0, placement=ir.PLACEMENT["projection"], n_in=300)
+    node = ir.Projection(name="w", dim=40, layer=0, placement=ir.Projection.mapping[ir.HOST], n_in=300)
     from spike2loihi.convert.fixed_point import worst_accumulation
 
     if worst_accumulation(m.astype(np.int64) << k, limit) > 2 ** 31 - 1:
@@ -384,7 +384,7 @@ def test_integer_lif_equals_lava_lif_including_wrap_and_clip():
     for du, dv, vth in ((4095, 2048, 1000), (0, 0, 5), (100, 3000, 1 << 16), (4095, 4095, 1)):
         qn = {"du": du, "dv": dv, "vth": vth}
         ex = _fake_export({"l": qn}, {})
-        node = ir.LIF(name="l", dim=C, layer=0, placement=ir.PLACEMENT["lif"])
+        node = ir.LIF(name="l", dim=C, layer=0, placement=ir.LIF.mapping[ir.HOST])
         st = {"u": "u", "v": "v"}
         s = OX.EMITTERS[OX.INTEGER][ir.LIF](ex, node, {"x": OX.Payload("a", None, 1 << 18)}, st)
         vi = lambda n: helper.make_tensor_value_info(n, TensorProto.INT64, ["b", C])  # noqa: E731

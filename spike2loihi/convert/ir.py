@@ -6,11 +6,11 @@ tensors by checkpoint key (`blocks.0.att.key.weight`), so a reader of
 SPIKEGPT.md finds every weight; the quantized integers of a chip node live in
 the artifact under the node's name.
 
-Placement is a typed field (`Placement(where, reason)`) set from one table,
-`PLACEMENT`, that every consumer reads (the emulator, the Lava builder, the
-planner, the exporters). Host<->chip crossings are derived from the edges.
-Behaviour lives with the consumers, in registries keyed by node type
-(`spike2loihi.execute.model_emulator.HOST_HANDLERS`, ...), not here.
+Placement is a typed field (`Placement(where, reason)`), set from the op type's
+`mapping` under the chosen `--placement` (`host`, the graded mapping of DESIGN.md,
+or `chip`, ONCHIP.md's). Host<->chip crossings are derived from the edges. Each op
+type states its intrinsic facts once (see `Op`); behaviour lives with the stages,
+registered per op type through `spike2loihi.registry`, not here.
 
 One SpikeGPT block (SPIKEGPT.md "Inference semantics") becomes, per token:
 
@@ -39,42 +39,30 @@ class Placement:
             raise ValueError(f"placement must be {CHIP!r} or {HOST!r}, not {self.where!r}")
 
 
-#: The decided mapping (DESIGN.md "Mapping: the graded mapping"), one row per op kind.
-PLACEMENT: Dict[str, Placement] = {
-    "embedding": Placement(HOST, "a table lookup of the token id (and the binary step)"),
-    "layernorm": Placement(HOST, "needs the mean, the variance and a division"),
-    "token_shift": Placement(HOST, "holds the previous token's LayerNorm output, a host value"),
-    "mix": Placement(HOST, "mixes two host values (token shift)"),
-    "projection": Placement(CHIP, "a linear layer: Loihi Dense with 8-bit weights and graded input"),
-    "head": Placement(CHIP, "a linear layer: Loihi Dense with 8-bit weights and graded input"),
-    "sigmoid": Placement(HOST, "exp and division have no standard-neuron form"),
-    "wkv": Placement(HOST, "exp, running max and division have no standard-neuron form"),
-    "product": Placement(HOST, "a product of two host values (no standard-neuron form)"),
-    "relu2": Placement(HOST, "squares a host value (no standard-neuron form)"),
-    "lif": Placement(CHIP, "a LIF population: Loihi's LIF neuron"),
-    "residual": Placement(HOST, "x feeds the next LayerNorm, a host op"),
-    "sampler": Placement(HOST, "softmax and a random draw over the vocabulary"),
-}
-
-#: `--placement chip` (ONCHIP.md): these kinds move onto the chip; WKV, the embedding and the
-#: sampler stay on the host. Rows marked "microcoded" need a custom neuron model on a board.
+MAPPINGS = (HOST, CHIP)   # `convert --placement`: the graded mapping (DESIGN.md) and ONCHIP.md's
+#: In the on-chip reason of the ops whose arithmetic needs a neuron model no Loihi 2 release ships.
 MICROCODED = "needs a microcoded neuron on a board: unverified"
-CHIP_PLACEMENT: Dict[str, Placement] = {
-    **PLACEMENT,
-    "layernorm": Placement(CHIP, "Dense sums for mean and variance, Lava's InvSqrt algorithm; " + MICROCODED),
-    "token_shift": Placement(CHIP, "a one-token delay on the chip (balanced path)"),
-    "mix": Placement(CHIP, "folded into the next projection's weights: W diag(m) on x, W diag(1-m) on the delayed x"),
-    "sigmoid": Placement(CHIP, "a 33-entry piecewise-linear table; " + MICROCODED),
-    "product": Placement(CHIP, "Lava's ProdNeuron: (a*b) >> exp"),
-    "relu2": Placement(CHIP, "Lava's GradedReluVec, then ProdNeuron squares it"),
-    "residual": Placement(CHIP, "Lava's GradedVec sums x and the spikes (24-bit)"),
-}
-PLACEMENTS: Dict[str, Dict[str, Placement]] = {HOST: PLACEMENT, CHIP: CHIP_PLACEMENT}
+_LINEAR = "a linear layer: Loihi Dense with 8-bit weights and graded input"
 
 
 @dataclass(frozen=True)
 class Op:
-    """One node: its name, output width, block (None outside blocks) and placement."""
+    """One node: its name, output width, block (None outside blocks) and placement.
+
+    Beside its ports and state, each op type states its intrinsic facts once, here, and every
+    stage reads them (no stage keeps a table of kinds):
+
+    * `mapping`: where it runs under each `--placement` mapping, and why (`Placement`);
+    * `dense`: a weight matrix, a Loihi `Dense` on the chip, which adds one time step;
+    * `spiking`: its output is binary spikes (on the chip they reach a graded op through a Dense);
+    * `microcoded`: on the chip, its arithmetic needs a neuron model that no Loihi 2 release ships;
+    * `folds_on_chip`: on the chip it has no process of its own: it is folded into its consumers;
+    * `per_token`: it runs once per token (False: outside the step, as the sampler);
+    * `host_cost`: float operations per execution on the host, by kind, as integer formulas of
+      `n` (the width) and the op's boolean parameters (what `execute.host_ops` computes).
+
+    Behaviour per stage is registered against the type (`spike2loihi.registry`).
+    """
 
     name: str
     dim: int
@@ -84,11 +72,31 @@ class Op:
     kind: ClassVar[str] = ""
     ports: ClassVar[Tuple[str, ...]] = ("x",)
     state: ClassVar[Tuple[str, ...]] = ()   # what the op carries from one token to the next
+    mapping: ClassVar[Dict[str, Placement]] = {}
+    dense: ClassVar[bool] = False
+    spiking: ClassVar[bool] = False
+    microcoded: ClassVar[bool] = False
+    folds_on_chip: ClassVar[bool] = False
+    per_token: ClassVar[bool] = True
+    host_cost: ClassVar[Optional[Dict[str, str]]] = None
+
+    def latency(self) -> int:
+        """Time steps between this op receiving a token and its consumers seeing the result:
+        one for a Dense on the chip, none for host ops and the other chip processes."""
+        return int(self.dense and self.placement.where == CHIP)
+
+    def cost_env(self) -> Dict[str, int]:
+        """The names `host_cost` formulas may use: `n` and the op's boolean parameters as 0/1."""
+        return {"n": self.dim, **{k: int(v) for k, v in self.params().items() if isinstance(v, bool)}}
 
     def params(self) -> dict:
         """The op's own parameters (everything but name, dim, layer, placement)."""
         base = {f.name for f in dataclasses.fields(Op)}
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in base}
+
+
+def _both(where: str, reason: str) -> Dict[str, Placement]:
+    return {HOST: Placement(where, reason), CHIP: Placement(where, reason)}
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,9 @@ class Embedding(Op):
     binary: bool = False         # x = (emb[token] >= 0)
     kind: ClassVar[str] = "embedding"
     ports: ClassVar[Tuple[str, ...]] = ("token",)
+    mapping: ClassVar[Dict[str, Placement]] = _both(HOST, "a table lookup of the token id (and the binary step)")
+    # x = table[token] is a copy; the binary embedding adds x >= 0 and a float cast.
+    host_cost: ClassVar[Optional[Dict[str, str]]] = {"compare": "n * binary", "convert": "n * binary"}
 
 
 @dataclass(frozen=True)
@@ -106,23 +117,44 @@ class LayerNorm(Op):
     bias: str = ""
     eps: float = 1e-5
     kind: ClassVar[str] = "layernorm"
+    mapping: ClassVar[Dict[str, Placement]] = {
+        HOST: Placement(HOST, "needs the mean, the variance and a division"),
+        CHIP: Placement(CHIP, "Dense sums for mean and variance, Lava's InvSqrt algorithm; " + MICROCODED)}
+    microcoded: ClassVar[bool] = True
+    # mean: n-1 adds + 1 division; x - mean: n; var: n mults, n-1 adds, 1 division; + eps: 1;
+    # sqrt: 1; xc / sqrt: n divisions; * weight: n mults; + bias: n adds.
+    host_cost: ClassVar[Optional[Dict[str, str]]] = {"add": "4*n - 1", "multiply": "2*n", "division": "n + 2",
+                                                     "sqrt": "1"}
 
 
 @dataclass(frozen=True)
 class TokenShift(Op):
-    """Outputs the previous token's input (zeros before the first token)."""
+    """Outputs the previous token's input (zeros before the first token). On the chip a delay
+    (an axon delay where tokens are evenly spaced; the Lava graph's gated process is the
+    lowering's choice, not the op's arithmetic)."""
 
     kind: ClassVar[str] = "token_shift"
     state: ClassVar[Tuple[str, ...]] = ("prev",)
+    mapping: ClassVar[Dict[str, Placement]] = {
+        HOST: Placement(HOST, "holds the previous token's LayerNorm output, a host value"),
+        CHIP: Placement(CHIP, "a one-token delay on the chip (balanced path)")}
+    host_cost: ClassVar[Optional[Dict[str, str]]] = {}        # hands on the previous value
 
 
 @dataclass(frozen=True)
 class Mix(Op):
-    """x * m + prev * (1 - m), m = the time_mix vector."""
+    """x * m + prev * (1 - m), m = the time_mix vector. On the chip it is folded into the next
+    projection, whose weights become [W diag(m) | W diag(1 - m)] over [x ; prev]."""
 
     mix: str = ""
     kind: ClassVar[str] = "mix"
     ports: ClassVar[Tuple[str, ...]] = ("x", "prev")
+    mapping: ClassVar[Dict[str, Placement]] = {
+        HOST: Placement(HOST, "mixes two host values (token shift)"),
+        CHIP: Placement(CHIP, "folded into the next projection's weights: W diag(m) on x, W diag(1-m) on the "
+                              "delayed x")}
+    folds_on_chip: ClassVar[bool] = True
+    host_cost: ClassVar[Optional[Dict[str, str]]] = {"add": "2*n", "multiply": "2*n"}   # x*m + prev*(1 - m)
 
 
 @dataclass(frozen=True)
@@ -133,6 +165,8 @@ class Projection(Op):
     weight: str = ""
     divisor: int = 1
     kind: ClassVar[str] = "projection"
+    mapping: ClassVar[Dict[str, Placement]] = _both(CHIP, _LINEAR)
+    dense: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -145,6 +179,11 @@ class Head(Projection):
 @dataclass(frozen=True)
 class Sigmoid(Op):
     kind: ClassVar[str] = "sigmoid"
+    mapping: ClassVar[Dict[str, Placement]] = {
+        HOST: Placement(HOST, "exp and division have no standard-neuron form"),
+        CHIP: Placement(CHIP, "a 33-entry piecewise-linear table; " + MICROCODED)}
+    microcoded: ClassVar[bool] = True
+    host_cost: ClassVar[Optional[Dict[str, str]]] = {"sigmoid": "n"}   # 1 / (1 + exp(-x)), one op per element
 
 
 @dataclass(frozen=True)
@@ -156,17 +195,31 @@ class WKV(Op):
     kind: ClassVar[str] = "wkv"
     ports: ClassVar[Tuple[str, ...]] = ("k", "v")
     state: ClassVar[Tuple[str, ...]] = ("aa", "bb", "pp")
+    mapping: ClassVar[Dict[str, Placement]] = _both(HOST, "exp, running max and division have no standard-neuron "
+                                                          "form")
+    # ww=u+k; p=max; e1,e2=exp(.-p); (e1*aa+e2*v)/(e1*bb+e2); ww=pp+w; p=max; e1,e2=exp; aa, bb updates.
+    # (-exp(time_decay) is computed once per run, not per token.)
+    host_cost: ClassVar[Optional[Dict[str, str]]] = {"add": "10*n", "multiply": "6*n", "exp": "4*n",
+                                                     "division": "n", "compare": "2*n"}
 
 
 @dataclass(frozen=True)
 class Product(Op):
     kind: ClassVar[str] = "product"
     ports: ClassVar[Tuple[str, ...]] = ("a", "b")
+    mapping: ClassVar[Dict[str, Placement]] = {
+        HOST: Placement(HOST, "a product of two host values (no standard-neuron form)"),
+        CHIP: Placement(CHIP, "Lava's ProdNeuron: (a*b) >> exp")}
+    host_cost: ClassVar[Optional[Dict[str, str]]] = {"multiply": "n"}
 
 
 @dataclass(frozen=True)
 class ReLU2(Op):
     kind: ClassVar[str] = "relu2"
+    mapping: ClassVar[Dict[str, Placement]] = {
+        HOST: Placement(HOST, "squares a host value (no standard-neuron form)"),
+        CHIP: Placement(CHIP, "Lava's GradedReluVec, then ProdNeuron squares it")}
+    host_cost: ClassVar[Optional[Dict[str, str]]] = {"compare": "n", "multiply": "n"}   # max(x, 0), then r*r
 
 
 @dataclass(frozen=True)
@@ -178,6 +231,8 @@ class LIF(Op):
     population: str = ""     # "att" or "ffn"
     kind: ClassVar[str] = "lif"
     state: ClassVar[Tuple[str, ...]] = ("v",)
+    mapping: ClassVar[Dict[str, Placement]] = _both(CHIP, "a LIF population: Loihi's LIF neuron")
+    spiking: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -187,6 +242,10 @@ class Residual(Op):
     halve: bool = False
     kind: ClassVar[str] = "residual"
     ports: ClassVar[Tuple[str, ...]] = ("x", "s")
+    mapping: ClassVar[Dict[str, Placement]] = {
+        HOST: Placement(HOST, "x feeds the next LayerNorm, a host op"),
+        CHIP: Placement(CHIP, "Lava's GradedVec sums x and the spikes (24-bit)")}
+    host_cost: ClassVar[Optional[Dict[str, str]]] = {"add": "n", "multiply": "n * halve"}   # halved after block 6k
 
 
 @dataclass(frozen=True)
@@ -195,11 +254,21 @@ class Sampler(Op):
 
     kind: ClassVar[str] = "sampler"
     ports: ClassVar[Tuple[str, ...]] = ("logits",)
+    mapping: ClassVar[Dict[str, Placement]] = _both(HOST, "softmax and a random draw over the vocabulary")
+    per_token: ClassVar[bool] = False
+    host_cost: ClassVar[Optional[Dict[str, str]]] = {}   # outside the per-token step (generation only)
 
 
 OP_TYPES: Dict[str, type] = {cls.kind: cls for cls in
                              (Embedding, LayerNorm, TokenShift, Mix, Projection, Head, Sigmoid, WKV,
                               Product, ReLU2, LIF, Residual, Sampler)}
+
+
+def placement_table(mapping: str) -> Dict[str, Placement]:
+    """kind -> Placement under one mapping, read from the op types."""
+    if mapping not in MAPPINGS:
+        raise ValueError(f"placement {mapping!r}: expected one of {', '.join(MAPPINGS)}")
+    return {kind: cls.mapping[mapping] for kind, cls in OP_TYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -267,15 +336,15 @@ class Graph:
 
 
 class _Builder:
-    def __init__(self, table: Dict[str, Placement]):
+    def __init__(self, mapping: str):
         self.nodes: Dict[str, Op] = {}
         self.edges: List[Edge] = []
-        self.table = table
+        self.mapping = mapping
 
     def add(self, cls, name, dim, layer=None, inputs=(), placement: Optional[Placement] = None, **params) -> str:
         if name in self.nodes:
             raise ValueError(f"duplicate IR node {name!r}")
-        place = placement or self.table[cls.kind]
+        place = placement or cls.mapping[self.mapping]
         self.nodes[name] = cls(name=name, dim=dim, layer=layer, placement=place, **params)
         for port, src in zip(cls.ports, inputs):
             self.edges.append(Edge(src, name, port))
@@ -291,10 +360,10 @@ def build_graph(config, semantics, placement: str = HOST) -> Graph:
     equations. The sampler is the last node; it is outside the per-token step
     (generation drives it).
     """
-    if placement not in PLACEMENTS:
-        raise ValueError(f"placement {placement!r}: expected one of {', '.join(PLACEMENTS)}")
+    if placement not in MAPPINGS:
+        raise ValueError(f"placement {placement!r}: expected one of {', '.join(MAPPINGS)}")
     C, V, F = config.n_embd, config.vocab_size, config.ffn_dim
-    b = _Builder(PLACEMENTS[placement])
+    b = _Builder(placement)
     x = b.add(Embedding, "emb", C, vocab=V, binary=bool(semantics.binary_embedding), inputs=("token",))
     b.edges.clear()  # the token is the graph's input, not a node
     x = b.add(LayerNorm, "ln0", C, inputs=(x,), weight="blocks.0.ln0.weight", bias="blocks.0.ln0.bias")
@@ -347,9 +416,8 @@ def host_round_trips(graph: Graph) -> int:
 
 
 def with_placement(graph: Graph, placement: str) -> Graph:
-    """The same ops and edges under another mapping (`PLACEMENTS[placement]`)."""
-    table = PLACEMENTS[placement]
-    nodes = {k: dataclasses.replace(n, placement=table[n.kind]) for k, n in graph.nodes.items()}
+    """The same ops and edges under another mapping (each op's `mapping[placement]`)."""
+    nodes = {k: dataclasses.replace(n, placement=type(n).mapping[placement]) for k, n in graph.nodes.items()}
     return Graph(nodes, list(graph.edges), {**graph.meta, "placement": placement})
 
 

@@ -67,8 +67,8 @@ class QuantOptions:
 
     def check(self) -> None:
         problems = []
-        if self.placement not in ir.PLACEMENTS:
-            problems.append(f"--placement {self.placement!r} is not one of {', '.join(ir.PLACEMENTS)}")
+        if self.placement not in ir.MAPPINGS:
+            problems.append(f"--placement {self.placement!r} is not one of {', '.join(ir.MAPPINGS)}")
         if not 2 <= self.weight_bits <= 8:
             problems.append(f"--weight-bits {self.weight_bits} is outside 2..8 (Loihi's weight mantissa)")
         if not 2 <= self.act_bits <= MAX_MESSAGE_BITS:

@@ -18,15 +18,15 @@ from spike2loihi.convert import ir
 
 
 def latency(node: ir.Op) -> int:
-    """Steps between a node receiving a token and its consumers seeing the result."""
-    return 1 if (isinstance(node, ir.Projection) and node.placement.where == ir.CHIP) else 0
+    """Steps between a node receiving a token and its consumers seeing the result (`Op.latency`)."""
+    return node.latency()
 
 
 def edge_latency(src: ir.Op, dst: ir.Op) -> int:
-    """Steps from `src` handling a token to `dst` seeing it: `latency(src)`, plus one where an
-    on-chip LIF's spikes reach an on-chip op (the residual) through a Dense (`--placement chip`)."""
-    extra = int(isinstance(src, ir.LIF) and src.placement.where == ir.CHIP and dst.placement.where == ir.CHIP)
-    return latency(src) + extra
+    """Steps from `src` handling a token to `dst` seeing it: `src.latency()`, plus one where on-chip
+    spikes reach an on-chip op (the residual) through a Dense (`--placement chip`)."""
+    extra = int(src.spiking and src.placement.where == ir.CHIP and dst.placement.where == ir.CHIP)
+    return src.latency() + extra
 
 
 @dataclass(frozen=True)
@@ -49,5 +49,5 @@ def schedule(graph: ir.Graph) -> Schedule:
     for n in graph.nodes.values():
         srcs = graph.inputs(n.name)
         off[n.name] = max((off[s] + edge_latency(graph.nodes[s], n) for s in srcs.values()), default=0)
-    crit = off[graph.of_type(ir.Sampler)[0].name]
+    crit = off[next(n.name for n in graph.nodes.values() if not n.per_token)]
     return Schedule(off, crit, crit + 1)

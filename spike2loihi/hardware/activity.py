@@ -14,9 +14,9 @@ Three layers, each frozen data:
    synaptic events split into graded multiply-accumulates and binary
    accumulates (nonzero input payload elements x fan-out: a zero payload is not
    sent on Loihi and costs nothing); neuron updates; host floating-point
-   operations by kind, counted per host node from the table `HOST_OPS` (keyed by
-   IR node type, formulas in terms of the node's width, written from the code in
-   `host_ops`) times the node's measured executions; host<->chip crossings,
+   operations by kind, counted per host node from its op type's `host_cost`
+   (formulas in terms of the node's width, written from the code in
+   `execute.host_ops`) times the node's measured executions; host<->chip crossings,
    messages and bytes (payload bits from the encodings); time steps.
 3. **Report** (`build_report`): estimates from a hardware profile for each
    system (tokens/s, energy per token broken down into chip synaptic, chip
@@ -52,28 +52,8 @@ class ActivityError(Spike2LoihiError):
 
 
 # ---------------------------------------------------------------------------
-# Host float operations: one table keyed by IR node type.
-# Formulas count what spike2loihi.execute.host_ops computes for one token of a node of
-# width n (n = node.dim). `binary` and `halve` are the node's own parameters.
+# Host float operations: each op type's `host_cost` (spike2loihi.convert.ir), and the crossings.
 # ---------------------------------------------------------------------------
-HOST_OPS: Dict[type, Dict[str, str]] = {
-    # x = table[token] is a copy; the binary embedding adds x >= 0 and a float cast.
-    ir.Embedding: {"compare": "n * binary", "convert": "n * binary"},
-    # mean: n-1 adds + 1 division; x - mean: n; var: n mults, n-1 adds, 1 division; + eps: 1;
-    # sqrt: 1; xc / sqrt: n divisions; * weight: n mults; + bias: n adds.
-    ir.LayerNorm: {"add": "4*n - 1", "multiply": "2*n", "division": "n + 2", "sqrt": "1"},
-    ir.TokenShift: {},                                      # hands on the previous value
-    ir.Mix: {"add": "2*n", "multiply": "2*n"},              # x*m + prev*(1 - m)
-    ir.Sigmoid: {"sigmoid": "n"},                           # 1 / (1 + exp(-x)), one op per element
-    # ww=u+k; p=max; e1,e2=exp(.-p); (e1*aa+e2*v)/(e1*bb+e2); ww=pp+w; p=max; e1,e2=exp; aa, bb updates.
-    # (-exp(time_decay) is computed once per run, not per token.)
-    ir.WKV: {"add": "10*n", "multiply": "6*n", "exp": "4*n", "division": "n", "compare": "2*n"},
-    ir.Product: {"multiply": "n"},
-    ir.ReLU2: {"compare": "n", "multiply": "n"},            # max(x, 0), then r*r
-    ir.Residual: {"add": "n", "multiply": "n * halve"},     # x + s, halved after every sixth block
-    ir.Sampler: {},                                         # outside the per-token step (generation only)
-}
-
 #: Host work at the crossings (spike2loihi.execute.host_ops), n = elements crossing.
 CROSSING_OPS: Dict[str, Dict[str, str]] = {
     # isfinite n, |x| max n, m>0 twice, clip 2n; x * (top/safe): 1 division + n mults; rint n; m/top 1 division
@@ -105,21 +85,12 @@ def evaluate_formula(expr: str, env: Dict[str, int]) -> int:
     return ev(ast.parse(expr, mode="eval"))
 
 
-def host_ops_formula(node: ir.Op) -> Dict[str, str]:
-    """The formulas of a host node's type (looked up along its MRO)."""
-    for cls in type(node).__mro__:
-        if cls in HOST_OPS:
-            return HOST_OPS[cls]
-    raise KeyError(f"no host-op formula for {type(node).__name__} ({node.name}): add it to HOST_OPS")
-
-
-def _env(node: ir.Op) -> Dict[str, int]:
-    return {"n": node.dim, "binary": int(bool(getattr(node, "binary", False))),
-            "halve": int(bool(getattr(node, "halve", False)))}
-
-
 def host_ops_per_execution(node: ir.Op) -> Dict[str, int]:
-    return {k: evaluate_formula(f, _env(node)) for k, f in host_ops_formula(node).items()}
+    """Float operations by kind of one execution of a host node (its type's `host_cost`)."""
+    if node.host_cost is None:
+        raise KeyError(f"{type(node).__name__} ({node.name}) states no host_cost: add it to the op type")
+    env = node.cost_env()
+    return {k: evaluate_formula(f, env) for k, f in node.host_cost.items()}
 
 
 def _add_ops(total: Dict[str, int], ops: Dict[str, int], times: int = 1) -> None:
@@ -705,7 +676,8 @@ class Report:
             },
             "layers": [la.to_dict() for la in a.layers],
             "host_ops_by_type": {k: dict(v) for k, v in a.host_ops_by_type},
-            "host_op_formulas": {cls.__name__: f for cls, f in HOST_OPS.items()},
+            "host_op_formulas": {cls.__name__: dict(cls.host_cost) for cls in ir.OP_TYPES.values()
+                                 if cls.host_cost is not None},
             "crossing_op_formulas": CROSSING_OPS,
             "estimates": [e.to_dict() for e in self.estimates],
             "baselines_45nm": dict(self.baselines),
@@ -785,7 +757,7 @@ def render_text(r: Report) -> str:
     L.append(f"    neuron updates         {a.neuron_updates:>14,.0f}   (one per neuron per token; "
              f"{a.neurons_on_chip:,} neurons)")
     L.append("    host float ops         " + ", ".join(f"{k} {v:,.0f}" for k, v in a.host_ops if v)
-             + f"   (total {a.host_flops:,.0f}; counted per host node from HOST_OPS, crossing work included)")
+             + f"   (total {a.host_flops:,.0f}; counted per host node from its op's host_cost, crossing work included)")
     L.append("")
     L.append("  Estimates per system [E]. decode (closed-loop generation): token period x step time + round trips x "
              "round-trip latency + bytes / host link; prefill (pipelined, teacher-forced): one token per step with "
@@ -937,7 +909,7 @@ def plot_comparison(cols: List["PlacementColumn"], ax) -> None:
     ax.legend(fontsize=8)
 
 
-__all__ = ["HOST_OPS", "CROSSING_OPS", "FLOAT_LIF_OPS", "COUNTERS", "Counts", "NodeCounts", "Activity",
+__all__ = ["CROSSING_OPS", "FLOAT_LIF_OPS", "COUNTERS", "Counts", "NodeCounts", "Activity",
            "LayerActivity", "SystemEstimate", "Report", "count_activity", "measure", "estimate", "baselines",
            "build_report", "render_text", "render_png", "evaluate_formula", "check_backend", "host_ops_per_execution",
            "PUBLISHED_LM", "ActivityError"]
@@ -1006,8 +978,8 @@ def render_comparison(cols: List[PlacementColumn], system: str) -> str:
     if any(r[4] is False for c in cols for r in c.per_system):
         L.append("  NO: the model does not fit that system under the realistic bound; its figures assume it did")
     if any(c.placement == ir.CHIP for c in cols):
-        L.append("  --placement chip: LayerNorm, sigmoid and token-shift populations need microcoded neurons on a "
-                 "board: unverified")
+        kinds = " and ".join(cls.kind for cls in ir.OP_TYPES.values() if cls.microcoded)
+        L.append(f"  --placement chip: the {kinds} populations need microcoded neurons on a board: unverified")
     return "\n".join(L)
 
 

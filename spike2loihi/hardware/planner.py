@@ -102,7 +102,6 @@ class ChipNode:
 
 
 DENSE_KINDS = ("projection", "head")
-MICROCODED_KINDS = ("layernorm", "sigmoid", "token_shift")
 
 #: `--placement chip` ops: (neurons, internal synapses) for width d, as the ONCHIP.md mapping would build
 #: them (estimates): LayerNorm = centring, square and output populations + two sum neurons + the InvSqrt
@@ -402,7 +401,7 @@ def _group_plan(name: str, members: List[ChipNode], profile: Profile) -> GroupPl
         per_row = max(1, math.ceil(synapses / neurons))
         fan_in = sum(f.n_in for f in dense) + owner.own_fan_in * owner.n_out
         feeds = " + ".join(f.name.rsplit(".", 1)[-1] for f in dense)
-        role = f"{owner.kind}{' <- ' + feeds if feeds else ''} (on-chip op{', microcoded' if owner.kind in MICROCODED_KINDS else ''})"
+        role = f"{owner.kind}{' <- ' + feeds if feeds else ''} (on-chip op{', microcoded' if ir.OP_TYPES[owner.kind].microcoded else ''})"
         lif = owner
     elif lif is not None and dense:
         neurons, per_row = lif.n_out, sum(f.n_in for f in dense)
@@ -613,8 +612,9 @@ def _short(name: str) -> str:
 def _role_short(g: GroupPlan) -> str:
     if "(on-chip op" in g.role:
         kind = g.role.split(" ", 1)[0]
-        return {"layernorm": "LN*", "token_shift": "shift*", "sigmoid": "sigmoid*", "relu2": "relu2",
-                "product": "product", "residual": "residual", "lif": "LIF<chip"}.get(kind, kind)
+        if kind == "lif":
+            return "LIF<chip"
+        return {"layernorm": "LN", "token_shift": "shift"}.get(kind, kind) + ("*" if ir.OP_TYPES[kind].microcoded else "")
     if g.role.startswith("block-diagonal"):
         return "Sparse>host"
     if len(g.members) > 1:
