@@ -23,25 +23,25 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 
-from spike2loihi.execute.process_emulator import LIF, Dense, Emulator, Graph, Source  # noqa: E402
+from spike2loihi.execute.process_emulator import LIFProc, DenseProc, ProcessEmulator, ProcessGraph, SourceProc  # noqa: E402
 from spike2loihi.convert.fixed_point import lif_params, quantize_weights, v_scale_for_threshold  # noqa: E402
 
 WIDTH = 768
 BUF = 64   # source ring buffer length
 
 
-def make_graph(layers: int, graded: bool, batch: int = 1, seed: int = 0) -> Graph:
+def make_graph(layers: int, graded: bool, batch: int = 1, seed: int = 0) -> ProcessGraph:
     """Source -> (Dense -> LIF) x layers, SpikeGPT-like LIFs (tau 2, theta 1)."""
     rng = np.random.default_rng(seed)
     v_scale = v_scale_for_threshold(1.0, 100)
     lp = lif_params(theta=1.0, v_scale=v_scale, tau_v=2.0)
-    g = Graph()
+    g = ProcessGraph()
     shape = (WIDTH, BUF) if batch == 1 else (batch, WIDTH, BUF)
     if graded:
         data = rng.integers(-127, 128, shape) * (rng.random(shape) < 0.5)
     else:
         data = (rng.random(shape) < 0.2).astype(np.int64)
-    prev = g.add("x", Source(data=data))
+    prev = g.add("x", SourceProc(data=data))
     for k in range(layers):
         # Float weights sized so that x = W s has std ~1.5 (SpikeGPT LIF fires at v >= 1
         # with v = v/2 + x/2): layer 0 sees the source, later layers ~10 % spikes.
@@ -50,16 +50,16 @@ def make_graph(layers: int, graded: bool, batch: int = 1, seed: int = 0) -> Grap
         m2 = float(np.mean((data * in_scale) ** 2)) if k == 0 else 0.1
         w = rng.normal(0.0, 1.5 / np.sqrt(WIDTH * m2), (WIDTH, WIDTH))
         q = quantize_weights(w, out_scale=lp["a_in_scale"] * in_scale)
-        d = g.add(f"d{k}", Dense(**q.lava_kwargs(), num_message_bits=8 if first_graded else 0))
-        lif = g.add(f"l{k}", LIF(shape=(WIDTH,), du=lp["du"], dv=lp["dv"], vth=lp["vth"]))
+        d = g.add(f"d{k}", DenseProc(**q.lava_kwargs(), num_message_bits=8 if first_graded else 0))
+        lif = g.add(f"l{k}", LIFProc(shape=(WIDTH,), du=lp["du"], dv=lp["dv"], vth=lp["vth"]))
         g.connect(prev, d)
         g.connect(d, lif)
         prev = lif
     return g
 
 
-def time_emulator(graph: Graph, batch: int, steps: int) -> dict:
-    emu = Emulator(graph, batch_size=batch, probes={})
+def time_emulator(graph: ProcessGraph, batch: int, steps: int) -> dict:
+    emu = ProcessEmulator(graph, batch_size=batch, probes={})
     emu.run(5)
     t0 = time.perf_counter()
     emu.run(steps)
@@ -68,7 +68,7 @@ def time_emulator(graph: Graph, batch: int, steps: int) -> dict:
                 sample_steps_per_s=round(batch * steps / dt, 1))
 
 
-def time_lava(graph: Graph, steps: int, emu_check: Emulator) -> dict:
+def time_lava(graph: ProcessGraph, steps: int, emu_check: ProcessEmulator) -> dict:
     from _lava_helpers import build_lava
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -105,7 +105,7 @@ def main() -> None:
             g1 = make_graph(layers, graded)
             e1 = time_emulator(g1, 1, args.emu_steps)
             eb = time_emulator(make_graph(layers, graded, batch=args.batch), args.batch, max(50, args.emu_steps // 5))
-            lava = time_lava(g1, args.lava_steps, Emulator(g1, probes={}))
+            lava = time_lava(g1, args.lava_steps, ProcessEmulator(g1, probes={}))
             results.append(dict(
                 graph=name, input="graded" if graded else "binary", lava=lava,
                 emulator_batch1=e1, emulator_batch=dict(batch=args.batch, **eb),

@@ -17,14 +17,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from spike2loihi.execute.process_emulator import LIF, PROBES, Dense, Emulator, Graph, Source, Sparse  # noqa: E402
+from spike2loihi.execute.process_emulator import LIFProc, PROBES, DenseProc, ProcessEmulator, ProcessGraph, SourceProc, SparseProc  # noqa: E402
 from spike2loihi.convert.fixed_point import SignMode  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
 # Lava side
 # ---------------------------------------------------------------------------
-def build_lava(graph: Graph, num_steps: int, sinks: bool = True):
+def build_lava(graph: ProcessGraph, num_steps: int, sinks: bool = True):
     """Lava processes for `graph` (batch 1), plus sinks recording spikes and Dense outputs.
 
     Returns (procs, sinks): sinks[name] is a fixed-point sink RingBuffer on the
@@ -41,34 +41,34 @@ def build_lava(graph: Graph, num_steps: int, sinks: bool = True):
 
     procs, sinks = {}, {}
     for name, node in graph.nodes.items():
-        if isinstance(node, Source):
+        if isinstance(node, SourceProc):
             data = np.asarray(node.data)
             if data.ndim == 3:
                 if data.shape[0] != 1:
                     raise ValueError("Lava runs batch 1 only")
                 data = data[0]
             procs[name] = LSource(data=data.astype(np.int32))
-        elif isinstance(node, Dense):
+        elif isinstance(node, DenseProc):
             kw = dict(weight_exp=int(node.weight_exp), num_weight_bits=int(node.num_weight_bits),
                       num_message_bits=int(node.num_message_bits), name=name)
             if node.sign_mode is not None:
                 kw["sign_mode"] = LSignMode(SignMode(node.sign_mode).value)
             w = np.asarray(node.weights)
-            if isinstance(node, Sparse):
+            if isinstance(node, SparseProc):
                 procs[name] = LSparse(weights=csr_matrix(w), **kw)
             else:
                 procs[name] = LDense(weights=w.copy(), **kw)
-        elif isinstance(node, LIF):
+        elif isinstance(node, LIFProc):
             procs[name] = LLIF(shape=(node.n_out,), du=int(node.du), dv=int(node.dv), vth=int(node.vth),
                                bias_mant=np.asarray(node.bias_mant), bias_exp=np.asarray(node.bias_exp),
                                u=np.asarray(node.u), v=np.asarray(node.v), name=name)
         else:
             raise TypeError(type(node))
-        if want_sinks and isinstance(node, (Dense, LIF)):
+        if want_sinks and isinstance(node, (DenseProc, LIFProc)):
             sinks[name] = LSink(shape=(node.n_out,), buffer=num_steps)
             _out(procs[name]).connect(sinks[name].a_in)
     for s, d in graph.edges:
-        _out(procs[s]).connect(procs[d].s_in if isinstance(graph.nodes[d], Dense) else procs[d].a_in)
+        _out(procs[s]).connect(procs[d].s_in if isinstance(graph.nodes[d], DenseProc) else procs[d].a_in)
     _check_connected(graph)
     return procs, sinks
 
@@ -77,7 +77,7 @@ def _out(proc):
     return proc.a_out if hasattr(proc, "a_out") else proc.s_out
 
 
-def _check_connected(graph: Graph) -> None:
+def _check_connected(graph: ProcessGraph) -> None:
     """Lava compiles only what is connected to the process run() is called on."""
     names = list(graph.nodes)
     adj: Dict[str, set] = {n: set() for n in names}
@@ -93,7 +93,7 @@ def _check_connected(graph: Graph) -> None:
         raise ValueError(f"graph is not connected: {sorted(set(names) - seen)} would not run")
 
 
-def run_lava(graph: Graph, num_steps: int, sets: Optional[Dict[int, List[tuple]]] = None
+def run_lava(graph: ProcessGraph, num_steps: int, sets: Optional[Dict[int, List[tuple]]] = None
              ) -> Dict[str, Dict[str, np.ndarray]]:
     """Run in Lava step by step; recordings as the emulator's (steps, 1, n) int64.
 
@@ -116,16 +116,16 @@ def run_lava(graph: Graph, num_steps: int, sets: Optional[Dict[int, List[tuple]]
                 getattr(procs[name], var).set(np.asarray(value))
             anchor.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
             for name, node in graph.nodes.items():
-                if isinstance(node, LIF):
+                if isinstance(node, LIFProc):
                     rec[name]["u"][t, 0] = _exact(procs[name].u.get())
                     rec[name]["v"][t, 0] = _exact(procs[name].v.get())
-                elif isinstance(node, Dense):
+                elif isinstance(node, DenseProc):
                     rec[name]["a_buff"][t, 0] = _exact(procs[name].a_buff.get())
         for name, node in graph.nodes.items():
             if name in sinks:
                 data = _exact(sinks[name].data.get())  # (n, steps)
-                rec[name]["s" if isinstance(node, LIF) else "a_out"][:, 0, :] = data.T
-            elif isinstance(node, Source):
+                rec[name]["s" if isinstance(node, LIFProc) else "a_out"][:, 0, :] = data.T
+            elif isinstance(node, SourceProc):
                 d = np.asarray(node.data).reshape(-1, node.n_out, np.shape(node.data)[-1])[0]
                 rec[name]["s_out"][:, 0, :] = d[:, np.arange(num_steps) % d.shape[-1]].T
     finally:
@@ -148,7 +148,7 @@ def _exact(x) -> np.ndarray:
 class Packed:
     """A Lava-sized network holding many independent random cases."""
 
-    graph: Graph
+    graph: ProcessGraph
     steps: int
     seed: int
     case_of: Dict[str, np.ndarray] = field(default_factory=dict)   # node -> case id per element
@@ -184,7 +184,7 @@ def _weights(rng, M, b_out, b_in, n_cols, col0, sparse):
 
 def _conn(rng, M, b_out, b_in, n_cols, col0, graded=None):
     sparse = bool(rng.random() < 0.5)
-    cls = Sparse if sparse else Dense
+    cls = SparseProc if sparse else DenseProc
     sign_mode = None if rng.random() < 0.65 else SignMode(int(rng.integers(0, 4)))
     graded = bool(rng.random() < 0.5) if graded is None else graded
     exp_choice = int(rng.integers(-8, 8)) if rng.random() < 0.6 else int(rng.choice([-8, 0, 7]))
@@ -211,7 +211,7 @@ def _lif(rng, n):
         u = rng.choice([-1, 1], n) * ((1 << 23) - rng.integers(0, 200, n))
         v = rng.choice([-1, 1], n) * ((1 << 23) - 1 - rng.integers(0, 200, n))
         u = np.clip(u, -(1 << 23), (1 << 23) - 1)
-    return LIF(shape=(n,), du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp, u=u, v=v)
+    return LIFProc(shape=(n,), du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp, u=u, v=v)
 
 
 TEMPLATES = ("chain", "fanin", "recurrent", "sin_fanin")
@@ -230,7 +230,7 @@ def random_packed_graph(seed: int, n_groups: int = 4, cases_per_group: int = 16,
     """
     rng = np.random.default_rng(seed)
     M = cases_per_group
-    g = Graph()
+    g = ProcessGraph()
     packed = Packed(graph=g, steps=steps, seed=seed)
     plans = []
     n_src = 0
@@ -248,7 +248,7 @@ def random_packed_graph(seed: int, n_groups: int = 4, cases_per_group: int = 16,
             data[cols] *= rng.random((M * b0, steps)) < rng.uniform(0.3, 1.0)
         else:
             data[cols] = rng.random((M * b0, steps)) < rng.uniform(0.05, 0.9)
-    src = g.add("src", Source(data=data))
+    src = g.add("src", SourceProc(data=data))
     packed.case_of[src] = np.full(n_src, -1)
     for gi, tmpl, b0, graded_src, col0 in plans:
         for c in range(M):
@@ -345,9 +345,9 @@ def count_probed(rec: Dict[str, Dict[str, np.ndarray]]) -> int:
     return int(sum(a.size for vars_ in rec.values() for a in vars_.values()))
 
 
-def compare_packed(packed: Packed) -> Tuple[Optional[dict], Emulator, int]:
+def compare_packed(packed: Packed) -> Tuple[Optional[dict], ProcessEmulator, int]:
     """Run one packed network in Lava and in the emulator; (mismatch, emulator, values compared)."""
     lava = run_lava(packed.graph, packed.steps)
-    emu = Emulator(packed.graph, count_events=True)
+    emu = ProcessEmulator(packed.graph, count_events=True)
     rec = emu.run(packed.steps)
     return first_mismatch(lava, rec, packed), emu, count_probed(lava)

@@ -84,7 +84,13 @@ def parameter_digest(model) -> str:
     loaded = A.from_bytes(man)
     h.update(json.dumps(_without_none(_nodes_dict(loaded)), sort_keys=True).encode())
     h.update(json.dumps(loaded.graph.to_dict(), sort_keys=True).encode())
-    h.update(json.dumps(loaded.manifest.get(A.K_SCHEDULE), sort_keys=True).encode())
+    sched = dict(loaded.manifest.get(A.K_SCHEDULE))
+    offsets = sched.pop("offsets", None)   # recorded since the rebuild: must equal the graph's schedule
+    if offsets is not None:
+        from spike2loihi.convert.schedule import schedule
+
+        assert offsets == schedule(loaded.graph).offsets, "the recorded schedule is not the graph's"
+    h.update(json.dumps(sched, sort_keys=True).encode())
     h.update(json.dumps(loaded.manifest.get(A.K_CALIBRATION), sort_keys=True).encode())
     for name in sorted(loaded.tensors):
         t = loaded.tensors[name]

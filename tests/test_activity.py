@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import converted_random
 from spike2loihi.hardware import activity as A, profiles as H, planner as P
 from spike2loihi.convert import artifact, ir
-from spike2loihi.cli import rules as cliutil
+from spike2loihi.cli import group as cliutil
 from spike2loihi.cli.profile import profile as profile_command
 from spike2loihi.execute.model_emulator import Executor
 
@@ -118,7 +118,7 @@ def test_traffic_and_time_per_token(one_layer):
     model, counts = one_layer
     act = A.measure(model, counts)
     C, F, V = 16, 64, 40
-    wo_bits = model.nodes["blocks.0.att.output"]["input"]["bits"]
+    wo_bits = model.nodes["blocks.0.att.output"].input.bits
     assert act.crossings == 18 and act.crossings_to_chip == 9
     assert (act.time_steps, act.host_round_trips) == (5, 6)
     assert act.elements_to_chip == 6 * C + F + 2 * C

@@ -18,7 +18,7 @@ from spike2loihi.convert import artifact, ir, quantize
 from spike2loihi.reports import evaluate
 from spike2loihi.execute import host_ops
 from spike2loihi.backends.emulator import EmulatorBackend
-from spike2loihi.execute.process_emulator import lif_update
+from spike2loihi.execute.kernels import lif_update
 from spike2loihi.execute.model_emulator import Executor, flatten_state, unflatten_state
 from spike2loihi.convert.fixed_point import (INT32_MAX, LIMITS, VTH_SHIFT, threshold_to_fixed, worst_accumulation)
 from spike2loihi.model.reference import ReferenceModel
@@ -101,30 +101,30 @@ def _check_bounds(model, records):
     for name, qn in model.nodes.items():
         node = g.nodes[name]
         if isinstance(node, ir.Projection):
-            m = model.tensors[qn["mantissa"]].astype(np.int64)
-            top = (1 << (qn["num_weight_bits"] - 1))
+            m = model.tensors[qn.mantissa].astype(np.int64)
+            top = (1 << (qn.num_weight_bits - 1))
             assert m.min() >= -top and m.max() < top
-            lw = m << qn["truncate_bits"]
+            lw = m << qn.truncate_bits
             assert lw.min() >= -256 and lw.max() <= 255       # Lava's 8-bit grid, unchanged by its clip
-            assert np.all(lw % (1 << qn["truncate_bits"]) == 0)
-            assert LIMITS["weight_exp"].lo <= qn["weight_exp"] <= LIMITS["weight_exp"].hi
-            enc = qn["input"]
-            limit = enc.get("limit") or host_ops.qmax(enc["bits"])
+            assert np.all(lw % (1 << qn.truncate_bits) == 0)
+            assert LIMITS["weight_exp"].lo <= qn.weight_exp <= LIMITS["weight_exp"].hi
+            enc = qn.input
+            limit = enc.limit or host_ops.qmax(enc.bits)
             worst = worst_accumulation(lw, limit)
             assert worst <= INT32_MAX, name                 # Lava's int32 accumulator never wraps
-            e = qn["weight_exp"]
+            e = qn.weight_exp
             out = worst >> -e if e <= 0 else worst << e
-            if qn["row_scale"]:
+            if qn.row_scale:
                 assert out + 1 <= 1 << 23, name              # fits the 24-bit payload to the host
             else:
                 lif = model.nodes[g.consumers(name)[0].dst]
                 assert 2 * ((out + 1) << 6) < 1 << 23, name   # u = a<<6 and |v| <= 2|u| inside 24 bits
-                assert lif["input"] is None
+                assert lif.input is None
         elif isinstance(node, ir.LIF):
-            assert (qn["du"], qn["dv"]) == (4095, 2048)
-            assert threshold_to_fixed(1.0, qn["v_scale"]).vth == qn["vth"]
-            if qn["input"] is not None:
-                assert 2 * (qn["input"]["limit"] << 6) < 1 << 23
+            assert (qn.du, qn.dv) == (4095, 2048)
+            assert threshold_to_fixed(1.0, qn.v_scale).vth == qn.vth
+            if qn.input is not None:
+                assert 2 * (qn.input.limit << 6) < 1 << 23
     assert all(r.wraps == 0 for r in records)
 
 
@@ -175,18 +175,18 @@ def test_lif_integer_grid_equals_float_lif(demo_converted):
     rng = np.random.default_rng(0)
     for name in ("blocks.0.ffn.lif", "blocks.3.att.lif"):
         qn = model.nodes[name]
-        a_in_scale = qn["v_scale"] / 128            # 1/tau * v_scale / 2**6
+        a_in_scale = qn.v_scale / 128            # 1/tau * v_scale / 2**6
         a = rng.integers(-3 * int(a_in_scale), 5 * int(a_in_scale), (200, 100))
         x = a / a_in_scale
         vf = np.zeros(100)
         checked = 0
         for t in range(200):
-            v_int = np.rint(vf * qn["v_scale"]).astype(np.int64)[None, :]
-            _, _, s = lif_update(np.zeros_like(v_int), v_int, a[t:t + 1], qn["du"], qn["dv"],
-                                 qn["vth"] << VTH_SHIFT)
+            v_int = np.rint(vf * qn.v_scale).astype(np.int64)[None, :]
+            _, _, s = lif_update(np.zeros_like(v_int), v_int, a[t:t + 1], qn.du, qn.dv,
+                                 qn.vth << VTH_SHIFT)
             vf = vf + (x[t] - vf) / 2
             sf = vf >= 1.0
-            far = np.abs(vf - 1.0) * qn["v_scale"] > 2
+            far = np.abs(vf - 1.0) * qn.v_scale > 2
             assert np.array_equal(s[0][far], sf[far]), (name, t)
             checked += int(far.sum())
             vf = np.where(sf, 0.0, vf)
@@ -198,7 +198,7 @@ def test_every_chip_node_computes_its_float_op(demo_spec, demo_converted):
     W x for a host-bound Dense; the LIF's input x * v_scale / 128 (the grid's 1/tau * v_scale / 2**6)
     for Wo and for the ffn LIF. Bound: per product, half a weight step times |x| plus half an input
     step times |w|: about 1/127 of sum |w| |x| for 8-bit weights and inputs (1.2% allowed)."""
-    from spike2loihi.execute.process_emulator import dense_graded_output
+    from spike2loihi.execute.kernels import dense_graded_output
     from spike2loihi.execute.model_emulator import Params, Payload, decode_output, encode_input
 
     model, _ = demo_converted
@@ -209,26 +209,26 @@ def test_every_chip_node_computes_its_float_op(demo_spec, demo_converted):
     for node in g.of_type(ir.Projection):
         qn = model.nodes[node.name]
         W = floats[node.name].double().numpy()
-        lim = 1.0 / qn["input"]["inv_scale"] * qn["input"]["limit"] if qn["input"]["encoding"] == "static" else 1.0
+        lim = 1.0 / qn.input.inv_scale * qn.input.limit if qn.input.encoding == "static" else 1.0
         x = (rng.uniform(-1, 1, (6, node.n_in)) * lim).astype(np.float32)
         p = encode_input(P, node, x)
-        a = dense_graded_output(P.kernels[node.name], p.q, qn["weight_exp"])
+        a = dense_graded_output(P.kernels[node.name], p.q, qn.weight_exp)
         scale = np.abs(W) @ np.abs(x.astype(np.float64)).T          # sum |w| |x| per output
-        if qn["row_scale"]:
+        if qn.row_scale:
             got = decode_output(P, node, Payload(a, p.scale)).astype(np.float64)
             want = (W @ x.T).T
             assert np.all(np.abs(got - want) <= 0.012 * scale.T + 1e-6), node.name
         else:
             lif = model.nodes[g.consumers(node.name)[0].dst]
-            gain = lif["v_scale"] / 128
+            gain = lif.v_scale / 128
             want = (W @ x.T).T * gain
             assert np.all(np.abs(a - want) <= 0.012 * scale.T * gain + 1), node.name
     for node in g.of_type(ir.LIF):
         qn = model.nodes[node.name]
-        if qn["input"] is not None:
-            x = rng.uniform(-1, 1, (4, node.dim)).astype(np.float32) * qn["input"]["limit"] / qn["input"]["inv_scale"]
+        if qn.input is not None:
+            x = rng.uniform(-1, 1, (4, node.dim)).astype(np.float32) * qn.input.limit / qn.input.inv_scale
             q = encode_input(P, node, x).q
-            assert np.all(np.abs(q - x * (qn["v_scale"] / 128)) <= 0.5 + 1e-3 * np.abs(q)), node.name
+            assert np.all(np.abs(q - x * (qn.v_scale / 128)) <= 0.5 + 1e-3 * np.abs(q)), node.name
 
 
 # ---------------------------------------------------------------------------

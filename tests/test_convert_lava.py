@@ -19,14 +19,14 @@ from spike2loihi.convert.fixed_point import SignMode  # noqa: E402
 
 def _dense(model, name):
     qn = model.nodes[name]
-    w = model.tensors[qn["mantissa"]].astype(np.int64) << qn["truncate_bits"]
-    return emu.Dense(weights=w, weight_exp=qn["weight_exp"], num_weight_bits=qn["num_weight_bits"],
-                     sign_mode=SignMode[qn["sign_mode"]], num_message_bits=qn["input"]["bits"])
+    w = model.tensors[qn.mantissa].astype(np.int64) << qn.truncate_bits
+    return emu.DenseProc(weights=w, weight_exp=qn.weight_exp, num_weight_bits=qn.num_weight_bits,
+                     sign_mode=SignMode[qn.sign_mode], num_message_bits=qn.input.bits)
 
 
 def _lif(model, name, n):
     qn = model.nodes[name]
-    return emu.LIF(shape=(n,), du=qn["du"], dv=qn["dv"], vth=qn["vth"], bias_mant=0, bias_exp=0)
+    return emu.LIFProc(shape=(n,), du=qn.du, dv=qn.dv, vth=qn.vth, bias_mant=0, bias_exp=0)
 
 
 def test_chip_nodes_of_a_converted_model_equal_lava(demo_converted, demo_heldout_tokens):
@@ -37,9 +37,9 @@ def test_chip_nodes_of_a_converted_model_equal_lava(demo_converted, demo_heldout
     ex.run(np.asarray(demo_heldout_tokens[:T]))
     # Wo -> att LIF of block 1 (static encoding), and a host-bound Dense (dynamic encoding)
     for name, lif in (("blocks.1.att.output", "blocks.1.att.lif"), ("blocks.2.ffn.value", None)):
-        g = emu.Graph()
+        g = emu.ProcessGraph()
         pay = np.stack([p.q[0] for p in seen[name + ".in"]], axis=1)            # (n_in, T)
-        src = g.add("src", emu.Source(data=np.concatenate([pay, np.zeros_like(pay[:, :1])], axis=1)))
+        src = g.add("src", emu.SourceProc(data=np.concatenate([pay, np.zeros_like(pay[:, :1])], axis=1)))
         d = g.add(name, _dense(model, name))
         g.connect(src, d)
         if lif:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import _lava_helpers as H  # noqa: E402
-from spike2loihi.execute.process_emulator import LIF, Dense, Emulator, Graph, Source, Sparse  # noqa: E402
+from spike2loihi.execute.process_emulator import LIFProc, DenseProc, ProcessEmulator, ProcessGraph, SourceProc, SparseProc  # noqa: E402
 from spike2loihi.convert.fixed_point import SignMode  # noqa: E402
 
 RANDOM_SEEDS = (0, 1, 2, 3)
@@ -70,7 +70,7 @@ def test_random_suite_covers_the_quirks():
             for k, v in per_node.items():
                 events[k] = events.get(k, 0) + v
         for node in packed.graph.nodes.values():
-            if isinstance(node, Dense):
+            if isinstance(node, DenseProc):
                 kinds.add((type(node).__name__, "graded" if node.num_message_bits else "binary"))
                 if np.issubdtype(np.asarray(node.weights).dtype, np.floating):
                     kinds.add("float weights")
@@ -79,7 +79,7 @@ def test_random_suite_covers_the_quirks():
     for key in ("u_wrap_pos", "u_wrap_neg", "u_beyond_24bit", "v_sat_pos", "v_sat_neg",
                 "a_shift_wrap32", "acc_wrap32", "spikes"):
         assert events.get(key, 0) > 0, f"random cases never hit {key}: {events}"
-    assert {("Dense", "binary"), ("Dense", "graded"), ("Sparse", "binary"), ("Sparse", "graded"),
+    assert {("DenseProc", "binary"), ("DenseProc", "graded"), ("SparseProc", "binary"), ("SparseProc", "graded"),
             "float weights", *H.TEMPLATES} <= kinds
 
 
@@ -89,16 +89,16 @@ def test_random_suite_covers_the_quirks():
 E = 1 << 23
 
 
-def _edge_graph() -> Graph:
+def _edge_graph() -> ProcessGraph:
     data = np.array([[1 << 17], [-(1 << 17)], [(1 << 17) + 1], [-((1 << 17) + 1)], [E - 1], [-E]])
-    g = Graph()
-    g.add("src", Source(data=np.repeat(data, 2, axis=1)))
-    g.add("lif", LIF(shape=(6,), du=4095, dv=0, vth=(1 << 17) - 1))
+    g = ProcessGraph()
+    g.add("src", SourceProc(data=np.repeat(data, 2, axis=1)))
+    g.add("lif", LIFProc(shape=(6,), du=4095, dv=0, vth=(1 << 17) - 1))
     w = np.zeros((1, 6), dtype=np.int64)
     w[0, [0, 4]] = 254
-    g.add("dg", Dense(weights=w, num_message_bits=24))            # int32 dot overflow
-    g.add("dshift", Dense(weights=w // 127, weight_exp=7, num_message_bits=24))  # int32 << overflow
-    g.add("lsum", LIF(shape=(1,), du=4095, dv=4095, vth=0))
+    g.add("dg", DenseProc(weights=w, num_message_bits=24))            # int32 dot overflow
+    g.add("dshift", DenseProc(weights=w // 127, weight_exp=7, num_message_bits=24))  # int32 << overflow
+    g.add("lsum", LIFProc(shape=(1,), du=4095, dv=4095, vth=0))
     for s, d in (("src", "lif"), ("src", "dg"), ("src", "dshift"), ("dg", "lsum"), ("dshift", "lsum")):
         g.connect(s, d)
     return g
@@ -111,7 +111,7 @@ def _edge_lava():
 
 def test_24bit_wrap_edges_and_int32_overflow_match_lava_and_hand_values():
     lava = _edge_lava()
-    emu = Emulator(_edge_graph(), count_events=True)
+    emu = ProcessEmulator(_edge_graph(), count_events=True)
     rec = emu.run(3)
     assert H.first_mismatch(lava, rec) is None
     u = lava["lif"]["u"][0, 0]
@@ -137,31 +137,31 @@ def test_a_detuned_emulator_is_caught():
     """The comparison can fail: a threshold one off is reported at its first step."""
     g = _edge_graph()
     g.nodes["lif"] = dataclasses.replace(g.nodes["lif"], vth=(1 << 17) - 2)   # now v = 2**23 - 64 fires
-    mm = H.first_mismatch(_edge_lava(), Emulator(g).run(3))
+    mm = H.first_mismatch(_edge_lava(), ProcessEmulator(g).run(3))
     assert mm is not None and (mm["process"], mm["step"], mm["index"]) == ("lif", 1, 3), mm
     assert mm["variable"] in ("s", "v")
 
 
 def test_first_step_weight_processing_matches_lava():
     """Sign mode inference, clipping, truncation and the floor shift, by hand."""
-    g = Graph()
-    g.add("src", Source(data=np.ones((2, 1), dtype=np.int64)))
+    g = ProcessGraph()
+    g.add("src", SourceProc(data=np.ones((2, 1), dtype=np.int64)))
     cases = {
-        "d_float": (Dense(weights=np.array([[3.7, -0.5]])), 3),          # int32 cast first: EXCITATORY
-        "s_float": (Sparse(weights=np.array([[3.7, -0.5]])), 2),         # sign from floats: MIXED, 3 -> 2
-        "d_mixed": (Dense(weights=np.array([[-5, 3]])), -6 + 2),         # floor to even
-        "d_inh": (Dense(weights=np.array([[-5, -3]]), num_weight_bits=7), -4 - 2),  # magnitudes
-        "d_null": (Dense(weights=np.array([[-5, 300]]), sign_mode=SignMode.NULL), 0 + 255),
-        "d_clip": (Dense(weights=np.array([[-300, 300]])), -256 + 254),
-        "d_exp_pos": (Dense(weights=np.array([[7, 0]]), weight_exp=-1), 3),
-        "d_exp_neg": (Dense(weights=np.array([[-7, 0]]), weight_exp=-1), -4),   # floor, not toward 0
-        "s_exp_up": (Sparse(weights=np.array([[100, 0]]), weight_exp=3), 800),
+        "d_float": (DenseProc(weights=np.array([[3.7, -0.5]])), 3),          # int32 cast first: EXCITATORY
+        "s_float": (SparseProc(weights=np.array([[3.7, -0.5]])), 2),         # sign from floats: MIXED, 3 -> 2
+        "d_mixed": (DenseProc(weights=np.array([[-5, 3]])), -6 + 2),         # floor to even
+        "d_inh": (DenseProc(weights=np.array([[-5, -3]]), num_weight_bits=7), -4 - 2),  # magnitudes
+        "d_null": (DenseProc(weights=np.array([[-5, 300]]), sign_mode=SignMode.NULL), 0 + 255),
+        "d_clip": (DenseProc(weights=np.array([[-300, 300]])), -256 + 254),
+        "d_exp_pos": (DenseProc(weights=np.array([[7, 0]]), weight_exp=-1), 3),
+        "d_exp_neg": (DenseProc(weights=np.array([[-7, 0]]), weight_exp=-1), -4),   # floor, not toward 0
+        "s_exp_up": (SparseProc(weights=np.array([[100, 0]]), weight_exp=3), 800),
     }
     for name, (node, _) in cases.items():
         g.add(name, node)
         g.connect("src", name)
     lava = H.run_lava(g, 2)
-    rec = Emulator(g).run(2)
+    rec = ProcessEmulator(g).run(2)
     assert H.first_mismatch(lava, rec) is None
     for name, (_, want) in cases.items():
         assert lava[name]["a_buff"][0, 0, 0] == want, name
@@ -170,10 +170,10 @@ def test_first_step_weight_processing_matches_lava():
 
 def test_set_between_steps_matches_lava():
     """vth is scaled once (later sets are ignored), bias every step, weights raw after step 1."""
-    g = Graph()
-    g.add("src", Source(data=np.array([[1], [1]])))
-    g.add("d", Dense(weights=np.array([[3, 0], [0, -3]])))     # MIXED: 3 -> 2, -3 -> -4
-    g.add("l", LIF(shape=(2,), du=4095, dv=2048, vth=100, bias_mant=0, bias_exp=0))
+    g = ProcessGraph()
+    g.add("src", SourceProc(data=np.array([[1], [1]])))
+    g.add("d", DenseProc(weights=np.array([[3, 0], [0, -3]])))     # MIXED: 3 -> 2, -3 -> -4
+    g.add("l", LIFProc(shape=(2,), du=4095, dv=2048, vth=100, bias_mant=0, bias_exp=0))
     g.connect("src", "d")
     g.connect("d", "l")
     steps, at = 8, 4
@@ -181,7 +181,7 @@ def test_set_between_steps_matches_lava():
     sets = {at: [("l", "vth", [1]), ("l", "bias_mant", [1000, -4096]), ("l", "bias_exp", [1, 1]),
                  ("d", "weights", new_w), ("l", "v", [100, -100])]}
     lava = H.run_lava(g, steps, sets=sets)
-    emu = Emulator(g)
+    emu = ProcessEmulator(g)
     parts = [emu.run(at)]
     for name, var, value in sets[at]:
         emu.set(name, var, np.asarray(value))
@@ -198,9 +198,9 @@ def test_set_between_steps_matches_lava():
 
 def test_lava_runs_leave_no_processes_even_on_error():
     assert _children() == []
-    g = Graph()
-    g.add("src", Source(data=np.ones((1, 1), dtype=np.int64)))
-    g.add("l", LIF(shape=(1,)))
+    g = ProcessGraph()
+    g.add("src", SourceProc(data=np.ones((1, 1), dtype=np.int64)))
+    g.add("l", LIFProc(shape=(1,)))
     g.connect("src", "l")
     with pytest.raises(AttributeError):
         H.run_lava(g, 3, sets={1: [("l", "no_such_var", [0])]})
@@ -214,12 +214,12 @@ def test_batch_rows_equal_independent_runs():
     rng = np.random.default_rng(1)
     datas = [base, np.where(base != 0, base // 2, 1), rng.permutation(base, axis=1)]
     batched = copy.deepcopy(packed.graph)
-    batched.nodes["src"] = Source(data=np.stack(datas))
-    rec_b = Emulator(batched, batch_size=3).run(10)
+    batched.nodes["src"] = SourceProc(data=np.stack(datas))
+    rec_b = ProcessEmulator(batched, batch_size=3).run(10)
     for b, d in enumerate(datas):
         single = copy.deepcopy(packed.graph)
-        single.nodes["src"] = Source(data=d)
-        rec_1 = Emulator(single).run(10)
+        single.nodes["src"] = SourceProc(data=d)
+        rec_1 = ProcessEmulator(single).run(10)
         for name in rec_1:
             for var in rec_1[name]:
                 np.testing.assert_array_equal(rec_b[name][var][:, b], rec_1[name][var][:, 0], err_msg=f"{b} {name}.{var}")

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spike2loihi.execute.process_emulator import LIF, Dense, Emulator, Graph, GraphError, Source, Sparse, lava_weights
+from spike2loihi.execute.kernels import lava_weights
+from spike2loihi.execute.process_emulator import (DenseProc, GraphError, LIFProc, ProcessEmulator, ProcessGraph,
+                                                 SourceProc, SparseProc)
 from spike2loihi.errors import Spike2LoihiError
 from spike2loihi.convert.fixed_point import (
     LIMITS, FixedPointError, FixedPointRangeError, SignMode, bias_to_fixed, check_payload, check_ranges,
@@ -59,11 +61,11 @@ def test_random_weights_fit_and_one_finer_exponent_would_clip(seed, nwb):
     assert mode is q.sign_mode
     np.testing.assert_array_equal(w_lava, q.weights)
     # ...and a binary one-hot input makes the Dense send floor(mantissa * scale).
-    g = Graph()
-    g.add("x", Source(data=np.eye(5, dtype=np.int64)))
-    g.add("d", Dense(**q.lava_kwargs()))
+    g = ProcessGraph()
+    g.add("x", SourceProc(data=np.eye(5, dtype=np.int64)))
+    g.add("d", DenseProc(**q.lava_kwargs()))
     g.connect("x", "d")
-    a = Emulator(g).run(5)["d"]["a_buff"][:, 0, :]     # row t = column t of W
+    a = ProcessEmulator(g).run(5)["d"]["a_buff"][:, 0, :]     # row t = column t of W
     np.testing.assert_array_equal(a, np.floor(q.mantissa.T * q.scale).astype(np.int64))
     assert q.sqnr_db > 6.02 * nwb - 12   # about 6 dB per bit, minus the worst-case headroom
 
@@ -120,11 +122,11 @@ def test_spikegpt_lif_decays():
 def test_lif_decays_drive_the_emulator_like_spikegpt_halving():
     """du=4095, dv=2048: u is this step's input, v halves (toward zero) then adds u."""
     d = lif_decays(2.0)
-    g = Graph()
-    g.add("x", Source(data=np.array([[3, 0, 0, -5]])))
-    g.add("l", LIF(shape=(1,), du=d.du, dv=d.dv, vth=1000))
+    g = ProcessGraph()
+    g.add("x", SourceProc(data=np.array([[3, 0, 0, -5]])))
+    g.add("l", LIFProc(shape=(1,), du=d.du, dv=d.dv, vth=1000))
     g.connect("x", "l")
-    rec = Emulator(g).run(4)["l"]
+    rec = ProcessEmulator(g).run(4)["l"]
     assert rec["u"][:, 0, 0].tolist() == [192, 0, 0, -320]
     assert rec["v"][:, 0, 0].tolist() == [192, 96, 48, 24 - 320]
 
@@ -153,11 +155,11 @@ def test_threshold_mapping_is_exact_on_the_grid(theta, vth):
     np.testing.assert_array_equal(lava_rule, float_rule)
     # The emulated LIF (dv=0 keeps v, no input) fires exactly where the float rule says.
     vs24 = vs[(vs >= -(1 << 23)) & (vs < (1 << 23))]
-    g = Graph()
-    g.add("x", Source(data=np.zeros((vs24.size, 1), dtype=np.int64)))
-    g.add("l", LIF(shape=(vs24.size,), dv=0, vth=t.vth, v=vs24))
+    g = ProcessGraph()
+    g.add("x", SourceProc(data=np.zeros((vs24.size, 1), dtype=np.int64)))
+    g.add("l", LIFProc(shape=(vs24.size,), dv=0, vth=t.vth, v=vs24))
     g.connect("x", "l")
-    fired = Emulator(g).run(1)["l"]["s"][0, 0].astype(bool)
+    fired = ProcessEmulator(g).run(1)["l"]["s"][0, 0].astype(bool)
     np.testing.assert_array_equal(fired, [Fraction(int(v)) / Fraction(v_scale) >= Fraction(theta) for v in vs24])
 
 
@@ -220,41 +222,41 @@ def test_payload_bits():
 
 
 def test_emulator_graph_reports_every_bad_parameter_at_once():
-    g = Graph()
-    g.add("x", Source(data=np.zeros((2, 1), dtype=np.int64)))
-    g.add("d", Dense(weights=np.zeros((2, 2)), weight_exp=9, num_weight_bits=12))
-    g.add("l", LIF(shape=(2,), du=4096, vth=-3, bias_exp=np.array([0, 8])))
+    g = ProcessGraph()
+    g.add("x", SourceProc(data=np.zeros((2, 1), dtype=np.int64)))
+    g.add("d", DenseProc(weights=np.zeros((2, 2)), weight_exp=9, num_weight_bits=12))
+    g.add("l", LIFProc(shape=(2,), du=4096, vth=-3, bias_exp=np.array([0, 8])))
     g.connect("x", "d"), g.connect("d", "l")
     with pytest.raises(FixedPointRangeError) as ei:
-        Emulator(g)
+        ProcessEmulator(g)
     names = [v.name for v in ei.value.violations]
     assert names == ["d.weight_exp", "d.num_weight_bits", "l.du", "l.vth", "l.bias_exp"]
 
 
 def test_graph_errors():
-    g = Graph()
-    g.add("x", Source(data=np.zeros((2, 1), dtype=np.int64)))
-    g.add("l", LIF(shape=(3,)))
+    g = ProcessGraph()
+    g.add("x", SourceProc(data=np.zeros((2, 1), dtype=np.int64)))
+    g.add("l", LIFProc(shape=(3,)))
     g.connect("x", "l")
     with pytest.raises(GraphError, match=r"width 2 != 3"):
-        Emulator(g)
-    g = Graph()
-    g.add("x", Source(data=np.zeros((1, 1), dtype=np.int64)))
-    g.add("a", LIF(shape=(1,)))
-    g.add("b", LIF(shape=(1,)))
+        ProcessEmulator(g)
+    g = ProcessGraph()
+    g.add("x", SourceProc(data=np.zeros((1, 1), dtype=np.int64)))
+    g.add("a", LIFProc(shape=(1,)))
+    g.add("b", LIFProc(shape=(1,)))
     for e in (("x", "a"), ("a", "b"), ("b", "a")):
         g.connect(*e)
     with pytest.raises(GraphError, match="cycle without a Dense"):
-        Emulator(g)
-    g = Graph()
-    g.add("x", Source(data=np.zeros((1, 1), dtype=np.int64)))
-    g.add("s", Sparse(weights=np.ones((1, 1))))
+        ProcessEmulator(g)
+    g = ProcessGraph()
+    g.add("x", SourceProc(data=np.zeros((1, 1), dtype=np.int64)))
+    g.add("s", SparseProc(weights=np.ones((1, 1))))
     g.connect("x", "s")
     with pytest.raises(GraphError, match="probe on unknown node 'nope'"):
-        Emulator(g, probes={"nope": ("u",)})
+        ProcessEmulator(g, probes={"nope": ("u",)})
     with pytest.raises(GraphError, match=r"node 's' has no probe \['u'\]"):
-        Emulator(g, probes={"s": ("u",)})
-    emu = Emulator(g)
+        ProcessEmulator(g, probes={"s": ("u",)})
+    emu = ProcessEmulator(g)
     emu.run(1)
     with pytest.raises(GraphError, match="Sparse weights"):
         emu.set("s", "weights", np.zeros((1, 1)))
@@ -278,12 +280,12 @@ def test_modules_import_and_run_where_lava_cannot_be_imported(tmp_path):
         import numpy as np
         import spike2loihi.convert.fixed_point as fp
         import spike2loihi.execute.process_emulator as em
-        g = em.Graph()
-        g.add("x", em.Source(data=np.ones((1, 2), dtype=np.int64)))
-        g.add("d", em.Dense(weights=np.array([[3]])))
-        g.add("l", em.LIF(shape=(1,), du=4095))
+        g = em.ProcessGraph()
+        g.add("x", em.SourceProc(data=np.ones((1, 2), dtype=np.int64)))
+        g.add("d", em.DenseProc(weights=np.array([[3]])))
+        g.add("l", em.LIFProc(shape=(1,), du=4095))
         g.connect("x", "d"); g.connect("d", "l")
-        u = em.Emulator(g).run(2)["l"]["u"][:, 0, 0].tolist()
+        u = em.ProcessEmulator(g).run(2)["l"]["u"][:, 0, 0].tolist()
         assert not [m for m in sys.modules if m == "lava" or m.startswith("lava.")]
         print("imported", fp.__file__, em.__file__, "u", u)
     """)

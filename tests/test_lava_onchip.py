@@ -66,8 +66,8 @@ def test_chip_ops_in_lavas_simulator_equal_the_emulator(traced):
     # LayerNorm (blocks.1.ln1 on the att residual's integers)
     ln = q[b + "ln1"]
     src = Source(data=series(steps, "blocks.0.ffn.residual"))
-    procs["ln"] = FxpLayerNorm((C,), {k: v for k, v in ln.items() if isinstance(v, int)},
-                               model.tensors[ln["gamma_q"]], model.tensors[ln["beta_q"]])
+    procs["ln"] = FxpLayerNorm((C,), ln.datapath(),
+                               model.tensors[ln.gamma_q], model.tensors[ln.beta_q])
     src.s_out.connect(procs["ln"].a_in)
     sink("ln", procs["ln"].s_out, C, series(steps, b + "ln1"))
     # token shift + mix concatenation, gated on every step (teacher forcing)
@@ -78,20 +78,20 @@ def test_chip_ops_in_lavas_simulator_equal_the_emulator(traced):
     # sigmoid over a slice of its input
     r = series(steps, b + "att.receptance")
     wide = np.concatenate([np.zeros_like(r), r], axis=0)            # the receptance in the upper half
-    procs["sig"] = FxpSigmoid(2 * C, C, 2 * C, q[b + "att.sigmoid"]["in_frac"])
+    procs["sig"] = FxpSigmoid(2 * C, C, 2 * C, q[b + "att.sigmoid"].in_frac)
     Source(data=wide).s_out.connect(procs["sig"].a_in)
     sink("sig", procs["sig"].s_out, C, series(steps, b + "att.sigmoid"))
     # products: r * wkv (wkv encoded from the host) and the ffn gate
     for key, a, bb in (("rwkv", b + "att.sigmoid", b + "att.rwkv.in"), ("gate", b + "ffn.sigmoid", b + "ffn.value")):
         node = b + ("att.rwkv" if key == "rwkv" else "ffn.gate")
-        procs[key] = ProdNeuron(shape=(C,), vth=0, exp=q[node]["exp"])
+        procs[key] = ProdNeuron(shape=(C,), vth=0, exp=q[node].exp)
         Source(data=series(steps, a)).s_out.connect(procs[key].a_in1)
         Source(data=series(steps, bb)).s_out.connect(procs[key].a_in2)
         sink(key, procs[key].s_out, C, series(steps, node))
     # relu²: GradedReluVec, then ProdNeuron squares it
     procs["relu"] = GradedReluVec(shape=(F,), vth=0)
     Source(data=series(steps, b + "ffn.key")).s_out.connect(procs["relu"].a_in)
-    procs["sq"] = ProdNeuron(shape=(F,), vth=0, exp=q[b + "ffn.relu2"]["exp"])
+    procs["sq"] = ProdNeuron(shape=(F,), vth=0, exp=q[b + "ffn.relu2"].exp)
     procs["relu"].s_out.connect(procs["sq"].a_in1)
     procs["relu"].s_out.connect(procs["sq"].a_in2)
     sink("sq", procs["sq"].s_out, F, series(steps, b + "ffn.relu2"))
@@ -101,9 +101,9 @@ def test_chip_ops_in_lavas_simulator_equal_the_emulator(traced):
     xd = DelayDense(weights=2 * np.eye(C, dtype=np.int32), delays=0, weight_exp=-1, num_message_bits=24,
                     sign_mode=SignMode.MIXED)
     src.s_out.connect(xd.s_in)                                   # the LayerNorm's input is x
-    from spike2loihi.lava.build_chip import spike_weight
+    from spike2loihi.lava.lowering import spike_weight
 
-    w, e = spike_weight("res", res["spike_weight"])
+    w, e = spike_weight("res", res.spike_weight)
     sd = Dense(weights=w * np.eye(C, dtype=np.int32), weight_exp=e, num_message_bits=0, sign_mode=SignMode.MIXED)
     Source(data=series(steps, b + "att.lif")).s_out.connect(sd.s_in)
     xd.a_out.connect(procs["res"].a_in)

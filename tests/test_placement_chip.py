@@ -19,7 +19,7 @@ from spike2loihi.backends.emulator import EmulatorBackend
 from spike2loihi.cli.app import main
 from spike2loihi.execute.model_emulator import Executor
 from spike2loihi.model.spec import ModelConfig, Semantics
-from spike2loihi.convert.quantize_chip import out_frac
+from spike2loihi.convert.records import out_frac
 from spike2loihi.model.reference import ReferenceModel
 
 
@@ -133,8 +133,8 @@ def seven_layer_chip():
 def _frac_in(model, node_name, src_name):
     src = model.graph.nodes[src_name]
     if src.placement.where == ir.HOST:
-        return model.nodes[node_name]["input"]["frac"]
-    return out_frac(model.nodes, src_name)
+        return model.nodes[node_name].input.frac
+    return out_frac(model.nodes[src_name])
 
 
 def _check_ops_track_float(model, tokens):
@@ -152,17 +152,17 @@ def _check_ops_track_float(model, tokens):
             for port, src in g.inputs(n.name).items():
                 p = vals[n.name + ".in"] if g.nodes[src].placement.where == ir.HOST else vals[src]
                 ins[port] = p.q / 2.0 ** _frac_in(model, n.name, src) if g.nodes[src].kind != "lif" else p.q
-            got = vals[n.name].q / 2.0 ** out_frac(model.nodes, n.name)
+            got = vals[n.name].q / 2.0 ** out_frac(model.nodes[n.name])
             if n.kind == "layernorm":
                 want = host_ops.layernorm(ins["x"].astype(np.float32), model_tensor(model, n.weight),
                                           model_tensor(model, n.bias), n.eps)
-                tol = 0.02 * np.abs(want).max() + 2.0 ** -out_frac(model.nodes, n.name)
+                tol = 0.02 * np.abs(want).max() + 2.0 ** -out_frac(model.nodes[n.name])
             elif n.kind == "sigmoid":
                 want, tol = 1 / (1 + np.exp(-ins["x"])), 3.6e-3
             elif n.kind == "relu2":
-                want, tol = np.maximum(ins["x"], 0) ** 2, 2.0 ** -out_frac(model.nodes, n.name)
+                want, tol = np.maximum(ins["x"], 0) ** 2, 2.0 ** -out_frac(model.nodes[n.name])
             elif n.kind == "product":
-                want, tol = ins["a"] * ins["b"], 2.0 ** -out_frac(model.nodes, n.name)
+                want, tol = ins["a"] * ins["b"], 2.0 ** -out_frac(model.nodes[n.name])
             else:
                 want, tol = (ins["x"] + ins["s"]) * (0.5 if n.halve else 1.0), 0.0
             err = float(np.max(np.abs(got - want)))

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from conftest import converted_random
 from spike2loihi.convert import artifact, ir
-from spike2loihi.cli import rules as cliutil
+from spike2loihi.cli import group as cliutil
 from spike2loihi.hardware import profiles as H, planner as P
 from spike2loihi.cli.profile import profile as profile_command
 
@@ -103,7 +103,8 @@ def test_time_per_token_from_the_graph(oheo):
         assert p.host_round_trips == 5 * L + 1
         assert p.crossings == 16 * L + 2 and p.crossings_to_chip == 8 * L + 1
     g = P.graph_for_shapes(2, 16, 30)
-    p = P.plan(g, P.default_quant(g), oheo, schedule={"critical_path_steps": 12, "token_period_steps": 13})
+    p = P.plan(g, {}, oheo, schedule={"critical_path_steps": 12, "token_period_steps": 13},
+               defaults=P.PlanDefaults(groups=P.default_groups(g)))
     assert (p.steps_per_token, p.steps_source, p.dense_depth, p.token_period) == (12, "schedule", 9, 13)
 
 
@@ -194,7 +195,7 @@ def test_plan_of_a_converted_model_uses_its_quantization(oheo):
     assert (p.cores_realistic, p.synapses, p.neurons) == (q.cores_realistic, q.synapses, q.neurons)
     nodes = {n.name: n for n in P.chip_nodes(model.graph, model.nodes)}
     assert nodes["blocks.0.ffn.lif"].input_bits == 16 and nodes["blocks.0.att.key"].output_bits == 24
-    assert nodes["blocks.0.att.lif"].vth == model.nodes["blocks.0.att.lif"]["vth"]
+    assert nodes["blocks.0.att.lif"].vth == model.nodes["blocks.0.att.lif"].vth
     # convert records the Lava graph's schedule; it agrees with the Dense depth
     assert (p.steps_source, p.steps_per_token, p.token_period) == ("schedule", q.steps_per_token, q.steps_per_token + 1)
 

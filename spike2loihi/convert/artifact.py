@@ -26,6 +26,7 @@ from typing import Dict
 import numpy as np
 
 from spike2loihi.convert import ir
+from spike2loihi.convert.records import Record, RecordError, nodes_to_dict, record_for
 from spike2loihi.errors import Spike2LoihiError
 
 MAGIC = b"S2LMODEL"
@@ -44,7 +45,7 @@ K_CONFIG = "config"
 K_SEMANTICS = "semantics"
 K_TOKENIZER = "tokenizer"            # kind, name; the file's bytes are the tensor TOKENIZER_TENSOR
 K_QUANT_CONFIG = "quantization"      # bit widths and options the user chose
-K_NODES = "nodes"                    # per chip node: its integer parameters and input encoding
+K_NODES = "nodes"                    # per chip node: its quantization record (spike2loihi.convert.records)
 K_CALIBRATION = "calibration"
 K_REPORT = "report"
 K_GRAPH = "graph"
@@ -75,13 +76,24 @@ class ConvertedModel:
     """A converted model in memory: the IR, the per-node quantization, the tensors, the rest."""
 
     graph: ir.Graph
-    nodes: Dict[str, dict]                  # chip node name -> integer parameters and encodings
+    nodes: Dict[str, Record]                # chip node name -> its quantization record
     tensors: Dict[str, np.ndarray]          # host float params by checkpoint key; chip integers by node
     manifest: dict = field(default_factory=dict)
 
     @property
     def config(self) -> dict:
         return self.manifest[K_CONFIG]
+
+    @property
+    def schedule(self):
+        """When each op handles a token (`spike2loihi.convert.schedule.Schedule`), as conversion
+        recorded it (computed from the graph for artifacts written before offsets were recorded)."""
+        from spike2loihi.convert.schedule import Schedule, schedule
+
+        if "_schedule" not in self.__dict__:
+            rec = self.manifest.get(K_SCHEDULE) or {}
+            self.__dict__["_schedule"] = Schedule.from_dict(rec) if "offsets" in rec else schedule(self.graph)
+        return self.__dict__["_schedule"]
 
     def tokenizer(self):
         """The tokenizer stored in the artifact, or None."""
@@ -118,7 +130,7 @@ def write(model: ConvertedModel, f) -> None:
     manifest = dict(model.manifest)
     manifest[K_FORMAT] = FORMAT_VERSION
     manifest[K_GRAPH] = model.graph.to_dict()
-    manifest[K_NODES] = model.nodes
+    manifest[K_NODES] = nodes_to_dict(model.nodes)
     entries, arrays, offset = [], [], 0
     for name in sorted(model.tensors):
         arr = np.ascontiguousarray(model.tensors[name])
@@ -181,9 +193,15 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> ConvertedModel:
     try:
         manifest = json.loads(data[_HEADER.size:_HEADER.size + mlen].decode("utf-8"))
         graph = ir.Graph.from_dict(manifest.pop(K_GRAPH))
-        nodes = manifest.pop(K_NODES)
+        raw_nodes = manifest.pop(K_NODES)
         entries = manifest.pop(K_TENSORS)
-    except (ValueError, KeyError, TypeError) as exc:
+        unknown = sorted(set(raw_nodes) - set(graph.nodes))
+        if unknown:
+            raise ValueError(f"node {unknown[0]!r} is not in the graph")
+        nodes = {name: record_for(graph.nodes[name], d) for name, d in raw_nodes.items()}
+    except RecordError as exc:
+        raise ArtifactError(f"{source}: manifest is not valid ({exc})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ArtifactError(f"{source}: manifest is not valid ({exc})") from None
     start = _HEADER.size + mlen
     start += _pad(start)

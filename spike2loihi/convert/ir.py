@@ -427,8 +427,14 @@ def placement_of(graph: Graph) -> str:
 
 
 def lif_nodes(graph: Graph) -> List[LIF]:
-    """The LIF populations in order: att and ffn of block 0, then block 1, ..."""
-    return graph.of_type(LIF)
+    """The spiking populations in order: att and ffn of block 0, then block 1, ..."""
+    return [n for n in graph.nodes.values() if n.spiking]
+
+
+def logits_node(graph: Graph) -> Op:
+    """The node whose output is the logits: the sampler's input."""
+    sampler = next(n for n in graph.nodes.values() if not n.per_token)
+    return graph.nodes[graph.inputs(sampler.name)["logits"]]
 
 
 def describe(graph: Graph) -> List[str]:

@@ -26,15 +26,21 @@ rescaling is a shift (Dense `weight_exp`, ProdNeuron `exp`). The arithmetic is
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Dict, List
 
 import numpy as np
 
+from spike2loihi import registry
 from spike2loihi.convert import ir
-from spike2loihi.execute import onchip_ops as oc
 from spike2loihi.convert.fixed_point import (INT32_MAX, MAX_MESSAGE_BITS, WEIGHT_EXP_MIN, SignMode, lif_decays,
-                                     payload_shift, quantize_rows, sqnr_db, truncate_bits, worst_row_accumulation)
+                                             payload_shift, quantize_rows, sqnr_db, truncate_bits,
+                                             worst_row_accumulation)
+from spike2loihi.convert.quantize_host import lif_bound
+from spike2loihi.convert.records import (CHIP_GRID, STATIC, DenseParams, Encoding, GridParams, LayerNormParams,
+                                         LifParams, ProductParams, ResidualParams, SigmoidParams, out_frac)
+from spike2loihi.execute import onchip_ops as oc
 
 MARGIN = 2.0          # static scales: headroom over the calibrated maximum
 LN_OUT_BITS = 16
@@ -49,38 +55,30 @@ SPIKE_WEIGHT_MAX_BITS = 14
 # ---------------------------------------------------------------------------
 def float_maxima(graph: ir.Graph, tensors: Dict[str, np.ndarray], floats: Dict[str, np.ndarray],
                  tokens: List[int]) -> Dict[str, dict]:
-    """Run the IR in float32 over `tokens` (every host op through its float handler in
-    `spike2loihi.execute.model_emulator`, float matmuls, float LIFs); per node: max |output|; for LayerNorms also
-    max |input| and max sum((x - mean)^2)."""
-    from spike2loihi.execute import model_emulator as execute
+    """Run the IR in float32 over `tokens` (every op through its `execute.float` handler: the host's
+    float arithmetic, float matmuls, float LIFs); per node: max |output|, max |input| and the largest
+    per-token sum((x - mean)^2) of its input (what a LayerNorm's datapath needs)."""
+    from spike2loihi.execute import handlers as H
 
     fgraph = ir.with_placement(graph, ir.HOST)   # the float handlers and their float state
-    P = execute.Params.float_only(fgraph, tensors)
-    nodes = [n for n in fgraph.nodes.values() if not isinstance(n, ir.Sampler)]
+    P = H.Params.float_only(fgraph, tensors, floats)
+    nodes = [n for n in fgraph.nodes.values() if n.per_token]
     inputs = {n.name: fgraph.inputs(n.name) for n in nodes}
-    state = {n.name: s for n in nodes for s in [execute.init_state(P, n, 1)] if s is not None}
+    state = {n.name: H.init_state(P, n, 1) or {} for n in nodes}
     out: Dict[str, dict] = {n.name: {"max": 0.0} for n in nodes}
-    W = {k: np.asarray(v, np.float32) for k, v in floats.items()}
     for tok in tokens:
         vals: Dict[str, np.ndarray] = {}
         for n in nodes:
             ins = {p: vals[s] for p, s in inputs[n.name].items()}
             rec = out[n.name]
-            if isinstance(n, ir.Projection):
-                y = ins["x"] @ W[n.name].T
-            elif isinstance(n, ir.LIF):     # spikingjelly's LIF: v += (x - v) / tau; spike where v >= theta
-                st = state.setdefault(n.name, {"v": np.zeros_like(ins["x"])})
-                v = st["v"] + (ins["x"] - st["v"]) / np.float32(n.tau)
-                y = (v >= n.theta).astype(np.float32)
-                st["v"] = np.where(y > 0, 0, v).astype(np.float32)
-            else:
-                if isinstance(n, ir.Embedding):
-                    ins["token"] = np.array([tok])
-                elif isinstance(n, ir.LayerNorm):
-                    d = ins["x"] - ins["x"].mean(axis=-1, keepdims=True)
-                    rec["in_max"] = max(rec.get("in_max", 0.0), float(np.abs(ins["x"]).max()))
-                    rec["var_max"] = max(rec.get("var_max", 0.0), float((d.astype(np.float64) ** 2).sum()))
-                y = execute.run_host_node(P, n, ins, state.get(n.name))
+            if "token" in n.ports:
+                ins["token"] = np.array([tok])
+            elif "x" in ins:
+                x = ins["x"]
+                d = x - x.mean(axis=-1, keepdims=True)
+                rec["in_max"] = max(rec.get("in_max", 0.0), float(np.abs(x).max()))
+                rec["var_max"] = max(rec.get("var_max", 0.0), float((d.astype(np.float64) ** 2).sum()))
+            y = H.FLOAT.lookup(n)(P, n, ins, state[n.name])
             vals[n.name] = y
             m = float(np.abs(y).max())
             if not math.isfinite(m):
@@ -110,17 +108,22 @@ def pow2_weights(W: np.ndarray, bits: int):
 # ---------------------------------------------------------------------------
 # The conversion
 # ---------------------------------------------------------------------------
+QUANTIZE_CHIP = registry.stage("quantize.chip", lambda t, mapping, where: mapping == ir.CHIP and where == ir.CHIP,
+                               "integer formats of the on-chip placement (spike2loihi.convert.quantize_chip)")
+
+
 class ChipQuantizer:
-    """Chooses every chip node's integer parameters for `--placement chip`."""
+    """Chooses every chip node's record for `--placement chip`: the projections' weights first
+    (their inputs' formats depend on them), then each chip node's `quantize.chip` handler in
+    graph order."""
 
     def __init__(self, graph: ir.Graph, maxima: Dict[str, dict], floats: Dict[str, np.ndarray],
-                 tensors: Dict[str, np.ndarray], opts, lif_bound, out: Dict[str, np.ndarray]):
+                 tensors: Dict[str, np.ndarray], opts, out: Dict[str, np.ndarray]):
         """`tensors`: the float parameters it reads; `out`: the artifact's tensors, where it writes."""
         self.g, self.mx, self.floats, self.tensors, self.opts = graph, maxima, floats, tensors, opts
         self.out = out
-        self.lif_bound = lif_bound
-        self.nodes: Dict[str, dict] = {}
-        self.recs: Dict[str, dict] = {}
+        self.nodes: Dict[str, object] = {}  # node -> record
+        self.recs: Dict[str, dict] = {}     # node -> report fields
         self.fmt: Dict[str, tuple] = {}     # node -> (frac, bits) of its integer output
         self.k = truncate_bits(SignMode.MIXED, opts.weight_bits)
 
@@ -134,38 +137,42 @@ class ChipQuantizer:
     def matrix(self, p: ir.Projection) -> np.ndarray:
         W = np.asarray(self.floats[p.name], np.float32)
         s = self.src(p.name)
-        return fold_mix(W, self.tensors[s.mix]) if isinstance(s, ir.Mix) else W
+        return fold_mix(W, self.tensors[s.mix]) if s.folds_on_chip else W
 
     def proj_consumer(self, p: ir.Op) -> ir.Op:
         return self.consumers(p.name)[0]
 
-    def projections_fed_by(self, ln: str) -> List[ir.Projection]:
-        out = []
-        for c in self.consumers(ln):
-            if isinstance(c, ir.Projection):
-                out.append(c)
-            elif isinstance(c, (ir.Mix, ir.TokenShift)):
-                for cc in self.consumers(c.name):
-                    if isinstance(cc, ir.Projection):
-                        out.append(cc)
-                    elif isinstance(cc, ir.Mix):
-                        out += [x for x in self.consumers(cc.name) if isinstance(x, ir.Projection)]
-        return list({p.name: p for p in out}.values())
+    def projections_fed_by(self, name: str) -> List[ir.Projection]:
+        """The Dense layers reading `name`'s values, directly or through grid pass-throughs (the
+        token shift and the folded mixes)."""
+        out, todo, seen = {}, list(self.consumers(name)), set()
+        while todo:
+            c = todo.pop(0)
+            if c.name in seen:
+                continue
+            seen.add(c.name)
+            if c.dense:
+                out[c.name] = c
+            elif QUANTIZE_CHIP.find(type(c)) is _passthrough:
+                todo += self.consumers(c.name)
+        return list(out.values())
 
     # -- per-projection weights, decided before their inputs' formats --------
     def prepare_weights(self) -> None:
         self.w: Dict[str, dict] = {}
-        for p in self.g.of_type(ir.Projection):
+        for p in self.g.nodes.values():
+            if not p.dense:
+                continue
             cons = self.proj_consumer(p)
             W = self.matrix(p)
-            if isinstance(cons, ir.LIF):
+            if cons.spiking:
                 self.w[p.name] = {"kind": "lif"}
-            elif cons.placement.where == ir.HOST or isinstance(cons, ir.Sampler):
+            elif cons.placement.where == ir.HOST:
                 rq = quantize_rows(W, self.opts.weight_bits)
                 self.w[p.name] = {"kind": "rows", "rq": rq}
             else:
                 m, e_w, sq = pow2_weights(W, self.opts.weight_bits)
-                if isinstance(cons, ir.Sigmoid):
+                if isinstance(cons, ir.Sigmoid):   # the table wants a fine input grid
                     f_o = min(oc.SIG_MAX_IN_FRAC, oc.frac_for(self.mx[p.name]["max"], MAX_MESSAGE_BITS, MARGIN * 2))
                 else:
                     f_o = oc.frac_for(self.mx[p.name]["max"], CHIP_OUT_BITS, MARGIN)
@@ -195,125 +202,13 @@ class ChipQuantizer:
                 cap = min(cap, -WEIGHT_EXP_MIN + w["f_o"] + w["e_w"] - self.k)
         return cap
 
-    # -- per node ------------------------------------------------------------
-    def layernorm(self, n: ir.LayerNorm) -> None:
-        f_in, _ = self.fmt[self.src(n.name).name]
-        C = n.dim
-        cons = self.projections_fed_by(n.name)
-        bits = self.input_limit(cons, LN_OUT_BITS) if cons else LN_OUT_BITS
-        mx = self.mx[n.name]
-        in_max = mx["in_max"]
-        gamma, beta = self.tensors[n.weight], self.tensors[n.bias]
-        p, gq, bq = oc.ln_params(C, f_in, in_max, mx["var_max"], gamma, beta, mx["max"], bits, MARGIN)
-        cap = self.frac_cap(cons)
-        if any(isinstance(c, ir.Residual) for c in self.consumers(n.name)):   # the residual stream starts here
-            cap = min(cap, SPIKE_WEIGHT_MAX_BITS - sum(r.halve for r in self.g.of_type(ir.Residual)))
-        if p["out_frac"] > cap:   # a consumer's weight_exp would leave Lava's range: a coarser grid
-            p, gq, bq = oc.ln_params(C, f_in, in_max, mx["var_max"], gamma, beta,
-                                     mx["max"] * 2.0 ** (p["out_frac"] - cap), bits, MARGIN)
-        self.out[f"{n.name}.gamma_q"] = gq.astype(np.int32)
-        self.out[f"{n.name}.beta_q"] = bq.astype(np.int32)
-        self.nodes[n.name] = {**p, "gamma_q": f"{n.name}.gamma_q", "beta_q": f"{n.name}.beta_q"}
-        self.fmt[n.name] = (p["out_frac"], bits)
-        self.recs[n.name] = dict(act_bits=bits, act_encoding=f"2^-{p['out_frac']}", out_shift=p["s4"])
-
-    def projection(self, n: ir.Projection) -> None:
-        f_in, bits = self.fmt[self.src(n.name).name]
-        w = self.w[n.name]
-        top = (1 << (bits - 1)) - 1
-        base = {"truncate_bits": self.k, "num_weight_bits": self.opts.weight_bits,
-                "sign_mode": SignMode.MIXED.name, "input": {"encoding": "chip", "frac": f_in, "bits": bits,
-                                                             "limit": top},
-                "in_step": float(2.0 ** -f_in), "folded_mix": isinstance(self.src(n.name), ir.Mix)}
-        if w["kind"] == "rows":
-            rq = w["rq"]
-            worst = worst_row_accumulation(rq.mantissa, self.k, top)
-            d = payload_shift(worst, MAX_MESSAGE_BITS)
-            self.out[f"{n.name}.mantissa"] = rq.mantissa.astype(np.int8)
-            self.out[f"{n.name}.row_scale"] = (rq.step * 2.0 ** (d - self.k)).astype(np.float32)
-            self.nodes[n.name] = {**base, "mantissa": f"{n.name}.mantissa", "weight_exp": -d,
-                                  "row_scale": f"{n.name}.row_scale", "output_bits": MAX_MESSAGE_BITS}
-            sq = rq.sqnr_db
-        else:
-            d = f_in + self.k - w["e_w"] - w["f_o"]
-            d = max(-WEIGHT_EXP_MAX, min(-WEIGHT_EXP_MIN, d))
-            f_o = f_in + self.k - w["e_w"] - d
-            worst = worst_row_accumulation(w["m"], self.k, top)
-            self.out[f"{n.name}.mantissa"] = w["m"]
-            self.nodes[n.name] = {**base, "mantissa": f"{n.name}.mantissa", "weight_exp": -d,
-                                  "row_scale": None, "out_frac": int(f_o), "output_bits": None,
-                                  "weight_step": float(2.0 ** w["e_w"])}
-            self.fmt[n.name] = (int(f_o), CHIP_OUT_BITS)
-            sq = w["sqnr"]
-        self.recs[n.name] = dict(weight_bits=self.opts.weight_bits, weight_exp=-d, weight_sqnr_db=sq,
-                                 weight_clipped_pct=0.0, act_encoding=f"2^-{f_in}", act_bits=bits,
-                                 acc_worst_bits=math.log2(max(worst, 1)),
-                                 acc_headroom_bits=31 - math.log2(max(worst, 1)), out_shift=d,
-                                 out_limit_bits=math.log2((1 << (MAX_MESSAGE_BITS - 1)) - 1))
-
     def kk_bits(self, relu: ir.ReLU2) -> tuple:
-        val = [c for c in self.consumers(relu.name) if isinstance(c, ir.Projection)]
+        val = [c for c in self.consumers(relu.name) if c.dense]
         bits = self.input_limit(val, CHIP_OUT_BITS)
         f = min(oc.frac_for(self.mx[relu.name]["max"], bits, MARGIN), self.frac_cap(val))
         return f, bits
 
-    def relu2(self, n: ir.ReLU2) -> None:
-        f_k, _ = self.fmt[self.src(n.name).name]
-        f, bits = self.kk_bits(n)
-        f = min(f, 2 * f_k)
-        self.nodes[n.name] = {"exp": 2 * f_k - f, "out_frac": f, "out_bits": bits}
-        self.fmt[n.name] = (f, bits)
-        self.recs[n.name] = dict(act_bits=bits, act_encoding=f"2^-{f}", out_shift=2 * f_k - f)
-
-    def sigmoid(self, n: ir.Sigmoid) -> None:
-        f_in, _ = self.fmt[self.src(n.name).name]
-        self.nodes[n.name] = {"in_frac": f_in, "out_frac": oc.SIG_OUT_FRAC}
-        self.fmt[n.name] = (oc.SIG_OUT_FRAC, oc.SIG_OUT_FRAC + 2)
-        self.recs[n.name] = dict(act_bits=oc.SIG_OUT_FRAC + 1, act_encoding=f"2^-{oc.SIG_OUT_FRAC}")
-
-    def product(self, n: ir.Product) -> None:
-        a, b = self.src(n.name, "a"), self.src(n.name, "b")
-        fa = self.fmt[a.name][0]
-        enc = None
-        if b.placement.where == ir.HOST:   # wkv from the host: a static 16-bit encoding
-            fb = oc.frac_for(self.mx[b.name]["max"], 16, MARGIN)
-            enc = {"encoding": "static", "bits": 16, "inv_scale": float(2.0 ** fb), "limit": (1 << 15) - 1,
-                   "frac": fb}
-        else:
-            fb = self.fmt[b.name][0]
-        out = self.consumers(n.name)[0]
-        if isinstance(out, ir.Projection):     # Wo -> att LIF
-            W = np.asarray(self.floats[out.name], np.float64)
-            q, rec, lif_q = self.lif_bound(out.name, W, self.mx[n.name]["max"], self.opts, self.out, pow2=True)
-            f = int(round(-math.log2(1.0 / q["input"]["inv_scale"])))
-            q["input"] = {**q["input"], "encoding": "chip", "frac": f}
-            q["in_step"] = float(2.0 ** -f)
-            self.nodes[out.name], self.nodes[self.consumers(out.name)[0].name] = q, lif_q
-            self.recs[out.name] = rec
-        else:                                  # ffn gate -> ffn LIF
-            f = min(oc.frac_for(self.mx[n.name]["max"], 17, MARGIN), 15)
-            lif = self.consumers(n.name)[0]
-            lp = lif_decays(tau_v=lif.tau)     # a = x 2^f, u = a << 6, v' = v/2 + u: v = v_float 2^(f+7)
-            self.nodes[lif.name] = {"du": lp.du, "dv": lp.dv, "vth": 1 << (f + 1), "v_scale": 2.0 ** (f + 7),
-                                    "bias_mant": 0, "bias_exp": 0, "input": None, "in_frac": f}
-        exp = fa + fb - f
-        if exp < 0:
-            raise ValueError(f"{n.name}: product grids 2^-{fa} x 2^-{fb} cannot reach 2^-{f} with a right shift")
-        self.nodes[n.name] = {"exp": int(exp), "out_frac": int(f), "input": enc}
-        self.fmt[n.name] = (int(f), 17)
-        self.recs[n.name] = dict(act_bits=16, act_encoding=f"2^-{f}", out_shift=int(exp))
-
-    def residual(self, n: ir.Residual) -> None:
-        f, _ = self.fmt[self.src(n.name).name]
-        self.nodes[n.name] = {"spike_weight": 1 << f, "in_frac": f, "out_frac": f + int(n.halve)}
-        self.fmt[n.name] = (f + int(n.halve), oc.STATE_BITS)
-        self.recs[n.name] = dict(act_bits=oc.STATE_BITS, act_encoding=f"2^-{f + int(n.halve)}")
-
-    def passthrough(self, n: ir.Op) -> None:
-        self.fmt[n.name] = self.fmt[self.src(n.name).name]
-        self.nodes[n.name] = {"frac": self.fmt[n.name][0]}
-
-    def embedding_to_chip(self, ln0: ir.LayerNorm, emb: ir.Embedding) -> None:
+    def embedding_to_chip(self, ln0: ir.LayerNorm, emb: ir.Embedding) -> Encoding:
         table = self.tensors[emb.weight]
         m = 1.0 if emb.binary else float(np.abs(table).max())
         f = oc.frac_for(m, 16)
@@ -322,55 +217,167 @@ class ChipQuantizer:
         x = (table >= 0).astype(np.float64) if emb.binary else table.astype(np.float64)
         d = x - x.mean(axis=1, keepdims=True)
         self.mx[ln0.name] = {**self.mx[ln0.name], "in_max": m, "var_max": float((d ** 2).sum(axis=1).max())}
-        return {"encoding": "static", "bits": 16, "inv_scale": float(2.0 ** f), "limit": (1 << 15) - 1, "frac": f}
+        return Encoding(STATIC, 16, inv_scale=float(2.0 ** f), limit=(1 << 15) - 1, frac=f)
 
     def run(self) -> None:
         self.prepare_weights()
         for n in self.g.nodes.values():
-            if n.placement.where != ir.CHIP:
-                continue
-            if isinstance(n, ir.LayerNorm):
-                src = self.src(n.name)
-                enc = self.embedding_to_chip(n, src) if src.placement.where == ir.HOST else None
-                self.layernorm(n)
-                self.nodes[n.name]["input"] = enc
-            elif isinstance(n, (ir.TokenShift, ir.Mix)):
-                self.passthrough(n)
-            elif isinstance(n, ir.Projection):
-                if self.w[n.name]["kind"] != "lif":
-                    self.projection(n)
-            elif isinstance(n, ir.ReLU2):
-                self.relu2(n)
-            elif isinstance(n, ir.Sigmoid):
-                self.sigmoid(n)
-            elif isinstance(n, ir.Product):
-                self.product(n)
-            elif isinstance(n, ir.Residual):
-                self.residual(n)
-        for n in self.g.nodes.values():
             if n.placement.where == ir.CHIP:
-                assert n.name in self.nodes, n.name
+                QUANTIZE_CHIP.lookup(n)(self, n)
+        for n in self.g.nodes.values():
+            if n.placement.where == ir.CHIP and n.name not in self.nodes:
+                raise ValueError(f"{n.name}: the chip quantizer chose no parameters for it")
 
 
-def out_frac(nodes: Dict[str, dict], name: str) -> int:
-    """The grid (2^-frac) of a chip node's integer output under `--placement chip`."""
-    q = nodes[name]
-    return int(q["out_frac"] if "out_frac" in q else q["frac"])
+# ---------------------------------------------------------------------------
+# Per op type
+# ---------------------------------------------------------------------------
+@QUANTIZE_CHIP.register(ir.LayerNorm)
+def _layernorm(Q: ChipQuantizer, n: ir.LayerNorm) -> None:
+    src = Q.src(n.name)
+    enc = Q.embedding_to_chip(n, src) if src.placement.where == ir.HOST else None
+    f_in, _ = Q.fmt[src.name]
+    C = n.dim
+    cons = Q.projections_fed_by(n.name)
+    bits = Q.input_limit(cons, LN_OUT_BITS) if cons else LN_OUT_BITS
+    mx = Q.mx[n.name]
+    in_max = mx["in_max"]
+    gamma, beta = Q.tensors[n.weight], Q.tensors[n.bias]
+    p, gq, bq = oc.ln_params(C, f_in, in_max, mx["var_max"], gamma, beta, mx["max"], bits, MARGIN)
+    cap = Q.frac_cap(cons)
+    if any(isinstance(c, ir.Residual) for c in Q.consumers(n.name)):   # the residual stream starts here
+        cap = min(cap, SPIKE_WEIGHT_MAX_BITS - sum(r.halve for r in Q.g.of_type(ir.Residual)))
+    if p["out_frac"] > cap:   # a consumer's weight_exp would leave Lava's range: a coarser grid
+        p, gq, bq = oc.ln_params(C, f_in, in_max, mx["var_max"], gamma, beta,
+                                 mx["max"] * 2.0 ** (p["out_frac"] - cap), bits, MARGIN)
+    Q.out[f"{n.name}.gamma_q"] = gq.astype(np.int32)
+    Q.out[f"{n.name}.beta_q"] = bq.astype(np.int32)
+    Q.nodes[n.name] = LayerNormParams(**p, gamma_q=f"{n.name}.gamma_q", beta_q=f"{n.name}.beta_q", input=enc)
+    Q.fmt[n.name] = (p["out_frac"], bits)
+    Q.recs[n.name] = dict(act_bits=bits, act_encoding=f"2^-{p['out_frac']}", out_shift=p["s4"])
 
 
-ON_CHIP_OPS = ("layernorm", "sigmoid", "relu2", "product", "residual")
+@QUANTIZE_CHIP.register(ir.TokenShift, ir.Mix)
+def _passthrough(Q: ChipQuantizer, n: ir.Op) -> None:
+    """A delay or a folded mix: the values keep their producer's grid."""
+    Q.fmt[n.name] = Q.fmt[Q.src(n.name).name]
+    Q.nodes[n.name] = GridParams(frac=Q.fmt[n.name][0])
+
+
+@QUANTIZE_CHIP.register(ir.Projection)
+def _projection(Q: ChipQuantizer, n: ir.Projection) -> None:
+    w = Q.w[n.name]
+    if w["kind"] == "lif":
+        return   # Dense -> LIF: chosen with its input's product (`_product`)
+    f_in, bits = Q.fmt[Q.src(n.name).name]
+    top = (1 << (bits - 1)) - 1
+    base = dict(truncate_bits=Q.k, num_weight_bits=Q.opts.weight_bits, sign_mode=SignMode.MIXED.name,
+                input=Encoding(CHIP_GRID, bits, limit=top, frac=f_in), in_step=float(2.0 ** -f_in),
+                folded_mix=bool(Q.src(n.name).folds_on_chip), mantissa=f"{n.name}.mantissa")
+    if w["kind"] == "rows":
+        rq = w["rq"]
+        worst = worst_row_accumulation(rq.mantissa, Q.k, top)
+        d = payload_shift(worst, MAX_MESSAGE_BITS)
+        Q.out[f"{n.name}.mantissa"] = rq.mantissa.astype(np.int8)
+        Q.out[f"{n.name}.row_scale"] = (rq.step * 2.0 ** (d - Q.k)).astype(np.float32)
+        Q.nodes[n.name] = DenseParams(**base, weight_exp=-d, row_scale=f"{n.name}.row_scale",
+                                      output_bits=MAX_MESSAGE_BITS)
+        sq = rq.sqnr_db
+    else:
+        d = f_in + Q.k - w["e_w"] - w["f_o"]
+        d = max(-WEIGHT_EXP_MAX, min(-WEIGHT_EXP_MIN, d))
+        f_o = f_in + Q.k - w["e_w"] - d
+        worst = worst_row_accumulation(w["m"], Q.k, top)
+        Q.out[f"{n.name}.mantissa"] = w["m"]
+        Q.nodes[n.name] = DenseParams(**base, weight_exp=-d, out_frac=int(f_o), weight_step=float(2.0 ** w["e_w"]))
+        Q.fmt[n.name] = (int(f_o), CHIP_OUT_BITS)
+        sq = w["sqnr"]
+    Q.recs[n.name] = dict(weight_bits=Q.opts.weight_bits, weight_exp=-d, weight_sqnr_db=sq,
+                          weight_clipped_pct=0.0, act_encoding=f"2^-{f_in}", act_bits=bits,
+                          acc_worst_bits=math.log2(max(worst, 1)),
+                          acc_headroom_bits=31 - math.log2(max(worst, 1)), out_shift=d,
+                          out_limit_bits=math.log2((1 << (MAX_MESSAGE_BITS - 1)) - 1))
+
+
+@QUANTIZE_CHIP.register(ir.ReLU2)
+def _relu2(Q: ChipQuantizer, n: ir.ReLU2) -> None:
+    f_k, _ = Q.fmt[Q.src(n.name).name]
+    f, bits = Q.kk_bits(n)
+    f = min(f, 2 * f_k)
+    Q.nodes[n.name] = ProductParams(exp=2 * f_k - f, out_frac=f, out_bits=bits)
+    Q.fmt[n.name] = (f, bits)
+    Q.recs[n.name] = dict(act_bits=bits, act_encoding=f"2^-{f}", out_shift=2 * f_k - f)
+
+
+@QUANTIZE_CHIP.register(ir.Sigmoid)
+def _sigmoid(Q: ChipQuantizer, n: ir.Sigmoid) -> None:
+    f_in, _ = Q.fmt[Q.src(n.name).name]
+    Q.nodes[n.name] = SigmoidParams(in_frac=f_in, out_frac=oc.SIG_OUT_FRAC)
+    Q.fmt[n.name] = (oc.SIG_OUT_FRAC, oc.SIG_OUT_FRAC + 2)
+    Q.recs[n.name] = dict(act_bits=oc.SIG_OUT_FRAC + 1, act_encoding=f"2^-{oc.SIG_OUT_FRAC}")
+
+
+@QUANTIZE_CHIP.register(ir.Product)
+def _product(Q: ChipQuantizer, n: ir.Product) -> None:
+    """The product's output grid is its consumer's input grid: Wo (and the att LIF) or the ffn LIF."""
+    a, b = Q.src(n.name, "a"), Q.src(n.name, "b")
+    fa = Q.fmt[a.name][0]
+    enc = None
+    if b.placement.where == ir.HOST:   # wkv from the host: a static 16-bit encoding
+        fb = oc.frac_for(Q.mx[b.name]["max"], 16, MARGIN)
+        enc = Encoding(STATIC, 16, inv_scale=float(2.0 ** fb), limit=(1 << 15) - 1, frac=fb)
+    else:
+        fb = Q.fmt[b.name][0]
+    out = Q.consumers(n.name)[0]
+    if out.dense:                      # Wo -> att LIF
+        W = np.asarray(Q.floats[out.name], np.float64)
+        q, rec, lif_q = lif_bound(out.name, W, Q.mx[n.name]["max"], Q.opts, Q.out, pow2=True)
+        f = int(round(-math.log2(1.0 / q.input.inv_scale)))
+        q = dataclasses.replace(q, input=dataclasses.replace(q.input, encoding=CHIP_GRID, frac=f),
+                                in_step=float(2.0 ** -f))
+        Q.nodes[out.name], Q.nodes[Q.consumers(out.name)[0].name] = q, lif_q
+        Q.recs[out.name] = rec
+    else:                              # ffn gate -> ffn LIF
+        f = min(oc.frac_for(Q.mx[n.name]["max"], 17, MARGIN), 15)
+        lif = Q.consumers(n.name)[0]
+        lp = lif_decays(tau_v=lif.tau)     # a = x 2^f, u = a << 6, v' = v/2 + u: v = v_float 2^(f+7)
+        Q.nodes[lif.name] = LifParams(du=lp.du, dv=lp.dv, vth=1 << (f + 1), v_scale=2.0 ** (f + 7), in_frac=f)
+    exp = fa + fb - f
+    if exp < 0:
+        raise ValueError(f"{n.name}: product grids 2^-{fa} x 2^-{fb} cannot reach 2^-{f} with a right shift")
+    Q.nodes[n.name] = ProductParams(exp=int(exp), out_frac=int(f), input=enc)
+    Q.fmt[n.name] = (int(f), 17)
+    Q.recs[n.name] = dict(act_bits=16, act_encoding=f"2^-{f}", out_shift=int(exp))
+
+
+@QUANTIZE_CHIP.register(ir.LIF)
+def _lif(Q: ChipQuantizer, n: ir.LIF) -> None:
+    """Chosen with its input (`_product`: the Dense -> LIF pair, or the gate product)."""
+    if n.name not in Q.nodes:
+        raise ValueError(f"{n.name}: its input chose no LIF parameters")
+
+
+@QUANTIZE_CHIP.register(ir.Residual)
+def _residual(Q: ChipQuantizer, n: ir.Residual) -> None:
+    f, _ = Q.fmt[Q.src(n.name).name]
+    Q.nodes[n.name] = ResidualParams(spike_weight=1 << f, in_frac=f, out_frac=f + int(n.halve))
+    Q.fmt[n.name] = (f + int(n.halve), oc.STATE_BITS)
+    Q.recs[n.name] = dict(act_bits=oc.STATE_BITS, act_encoding=f"2^-{f + int(n.halve)}")
 
 
 def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray]) -> Dict[str, float]:
-    """Per on-chip fixed-point op: max |integer result - float op on the same (decoded) inputs|
-    over `tokens`, as a percentage of max |float op| (the op's own error, not the model's drift)."""
-    from spike2loihi.execute import model_emulator as execute
+    """Per on-chip fixed-point op (not a Dense, a LIF, a delay or a folded mix): max |integer result -
+    float op on the same (decoded) inputs| over `tokens`, as a percentage of max |float op| (the op's
+    own error, not the model's drift)."""
+    from spike2loihi.execute import handlers as H
+    from spike2loihi.execute.model_emulator import Executor
 
     g, vals = model.graph, {}
-    P = execute.Params.float_only(g, ftens)          # the float op of each node (the host's handlers)
-    ex = execute.Executor(model, trace=lambda name, v: vals.__setitem__(name, v))
+    P = H.Params.float_only(g, ftens)          # the float op of each node
+    ex = Executor(model, trace=lambda name, v: vals.__setitem__(name, v))
     worst: Dict[str, List[float]] = {}
-    ops = [n for n in g.nodes.values() if n.placement.where == ir.CHIP and n.kind in ON_CHIP_OPS]
+    ops = [n for n in g.nodes.values() if n.placement.where == ir.CHIP and not (n.dense or n.spiking
+                                                                               or n.folds_on_chip or n.state)]
     for tok in tokens:
         vals.clear()
         ex.step([int(tok)])
@@ -379,13 +386,13 @@ def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray]) -> Dict[st
             for port, src in g.inputs(n.name).items():
                 s = g.nodes[src]
                 if s.placement.where == ir.HOST:
-                    ins[port] = vals[n.name + ".in"].q / 2.0 ** model.nodes[n.name]["input"]["frac"]
-                elif isinstance(s, ir.LIF):
+                    ins[port] = vals[n.name + ".in"].q / 2.0 ** model.nodes[n.name].input.frac
+                elif s.spiking:
                     ins[port] = vals[src].q.astype(np.float64)
                 else:
-                    ins[port] = vals[src].q / 2.0 ** out_frac(model.nodes, src)
-            got = vals[n.name].q / 2.0 ** out_frac(model.nodes, n.name)
-            want = execute.run_host_node(P, n, {k: v.astype(np.float32) for k, v in ins.items()}, None)
+                    ins[port] = vals[src].q / 2.0 ** out_frac(model.nodes[src])
+            got = vals[n.name].q / 2.0 ** out_frac(model.nodes[n.name])
+            want = H.FLOAT.lookup(n)(P, n, {k: v.astype(np.float32) for k, v in ins.items()}, None)
             w = worst.setdefault(n.name, [0.0, 0.0])
             w[0] = max(w[0], float(np.max(np.abs(got - want))))
             w[1] = max(w[1], float(np.max(np.abs(want))))

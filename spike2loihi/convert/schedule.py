@@ -6,8 +6,9 @@ handles token t at step t + offset(n), offset(n) = max over its inputs of
 offset(src) + latency(src). Prefill pipelines one token per step; a generated
 token needs the whole path from the embedding to the sampler, then one step
 for the sampled token to enter the embedding: `token_period = critical_path + 1`.
-The numbers are stored in the artifact (manifest "schedule") for the hardware
-backend and the reports.
+
+It is computed once, at conversion, and stored in the artifact (manifest
+"schedule", offsets included); everything after reads `ConvertedModel.schedule`.
 """
 from __future__ import annotations
 
@@ -37,7 +38,12 @@ class Schedule:
 
     def to_dict(self) -> dict:
         return {"critical_path_steps": self.critical_path, "token_period_steps": self.token_period,
-                "prefill_tokens_per_step": 1}
+                "prefill_tokens_per_step": 1, "offsets": dict(self.offsets)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Schedule":
+        return cls({str(k): int(v) for k, v in d["offsets"].items()}, int(d["critical_path_steps"]),
+                   int(d["token_period_steps"]))
 
     def steps_for(self, n_prompt: int, n_new: int) -> int:
         """Time steps to run for a prompt of n_prompt tokens and n_new generated tokens."""

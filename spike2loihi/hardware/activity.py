@@ -36,8 +36,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from spike2loihi import registry
 from spike2loihi.convert import ir
-from spike2loihi.hardware.planner import ONCHIP_POPULATIONS
+from spike2loihi.convert.records import DYNAMIC
 from spike2loihi.errors import Spike2LoihiError
 
 PUBLISHED, MEASURED, ESTIMATE = "published", "measured here", "estimate"
@@ -280,13 +281,126 @@ class Activity:
 
 
 def _payload_bits(model, node: ir.Op, direction: str) -> int:
-    q = model.nodes.get(node.name) or {}
+    rec = model.nodes.get(node.name)
     if direction == "in":
-        enc = q.get("input") or {}
-        return int(enc.get("bits") or 0)
-    if isinstance(node, ir.LIF):
+        enc = getattr(rec, "input", None)
+        return int(enc.bits) if enc is not None else 0
+    if node.spiking:
         return 1
-    return int(q.get("output_bits") or 24)
+    return int(getattr(rec, "output_bits", None) or 24)
+
+
+@dataclass
+class _Tally:
+    """Per-token sums over the chip nodes, which each node's `activity.chip` handler adds to."""
+
+    graded: float = 0.0
+    binary: float = 0.0
+    lif_in: float = 0.0
+    updates: float = 0.0
+    neurons_on_chip: int = 0
+    dense_macs: int = 0
+    lif_neurons: int = 0
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What one chip node saw over the run: its counts and where its inputs and outputs are."""
+
+    model: object
+    counts: "Counts"
+    node: ir.Op
+    tokens: int
+
+    @property
+    def c(self) -> NodeCounts:
+        return self.counts.node(self.node.name)
+
+    def sources(self) -> List[ir.Op]:
+        g = self.model.graph
+        return [g.nodes[s] for s in g.inputs(self.node.name).values()]
+
+    @property
+    def from_host(self) -> bool:
+        return any(s.placement.where == ir.HOST for s in self.sources())
+
+    @property
+    def to_host(self) -> bool:
+        g = self.model.graph
+        return any(g.nodes[e.dst].placement.where == ir.HOST for e in g.consumers(self.node.name))
+
+    def direct_nonzero(self) -> int:
+        """Nonzero inputs through one-to-one synapses (from chip ops that are not a Dense, --placement chip)."""
+        return sum(self.counts.node(s.name).out_nonzero for s in self.sources()
+                   if s.placement.where == ir.CHIP and not s.dense)
+
+
+#: Synaptic events, neuron updates and the per-layer row of one chip node per op type.
+ACTIVITY = registry.stage("activity.chip", lambda t, mapping, where: where == ir.CHIP and not t.folds_on_chip,
+                          "synaptic events and neuron updates of a chip op (spike2loihi.hardware.activity)")
+
+
+@ACTIVITY.register(ir.Projection)
+def _dense_activity(s: _Seen, t: _Tally) -> LayerActivity:
+    n, c, T = s.node, s.c, s.tokens
+    srcs = s.sources()
+    spiking_src = any(x.spiking for x in srcs)
+    if s.from_host:
+        nz, el = c.in_nonzero, c.in_elements
+    else:  # fed on chip: the source's output is this Dense's input
+        src = s.counts.node(srcs[0].name)
+        nz, el = src.out_nonzero, src.out_elements
+    events = nz * n.dim / T
+    if spiking_src:
+        t.binary += events
+    else:
+        t.graded += events
+    rec = s.model.nodes.get(n.name)
+    macs = n.dim * n.n_in * (rec.fan_in_factor if rec is not None else 1)
+    t.dense_macs += macs
+    if s.to_host:  # graded readout neurons
+        t.updates += c.out_elements / T
+        t.neurons_on_chip += n.dim
+    return LayerActivity(n.name, n.kind, n.layer, "", n.dim if s.to_host else 0,
+                         input_density=nz / el if el else 0.0, input_kind="binary" if spiking_src else "graded",
+                         input_nonzero=nz / T, synaptic_events=events, dense_macs=macs)
+
+
+@ACTIVITY.register(ir.LIF)
+def _lif_activity(s: _Seen, t: _Tally) -> LayerActivity:
+    n, c, T = s.node, s.c, s.tokens
+    rate = c.out_nonzero / c.out_elements if c.out_elements else 0.0
+    # identity synapse per neuron from the host, or one-to-one from an on-chip product
+    events = (c.in_nonzero if s.from_host else s.direct_nonzero()) / T
+    t.lif_in += events
+    t.graded += events
+    t.updates += c.out_elements / T
+    t.neurons_on_chip += n.dim
+    t.lif_neurons += n.dim
+    return LayerActivity(n.name, n.kind, n.layer, n.population, n.dim, firing_rate=rate,
+                         input_density=(c.in_nonzero / c.in_elements) if c.in_elements else None,
+                         input_kind="graded" if s.from_host else "on-chip",
+                         input_nonzero=c.in_nonzero / T, synaptic_events=events)
+
+
+@ACTIVITY.register(ir.LayerNorm, ir.TokenShift, ir.Sigmoid, ir.Product, ir.ReLU2, ir.Residual)
+def _population_activity(s: _Seen, t: _Tally) -> LayerActivity:
+    """`--placement chip` populations, as the planner maps them (estimates)."""
+    from spike2loihi.hardware.planner import chip_node
+
+    n, c, T = s.node, s.c, s.tokens
+    pop = chip_node(s.model.graph, n, s.model.nodes.get(n.name))
+    nz = s.direct_nonzero() + (c.in_nonzero if s.from_host else 0)
+    events = (nz + pop.internal_synapses * c.executions) / T
+    t.graded += events
+    t.updates += pop.neurons * c.executions / T
+    t.neurons_on_chip += pop.neurons
+    return LayerActivity(n.name, n.kind, n.layer, "", pop.neurons, input_kind="on-chip", input_nonzero=nz / T,
+                         synaptic_events=events)
+
+
+def _population_kinds() -> set:
+    return {cls.kind for cls in ir.OP_TYPES.values() if ACTIVITY.find(cls) is _population_activity}
 
 
 def measure(model, counts: Counts, plan=None) -> Activity:
@@ -295,66 +409,11 @@ def measure(model, counts: Counts, plan=None) -> Activity:
 
     g = model.graph
     T = counts.tokens
-    layers: List[LayerActivity] = []
-    graded = binary = lif_in = 0.0
-    updates = 0.0
-    neurons_on_chip = 0
-    dense_macs = lif_neurons = 0
-    for n in g.nodes.values():
-        if n.placement.where != ir.CHIP:
-            continue
-        c = counts.node(n.name)
-        srcs = [g.nodes[s] for s in g.inputs(n.name).values()]
-        from_host = any(s.placement.where == ir.HOST for s in srcs)
-        to_host = any(g.nodes[e.dst].placement.where == ir.HOST for e in g.consumers(n.name))
-        direct = [s for s in srcs if s.placement.where == ir.CHIP and not isinstance(s, ir.Projection)]
-        direct_nz = sum(counts.node(s.name).out_nonzero for s in direct)   # one-to-one synapses (--placement chip)
-        if isinstance(n, ir.Mix):
-            continue   # folded into the projections after it
-        if not isinstance(n, (ir.LIF, ir.Projection)):   # --placement chip populations (planner estimates)
-            neurons, internal = ONCHIP_POPULATIONS[n.kind](n.dim)
-            nz = direct_nz + (c.in_nonzero if from_host else 0)
-            events = (nz + internal * c.executions) / T
-            graded += events
-            updates += neurons * c.executions / T
-            neurons_on_chip += neurons
-            layers.append(LayerActivity(n.name, n.kind, n.layer, "", neurons, input_kind="on-chip",
-                                        input_nonzero=nz / T, synaptic_events=events))
-            continue
-        if isinstance(n, ir.LIF):
-            rate = c.out_nonzero / c.out_elements if c.out_elements else 0.0
-            # identity synapse per neuron from the host, or one-to-one from an on-chip product
-            events = (c.in_nonzero if from_host else direct_nz) / T
-            lif_in += events
-            graded += events
-            updates += c.out_elements / T
-            neurons_on_chip += n.dim
-            lif_neurons += n.dim
-            layers.append(LayerActivity(n.name, "lif", n.layer, n.population, n.dim, firing_rate=rate,
-                                        input_density=(c.in_nonzero / c.in_elements) if c.in_elements else None,
-                                        input_kind="graded" if from_host else "on-chip",
-                                        input_nonzero=c.in_nonzero / T, synaptic_events=events))
-            continue
-        spiking_src = any(isinstance(s, ir.LIF) for s in srcs)
-        if from_host:
-            nz, el = c.in_nonzero, c.in_elements
-        else:  # fed on chip: the source's output is this Dense's input
-            src = counts.node(srcs[0].name)
-            nz, el = src.out_nonzero, src.out_elements
-        events = nz * n.dim / T
-        kind = "binary" if spiking_src else "graded"
-        if spiking_src:
-            binary += events
-        else:
-            graded += events
-        macs = n.dim * n.n_in * (2 if (model.nodes.get(n.name) or {}).get("folded_mix") else 1)
-        dense_macs += macs
-        if to_host:  # graded readout neurons
-            updates += c.out_elements / T
-            neurons_on_chip += n.dim
-        layers.append(LayerActivity(n.name, n.kind, n.layer, "", n.dim if to_host else 0,
-                                    input_density=nz / el if el else 0.0, input_kind=kind,
-                                    input_nonzero=nz / T, synaptic_events=events, dense_macs=macs))
+    t = _Tally()
+    layers = [ACTIVITY.lookup(n)(_Seen(model, counts, n, T), t) for n in g.nodes.values()
+              if n.placement.where == ir.CHIP and not n.folds_on_chip]
+    graded, binary, lif_in, updates = t.graded, t.binary, t.lif_in, t.updates
+    neurons_on_chip, dense_macs, lif_neurons = t.neurons_on_chip, t.dense_macs, t.lif_neurons
     # host float operations: per host node from its type's formulas x its measured executions
     ops: Dict[str, int] = {}
     by_type: Dict[str, Dict[str, int]] = {}
@@ -372,8 +431,8 @@ def measure(model, counts: Counts, plan=None) -> Activity:
         src, dst = g.nodes[e.src], g.nodes[e.dst]
         if dst.placement.where == ir.CHIP:   # host -> chip
             c = counts.node(dst.name)
-            enc = (model.nodes.get(dst.name) or {}).get("input") or {}
-            kind = "encode_dynamic" if enc.get("encoding") == "dynamic" else "encode_static"
+            enc = getattr(model.nodes.get(dst.name), "input", None)
+            kind = "encode_dynamic" if enc is not None and enc.encoding == DYNAMIC else "encode_static"
             per_el = {k: evaluate_formula(f, {"n": 1}) - evaluate_formula(f, {"n": 0}) for k, f in
                       CROSSING_OPS[kind].items()}
             fixed = {k: evaluate_formula(f, {"n": 0}) for k, f in CROSSING_OPS[kind].items()}
@@ -389,7 +448,7 @@ def measure(model, counts: Counts, plan=None) -> Activity:
             bn_in += c.in_nonzero * bits / 8
         else:                                 # chip -> host
             c = counts.node(src.name)
-            kind = "decode_spikes" if isinstance(src, ir.LIF) else "decode_dense"
+            kind = "decode_spikes" if src.spiking else "decode_dense"
             per = {k: evaluate_formula(f, {"n": 1}) for k, f in CROSSING_OPS[kind].items()}
             _add_ops(ops, per, c.out_elements)
             _add_ops(by_type.setdefault("crossing: " + kind, {}), per, c.out_elements)
@@ -606,7 +665,7 @@ def estimate(act: Activity, plan, profile) -> SystemEstimate:
     group_cores = {m: g.realistic.cores for g in plan.groups for m in g.members}
     on_chip_msgs = sum(la.input_nonzero * group_cores.get(la.name, 1) for la in act.layers
                        if la.input_kind in ("graded", "binary")
-                       or la.kind in ONCHIP_POPULATIONS) + act.messages_to_host
+                       or la.kind in _population_kinds()) + act.messages_to_host
 
     def parts(steps: int, ms: float) -> Dict[str, float]:
         return {

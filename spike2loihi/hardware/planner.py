@@ -48,8 +48,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
+from spike2loihi import registry
 from spike2loihi.convert import ir
 from spike2loihi.hardware.profiles import Profile
 
@@ -83,7 +84,7 @@ class ChipNode:
     """What the planner needs of one chip node (from the IR and the quantization)."""
 
     name: str
-    kind: str                   # projection | head | lif
+    kind: str                   # the IR op kind
     layer: Optional[int]
     n_out: int
     n_in: int                   # inputs per output (Dense); 1 for a LIF
@@ -99,23 +100,29 @@ class ChipNode:
     neurons: Optional[int] = None  # on-chip ops (--placement chip): neurons of the population (else n_out)
     own_synapses: int = 0          # synapses ending on it that no Dense node accounts for
     own_fan_in: int = 0            # input axons per neuron from those synapses
+    internal_synapses: int = 0     # on-chip ops: synapses inside the population (in own_synapses)
+    dense: bool = False            # the op's facts (spike2loihi.convert.ir.Op)
+    spiking: bool = False
+    microcoded: bool = False
 
 
-DENSE_KINDS = ("projection", "head")
+@dataclass(frozen=True)
+class PlanDefaults:
+    """Quantization as `convert` would choose it by default, for planning shapes without converting."""
 
-#: `--placement chip` ops: (neurons, internal synapses) for width d, as the ONCHIP.md mapping would build
-#: them (estimates): LayerNorm = centring, square and output populations + two sum neurons + the InvSqrt
-#: neuron, with two sum and two broadcast connections; token shift = the value and its held copy; relu² =
-#: GradedReluVec + ProdNeuron (two inputs each); the rest one neuron per channel. Every input that is not a
-#: Dense adds one one-to-one synapse per channel.
-ONCHIP_POPULATIONS = {
-    "layernorm": lambda d: (3 * d + 3, 4 * d),
-    "token_shift": lambda d: (2 * d, d),
-    "relu2": lambda d: (2 * d, 2 * d),
-    "sigmoid": lambda d: (d, 0),
-    "product": lambda d: (d, 0),
-    "residual": lambda d: (d, 0),
-}
+    weight_bits: int = 8
+    act_bits: int = 8
+    lif_input_bits: int = 16
+    output_bits: int = 24
+    groups: Tuple[Tuple[str, str], ...] = ()   # node -> side-by-side group (as `convert` forms them)
+
+    def group_of(self, name: str) -> Optional[str]:
+        return dict(self.groups).get(name)
+
+
+#: The chip node of the planner per op type: (graph, node, its record or None, defaults) -> ChipNode.
+PLAN = registry.stage("plan.chip", lambda t, mapping, where: where == ir.CHIP and not t.folds_on_chip,
+                      "the neurocore population of a chip op (spike2loihi.hardware.planner)")
 
 
 @dataclass(frozen=True)
@@ -253,72 +260,92 @@ class Plan:
 # ---------------------------------------------------------------------------
 # Chip nodes from a graph (+ quantization)
 # ---------------------------------------------------------------------------
-def chip_nodes(graph: ir.Graph, quant: Dict[str, dict]) -> List[ChipNode]:
-    """The chip nodes of `graph` with their quantization (`ConvertedModel.nodes` or `default_quant`)."""
-    out = []
-    for n in graph.nodes.values():
-        if n.placement.where != ir.CHIP:
-            continue
-        q = quant.get(n.name) or {}
-        srcs = [graph.nodes[s] for s in graph.inputs(n.name).values()]
-        dsts = [graph.nodes[e.dst] for e in graph.consumers(n.name)]
-        input_from = ir.HOST if any(s.placement.where == ir.HOST for s in srcs) else ir.CHIP
-        output_to = ir.HOST if any(d.placement.where == ir.HOST for d in dsts) else ir.CHIP
-        enc = q.get("input") or {}
-        input_bits = int(enc["bits"]) if input_from == ir.HOST and enc.get("bits") else None
-        if isinstance(n, ir.Projection):
-            n_in = n.n_in * (2 if q.get("folded_mix") else 1)   # [x ; prev] under --placement chip
-            out.append(ChipNode(n.name, n.kind, n.layer, n.dim, n_in, int(q.get("num_weight_bits", 8)),
-                                input_bits, input_from, output_to,
-                                int(q["output_bits"]) if output_to == ir.HOST and q.get("output_bits") else None,
-                                group=q.get("group") or None))
-        elif isinstance(n, ir.LIF):
-            own = sum(n.dim for s in srcs if not (isinstance(s, ir.Projection) or s.placement.where == ir.HOST))
-            out.append(ChipNode(n.name, n.kind, n.layer, n.dim, 1, None, input_bits, input_from, output_to, None,
-                                q.get("du"), q.get("dv"), q.get("vth"), own_synapses=own,
-                                own_fan_in=1 if own else 0))
-        elif n.kind in ONCHIP_POPULATIONS:
-            neurons, internal = ONCHIP_POPULATIONS[n.kind](n.dim)
-            direct = sum(1 for s in srcs if not isinstance(s, ir.Projection))
-            out.append(ChipNode(n.name, n.kind, n.layer, n.dim, 1, None, input_bits, input_from, output_to, None,
-                                neurons=neurons, own_synapses=internal + direct * n.dim,
-                                own_fan_in=direct + (1 if internal else 0)))
-        elif isinstance(n, ir.Mix):
-            continue   # folded into the projections after it (their n_in doubles)
-        else:
-            raise ValueError(f"the planner cannot map chip node {n.name} ({n.kind})")
-    return out
+def _ends(graph: ir.Graph, n: ir.Op):
+    srcs = [graph.nodes[s] for s in graph.inputs(n.name).values()]
+    dsts = [graph.nodes[e.dst] for e in graph.consumers(n.name)]
+    input_from = ir.HOST if any(s.placement.where == ir.HOST for s in srcs) else ir.CHIP
+    output_to = ir.HOST if any(d.placement.where == ir.HOST for d in dsts) else ir.CHIP
+    return srcs, input_from, output_to
 
 
-def default_quant(graph: ir.Graph, weight_bits: int = 8, act_bits: int = 8, lif_input_bits: int = 16,
-                  output_bits: int = 24) -> Dict[str, dict]:
-    """Quantization as `convert` would choose by default, for planning shapes without converting.
+def _input_bits(rec, input_from: str, default: Optional[int]) -> Optional[int]:
+    if input_from != ir.HOST:
+        return None
+    if rec is None:
+        return default
+    return rec.input.bits if getattr(rec, "input", None) is not None else None
 
-    Like `convert`, host-bound Dense layers of one block that handle a token at the same time step
-    form a group (the Lava graph runs them as one block-diagonal Sparse process)."""
+
+@PLAN.register(ir.Projection)
+def _plan_dense(graph, n, rec, d: PlanDefaults) -> ChipNode:
+    _, input_from, output_to = _ends(graph, n)
+    factor = rec.fan_in_factor if rec is not None else 1   # [x ; prev] under --placement chip
+    wbits = rec.num_weight_bits if rec is not None else d.weight_bits
+    to_lif = any(graph.nodes[e.dst].spiking for e in graph.consumers(n.name))
+    out_bits = rec.output_bits if rec is not None else (None if to_lif else d.output_bits)
+    return ChipNode(n.name, n.kind, n.layer, n.dim, n.n_in * factor, wbits,
+                    _input_bits(rec, input_from, d.act_bits), input_from, output_to,
+                    out_bits if output_to == ir.HOST and out_bits else None,
+                    group=(rec.group if rec is not None else d.group_of(n.name)), dense=True)
+
+
+@PLAN.register(ir.LIF)
+def _plan_lif(graph, n, rec, d: PlanDefaults) -> ChipNode:
+    srcs, input_from, output_to = _ends(graph, n)
+    own = sum(n.dim for s in srcs if not (s.dense or s.placement.where == ir.HOST))
+    du, dv, vth = (rec.du, rec.dv, rec.vth) if rec is not None else (4095, 2048, None)
+    return ChipNode(n.name, n.kind, n.layer, n.dim, 1, None, _input_bits(rec, input_from, d.lif_input_bits),
+                    input_from, output_to, None, du, dv, vth, own_synapses=own, own_fan_in=1 if own else 0,
+                    spiking=True)
+
+
+def _population(neurons: Callable[[int], int], internal: Callable[[int], int]):
+    """An on-chip op as a population of `neurons(d)` neurons with `internal(d)` synapses inside it; every
+    input that is not a Dense adds one one-to-one synapse per channel (estimates of the ONCHIP.md mapping)."""
+    def plan_op(graph, n, rec, d: PlanDefaults) -> ChipNode:
+        srcs, input_from, output_to = _ends(graph, n)
+        inner = internal(n.dim)
+        direct = sum(1 for s in srcs if not s.dense)
+        return ChipNode(n.name, n.kind, n.layer, n.dim, 1, None, _input_bits(rec, input_from, None), input_from,
+                        output_to, None, neurons=neurons(n.dim), own_synapses=inner + direct * n.dim,
+                        own_fan_in=direct + (1 if inner else 0), internal_synapses=inner,
+                        microcoded=type(n).microcoded)
+    return plan_op
+
+
+# LayerNorm: centring, square and output populations + two sum neurons + the InvSqrt neuron, with two sum and
+# two broadcast connections; token shift: the value and its held copy; relu²: GradedReluVec + ProdNeuron (two
+# inputs each); the rest one neuron per channel.
+PLAN.register(ir.LayerNorm)(_population(lambda d: 3 * d + 3, lambda d: 4 * d))
+PLAN.register(ir.TokenShift)(_population(lambda d: 2 * d, lambda d: d))
+PLAN.register(ir.ReLU2)(_population(lambda d: 2 * d, lambda d: 2 * d))
+PLAN.register(ir.Sigmoid, ir.Product, ir.Residual)(_population(lambda d: d, lambda d: 0))
+
+
+def chip_node(graph: ir.Graph, n: ir.Op, rec=None, defaults: Optional[PlanDefaults] = None) -> ChipNode:
+    """One chip node as the planner sees it (its `plan.chip` handler)."""
+    return PLAN.lookup(n)(graph, n, rec, defaults or PlanDefaults())
+
+
+def chip_nodes(graph: ir.Graph, quant: Dict[str, object], defaults: Optional[PlanDefaults] = None) -> List[ChipNode]:
+    """The chip nodes of `graph` with their records (`ConvertedModel.nodes`), or with `defaults` where a node
+    has none (planning shapes). A mix folded into its projections has no population of its own."""
+    return [chip_node(graph, n, quant.get(n.name), defaults) for n in graph.nodes.values()
+            if n.placement.where == ir.CHIP and not n.folds_on_chip]
+
+
+def default_groups(graph: ir.Graph) -> Tuple[Tuple[str, str], ...]:
+    """Host-bound Dense layers of one block that handle a token at the same time step form a group, as
+    `convert` forms them (the Lava graph runs them as one block-diagonal Sparse process)."""
     from spike2loihi.convert.schedule import schedule
 
     offsets = schedule(graph).offsets
     side_by_side: Dict[tuple, List[str]] = {}
-    q: Dict[str, dict] = {}
     for n in graph.nodes.values():
-        if n.placement.where != ir.CHIP:
-            continue
-        if isinstance(n, ir.Projection):
-            to_lif = any(isinstance(graph.nodes[e.dst], ir.LIF) for e in graph.consumers(n.name))
-            q[n.name] = {"num_weight_bits": weight_bits, "input": {"bits": act_bits},
-                         "output_bits": None if to_lif else output_bits}
-            if not to_lif:
-                side_by_side.setdefault((n.layer, offsets[n.name]), []).append(n.name)
-        elif isinstance(n, ir.LIF):
-            fed_by_host = any(graph.nodes[s].placement.where == ir.HOST for s in graph.inputs(n.name).values())
-            q[n.name] = {"du": 4095, "dv": 2048, "vth": None,
-                         "input": {"bits": lif_input_bits} if fed_by_host else None}
-    for names in side_by_side.values():
-        if len(names) > 1:
-            for name in names:
-                q[name]["group"] = "+".join(names)
-    return q
+        if n.placement.where == ir.CHIP and n.dense and not any(graph.nodes[e.dst].spiking
+                                                                 for e in graph.consumers(n.name)):
+            side_by_side.setdefault((n.layer, offsets[n.name]), []).append(n.name)
+    return tuple((name, "+".join(names)) for names in side_by_side.values() if len(names) > 1 for name in names)
 
 
 def graph_for_shapes(n_layer: int, n_embd: int, vocab: int, semantics: str = "run") -> ir.Graph:
@@ -351,13 +378,13 @@ def _groups(nodes: List[ChipNode], graph: ir.Graph) -> List[Tuple[str, List[Chip
     by_name = {n.name: n for n in nodes}
     units: Dict[str, List[ChipNode]] = {}
     for n in nodes:
-        if n.kind not in DENSE_KINDS:
+        if not n.dense:
             units.setdefault(n.name, []).append(n)
             continue
         chip_dst = [e.dst for e in graph.consumers(n.name) if e.dst in by_name]
         key = chip_dst[0] if chip_dst else (n.group or n.name)
         units.setdefault(key, []).append(n)
-    return [(name, sorted(members, key=lambda m: m.kind not in DENSE_KINDS)) for name, members in units.items()]
+    return [(name, sorted(members, key=lambda m: not m.dense)) for name, members in units.items()]
 
 
 def _split(neurons: int, per_row: int, out_axons: int, npc: int, syn_cap: int, axons_out_max: int) -> CoreSplit:
@@ -391,17 +418,17 @@ def syn_capacity(profile: Profile, weight_bits: int, bound: str) -> int:
 
 def _group_plan(name: str, members: List[ChipNode], profile: Profile) -> GroupPlan:
     chip = profile.chip
-    dense = [m for m in members if m.kind in DENSE_KINDS]
-    lif = next((m for m in members if m.kind == "lif"), None)
-    owner = next((m for m in members if m.kind not in DENSE_KINDS), None)
+    dense = [m for m in members if m.dense]
+    lif = next((m for m in members if m.spiking), None)
+    owner = next((m for m in members if not m.dense), None)
     one_to_one = False
-    if owner is not None and (owner.kind != "lif" or owner.own_synapses):   # --placement chip populations
+    if owner is not None and (not owner.spiking or owner.own_synapses):   # --placement chip populations
         neurons = owner.neurons or owner.n_out
         synapses = sum(f.n_out * f.n_in for f in dense) + owner.own_synapses
         per_row = max(1, math.ceil(synapses / neurons))
         fan_in = sum(f.n_in for f in dense) + owner.own_fan_in * owner.n_out
         feeds = " + ".join(f.name.rsplit(".", 1)[-1] for f in dense)
-        role = f"{owner.kind}{' <- ' + feeds if feeds else ''} (on-chip op{', microcoded' if ir.OP_TYPES[owner.kind].microcoded else ''})"
+        role = f"{owner.kind}{' <- ' + feeds if feeds else ''} (on-chip op{', microcoded' if owner.microcoded else ''})"
         lif = owner
     elif lif is not None and dense:
         neurons, per_row = lif.n_out, sum(f.n_in for f in dense)
@@ -532,13 +559,14 @@ def _fit(groups: List[GroupPlan], neurons: int, synapses: int, profile: Profile)
                      fits_realistic=None if chips is None else nr <= chips)
 
 
-def plan(graph: ir.Graph, quant: Dict[str, dict], profile: Profile, model_info: Optional[dict] = None,
-         compare: Tuple[Profile, ...] = (), schedule: Optional[dict] = None) -> Plan:
+def plan(graph: ir.Graph, quant: Dict[str, object], profile: Profile, model_info: Optional[dict] = None,
+         compare: Tuple[Profile, ...] = (), schedule: Optional[dict] = None,
+         defaults: Optional[PlanDefaults] = None) -> Plan:
     """Map every chip node of `graph` onto `profile`'s neurocores; `compare`: other systems to size it on.
 
     `schedule`: the artifact's recorded schedule (`critical_path_steps`), which then gives the steps
     per token instead of the Dense depth."""
-    nodes = chip_nodes(graph, quant)
+    nodes = chip_nodes(graph, quant, defaults)
     groups = [_group_plan(name, members, profile) for name, members in _groups(nodes, graph)]
     neurons = sum(g.neurons for g in groups)
     synapses = sum(g.synapses for g in groups)
@@ -548,7 +576,7 @@ def plan(graph: ir.Graph, quant: Dict[str, dict], profile: Profile, model_info: 
     totals = {"cores_ceiling": sum(g.ceiling.cores for g in groups),
               "cores_realistic": sum(g.realistic.cores for g in groups),
               "chips_ceiling": this.chips_needed_ceiling, "chips_realistic": this.chips_needed_realistic}
-    head = next((g for g in groups if g.name in [n.name for n in graph.of_type(ir.Head)]), None)
+    head = next((g for g in groups if g.name == ir.logits_node(graph).name), None)
     violations = (_numeric_violations(nodes, profile) + _group_violations(groups, profile)
                   + _capacity_violations(totals, profile, head, systems))
     depth = dense_depth(graph)
@@ -588,8 +616,9 @@ def plan_shapes(n_layer: int, n_embd: int, vocab: int, profile: Profile, compare
                 weight_bits: int = 8, act_bits: int = 8, lif_input_bits: int = 16) -> Plan:
     """The plan of a SpikeGPT model of these sizes with convert's default quantization (nothing converted)."""
     g = graph_for_shapes(n_layer, n_embd, vocab)
-    return plan(g, default_quant(g, weight_bits, act_bits, lif_input_bits), profile,
-                {"model": f"shapes {n_layer} x {n_embd}, vocabulary {vocab} (default quantization)"}, compare)
+    defaults = PlanDefaults(weight_bits, act_bits, lif_input_bits, groups=default_groups(g))
+    return plan(g, {}, profile, {"model": f"shapes {n_layer} x {n_embd}, vocabulary {vocab} (default quantization)"},
+                compare, defaults=defaults)
 
 
 def packaged_profiles() -> Tuple[Profile, ...]:

@@ -107,7 +107,7 @@ def select_host(host) -> None:
     from lava.utils import loihi
 
     from spike2loihi.backends.loihi2 import HostSelectionError, missing_lava_loihi_error
-    from spike2loihi.cli.rules import one_line
+    from spike2loihi.errors import one_line
 
     gen = loihi.ChipGeneration[host.loihi_gen]
     try:
@@ -191,7 +191,8 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
     from lava.proc.sparse.process import Sparse
 
     from spike2loihi.backends.loihi2 import LIF_PLACEMENTS
-    from spike2loihi.lava.build import build, chip_groups
+    from spike2loihi.lava.build import build
+    from spike2loihi.lava.plans import chip_groups
     from spike2loihi.lava.processes import TokenLIF
 
     if lif_placement not in LIF_PLACEMENTS:
@@ -209,13 +210,13 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
     def bits_into(proc, port) -> int:
         if port.name == "gate":
             return 0
-        spec = model.nodes[members[proc.name][0]].get("input")
-        return int(spec["bits"]) if spec else DEFAULT_OUTPUT_BITS
+        spec = getattr(model.nodes[members[proc.name][0]], "input", None)
+        return int(spec.bits) if spec is not None else DEFAULT_OUTPUT_BITS
 
     def bits_out_of(proc, port) -> int:
         if isinstance(proc, TokenLIF):
             return 0   # spikes
-        return max(int(model.nodes[m].get("output_bits") or DEFAULT_OUTPUT_BITS) for m in members[proc.name])
+        return max(int(getattr(model.nodes[m], "output_bits", None) or DEFAULT_OUTPUT_BITS) for m in members[proc.name])
 
     boundaries: List[Boundary] = []
     adapters: List[object] = []

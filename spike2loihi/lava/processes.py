@@ -10,12 +10,13 @@
   unverified.
 
 * `HostBlock`: a group of host IR nodes run once per time step on the host
-  (see `spike2loihi.lava.build.HostPlan`). Its arithmetic is
-  `spike2loihi.execute.model_emulator.run_host_node`, `encode_input` and `decode_output`
-  (which call `spike2loihi.execute.host_ops`), and nothing else, so it computes what
-  the whole-model emulator computes. Its ports depend on the group, so each
-  block gets its own Process/ProcessModel subclass (`host_block_classes`); the
-  builder names the model per process instance in the run config.
+  (see `spike2loihi.lava.plans.HostPlan`) by its runner (`spike2loihi.lava.blocks`),
+  whose arithmetic is the whole-model emulator's handlers (`run_host_node`,
+  `encode_input`, `decode_output`, which call `spike2loihi.execute.host_ops`), and
+  nothing else, so it computes what the whole-model emulator computes. Its ports
+  depend on the group, so each block gets its own Process/ProcessModel subclass
+  (`host_block_classes`); the builder names the model per process instance in the
+  run config.
 
 Nothing may escape a ProcessModel (Lava then hangs or loses the traceback):
 errors are caught, written to the run's record folder, and the block keeps
@@ -74,13 +75,13 @@ class PyTokenLifModel(PyLifModelBitAcc):
 class HostBlock(AbstractProcess):
     """A group of host IR nodes (one block of the model, or the input/output stage).
 
-    `plan` is a `spike2loihi.lava.build.HostPlan`: the nodes, their time offsets,
-    and the ports (name, width, kind); `model` the ConvertedModel; `records` the
-    folder where outputs and errors are written.
+    `plan` is a `spike2loihi.lava.plans.HostPlan`: the nodes and the ports (name, width,
+    kind); `model` the ConvertedModel; `records` the folder where outputs and errors are
+    written; `runner` the class that does the block's work every step
+    (`spike2loihi.lava.blocks.HostRunner` or `ChipHostRunner`).
     """
 
-    def __init__(self, plan, model, records: str, run_args: dict,
-                 runner: str = "spike2loihi.lava.build:HostRunner", **kwargs):
+    def __init__(self, plan, model, records: str, run_args: dict, runner: type, **kwargs):
         super().__init__(plan=plan, model=model, records=records, run_args=run_args, runner=runner,
                          name=kwargs.pop("name", plan.name), **kwargs)
         for port in plan.in_ports:
@@ -90,17 +91,12 @@ class HostBlock(AbstractProcess):
 
 
 class PyHostBlockModel(PyLoihiProcessModel):
-    """Runs its runner (`spike2loihi.lava.build.HostRunner`, or `build_chip.ChipHostRunner` for
-    `--placement chip`) once per time step (SPK phase)."""
+    """Runs its runner once per time step (SPK phase)."""
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        import importlib
-
-        module, cls = proc_params["runner"].split(":")
-        runner = getattr(importlib.import_module(module), cls)
-        self.runner = runner(proc_params["plan"], proc_params["model"], proc_params["records"],
-                             proc_params["run_args"])
+        self.runner = proc_params["runner"](proc_params["plan"], proc_params["model"], proc_params["records"],
+                                            proc_params["run_args"])
 
     def run_spk(self):
         self.runner.step(self.time_step - 1, self)

@@ -25,7 +25,9 @@ import numpy as np
 from spike2loihi.convert import ir
 from spike2loihi.convert.artifact import ConvertedModel
 from spike2loihi.errors import Spike2LoihiError
-from spike2loihi.lava.build import C_ERROR, C_GENERATED, C_LOGITS, C_STEPS, IO_PLAN, Records, build
+from spike2loihi.lava.blocks import C_ERROR, C_GENERATED, C_LOGITS, C_STEPS, Records
+from spike2loihi.lava.build import build
+from spike2loihi.lava.plans import IO_PLAN
 
 STOP_TIMEOUT_S = 20.0
 
@@ -129,7 +131,7 @@ def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0,
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    cfg = model.manifest["config"]
+    cfg = model.config
     lifs = ir.lif_nodes(model.graph)
     T, N = len(prompt), int(max_new_tokens)
     bad = [t for t in prompt if not 0 <= int(t) < cfg["vocab_size"]]

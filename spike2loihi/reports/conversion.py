@@ -5,7 +5,7 @@ import json
 import math
 from typing import List, Optional
 
-from spike2loihi.convert.quantize import LayerRecord, ordered_worst_first
+from spike2loihi.convert.report import LayerRecord, ordered_worst_first
 
 
 def _f(x, fmt: str, none: str = "-") -> str:

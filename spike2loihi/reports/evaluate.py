@@ -131,10 +131,10 @@ def perturbed_reference(spec: ModelSpec, semantics, model, seed: int = 0) -> Ref
 def weight_lsb(model, name: str):
     """Float size of one mantissa step of chip node `name`: per row (array) or shared (float)."""
     qn = model.nodes[name]
-    if qn.get("row_scale"):
-        d, k = -int(qn["weight_exp"]), int(qn["truncate_bits"])
-        return np.asarray(model.tensors[qn["row_scale"]], dtype=np.float64) * 2.0 ** (k - d)
-    return float(qn["weight_step"])
+    if qn.row_scale:
+        d, k = -qn.weight_exp, qn.truncate_bits
+        return np.asarray(model.tensors[qn.row_scale], dtype=np.float64) * 2.0 ** (k - d)
+    return float(qn.weight_step)
 
 
 def evaluate_backends(backends: Dict[str, object], tokens: List[int], reference: str = "torch",

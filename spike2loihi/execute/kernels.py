@@ -1,0 +1,232 @@
+"""Lava 0.10.0's fixed-point arithmetic as vectorised numpy integer code (Lava-free).
+
+The kernels both emulators share: `execute.process_emulator` (Lava processes one by one,
+checked against Lava's simulator) and `execute.model_emulator` (the whole converted model).
+
+* `lava_weights`: the integer weights Lava's Dense/Sparse use from the first step on;
+* `DenseKernel`: exact integer matrix products with one weight matrix, as fast as BLAS allows;
+* `dense_graded_output`: what `PyDenseModelBitAcc` stores for a graded input;
+* `lif_update`: one step of `PyLifModelBitAcc`.
+
+Exactness: Lava's int32 arithmetic is replayed by computing the mathematically exact
+value in int64 and wrapping it to int32 (`_wrap32`) exactly where Lava's int32 arrays
+would wrap; that is valid because wrapping commutes with + and *, and every int64
+intermediate is bounded: |u|,|v|,|a| < 2**31 and decay factors <= 4096 give products
+< 2**43; a binary accumulation is at most 255 * n_in * 2**7 (a weight_exp <= 7 shift);
+graded matrix products that could exceed 2**63 wrap modulo 2**64, which is still exact
+modulo 2**32, the only thing Lava keeps. Matrix products run in float32 (float64) BLAS
+only when a bound on every partial sum, max|W| * max_b sum_j |s_bj|, is below 2**24
+(2**53), where those formats hold every integer exactly; otherwise in int64.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from spike2loihi.convert.fixed_point import (ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET,
+                                             STATE_MAX, V_LIMIT, SignMode, infer_sign_mode)
+
+__all__ = ["lava_weights", "DenseKernel", "dense_graded_output", "lif_update"]
+
+_F32_EXACT = 1 << 24
+_F64_EXACT = 1 << 53
+
+
+# ---------------------------------------------------------------------------
+# Integer helpers
+# ---------------------------------------------------------------------------
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    """Two's-complement int32 wrap of an int64 array (what an int32 store does)."""
+    return np.asarray(x, dtype=np.int64).astype(np.int32).astype(np.int64)
+
+
+def _decay(x: np.ndarray, factor: int) -> np.ndarray:
+    """Lava: sign(x*f) * (|x*f| >> 12), i.e. round toward zero, then int32 cast."""
+    p = x * np.int64(factor)
+    return _wrap32(np.sign(p) * (np.abs(p) >> DECAY_SHIFT))
+
+
+def _int64(x) -> np.ndarray:
+    return np.asarray(x).astype(np.int64)
+
+
+def lava_weights(weights: np.ndarray, sign_mode: Optional[SignMode], num_weight_bits: int,
+                 sparse: bool = False) -> Tuple[np.ndarray, SignMode]:
+    """The integer weights Lava's Dense/Sparse use from the first step on.
+
+    Dense stores weights in an int32 Var at build time (float -> int truncates
+    toward zero), then on the first step: sign mode = given or inferred,
+    clip to [-256, 255] (MIXED), [0, 255] (EXCITATORY, NULL) or [-255, 0]
+    (INHIBITORY), then zero the low 8 - nwb + isMixed bits with a floor shift
+    (on magnitudes for INHIBITORY). Sparse infers the sign mode before the
+    int32 cast.
+    """
+    w = np.asarray(weights)
+    if sign_mode is not None:
+        mode = SignMode(sign_mode)
+    elif sparse:
+        mode = infer_sign_mode(w)
+    else:
+        mode = infer_sign_mode(np.trunc(w) if np.issubdtype(w.dtype, np.floating) else w)
+    wi = np.trunc(w).astype(np.int64) if np.issubdtype(w.dtype, np.floating) else w.astype(np.int64)
+    wi = _wrap32(wi)
+    mixed = int(mode is SignMode.MIXED)
+    inh = mode is SignMode.INHIBITORY
+    if inh:
+        wi = -wi
+    wi = np.clip(wi, -256 * mixed, 255)
+    k = 8 - int(num_weight_bits) + mixed
+    wi = (wi >> k) << k
+    if inh:
+        wi = -wi
+    return wi, mode
+
+
+class DenseKernel:
+    """Exact integer matrix products with one weight matrix, as fast as BLAS allows.
+
+    `w` is the integer weight matrix (n_out, n_in) Lava uses from the first step
+    on. Weights that share trailing zero bits (Lava's truncation leaves
+    `8 - nwb + isMixed` of them) are multiplied as `w >> k` and the sum is
+    shifted back, which keeps more products inside float32's exact range.
+    `accumulate(s)` returns sum_j w_ij s_bj exactly (modulo 2**64 at worst):
+    in float32 BLAS, whole or in column blocks, while every partial sum is
+    bounded by 2**24 (then any summation order is exact); in float64 below
+    2**53; else in int64. Pass `max_abs` when |s| is known to be bounded (an
+    encoder's clip limit) to skip measuring the input.
+    """
+
+    def __init__(self, w: np.ndarray, k: Optional[int] = None):
+        w = np.asarray(w)
+        if not np.issubdtype(w.dtype, np.integer):
+            w = w.astype(np.int64)
+        self.k = _common_trailing_zeros(w) if k is None else int(k)
+        base = w >> self.k if self.k else w
+        self.max_w = int(np.abs(base.astype(np.int64, copy=False)).max()) if w.size else 0
+        self.n_out, self.n_in = w.shape
+        # One stored copy: float32 holds every |w| < 2**24 exactly (all 8-bit Lava weights).
+        kind = "f32" if self.max_w < _F32_EXACT else "i64"
+        self._w = {kind: np.ascontiguousarray(base, dtype=np.float32 if kind == "f32" else np.int64)}
+
+    @classmethod
+    def from_mantissa(cls, mantissa: np.ndarray, k: int) -> "DenseKernel":
+        """The kernel of Lava weights `mantissa << k` (no int64 copy of the matrix is made)."""
+        return cls(mantissa, k=0)._shifted(k)
+
+    def _shifted(self, k: int) -> "DenseKernel":
+        self.k = int(k)
+        return self
+
+    @property
+    def w(self) -> np.ndarray:
+        """The integer weight matrix (n_out, n_in)."""
+        return self._w_as("i64") << self.k
+
+    def _w_as(self, kind: str) -> np.ndarray:
+        if kind not in self._w:
+            have = self._w["f32"] if "f32" in self._w else self._w["i64"]
+            self._w[kind] = have.astype({"f32": np.float32, "f64": np.float64, "i64": np.int64}[kind])
+        return self._w[kind]
+
+    def accumulate(self, s: np.ndarray, max_abs: Optional[int] = None) -> np.ndarray:
+        """sum_j W_ij s_bj exactly (mod 2**64 at worst), s of shape (batch, n_in)."""
+        if s.shape[1] == 0 or self.max_w == 0:
+            return np.zeros((s.shape[0], self.n_out), dtype=np.int64)
+        return self._exact(s, max_abs) << self.k
+
+    @staticmethod
+    def _mm(s: np.ndarray, w: np.ndarray) -> np.ndarray:
+        # batch 1 as a matrix-vector product (faster in BLAS than a 1-row GEMM)
+        return (w @ s[0])[None, :] if s.shape[0] == 1 else s @ w.T
+
+    def _exact(self, s: np.ndarray, max_abs: Optional[int]) -> np.ndarray:
+        if max_abs is None:
+            a = np.abs(s)
+            max_s = int(a.max())
+            bound = self.max_w * int(a.sum(axis=1).max())
+        else:
+            max_s = int(max_abs)
+            bound = self.max_w * max_s * self.n_in
+        if max_s == 0:
+            return np.zeros((s.shape[0], self.n_out), dtype=np.int64)
+        if bound < _F32_EXACT:
+            return self._mm(s.astype(np.float32), self._w_as("f32")).astype(np.int64)
+        chunk = (_F32_EXACT - 1) // (self.max_w * max_s)
+        if chunk >= 128:   # column blocks whose every partial sum stays below 2**24
+            sf = s.astype(np.float32)
+            w = self._w_as("f32")
+            out = np.zeros((s.shape[0], self.n_out), dtype=np.int64)
+            for j in range(0, self.n_in, chunk):
+                out += self._mm(sf[:, j:j + chunk], w[:, j:j + chunk]).astype(np.int64)
+            return out
+        if bound < _F64_EXACT:
+            return self._mm(s.astype(np.float64), self._w_as("f64")).astype(np.int64)
+        return s @ self._w_as("i64").T  # int64 matmul: exact modulo 2**64
+
+    def accumulate_binary(self, mask: np.ndarray) -> np.ndarray:
+        """Sum of the weight columns where mask is set (exact: < 2**24 in float32)."""
+        if mask.shape[0] == 1 and self.max_w * mask.shape[1] < _F32_EXACT:
+            if "f32T" not in self._w:   # rows = input neurons: a spike selects one contiguous row
+                self._w["f32T"] = np.ascontiguousarray(self._w_as("f32").T)
+            rows = self._w["f32T"][np.flatnonzero(mask[0])]
+            return rows.sum(axis=0, dtype=np.float32).astype(np.int64)[None, :] << self.k
+        return self.accumulate(mask.astype(np.int64))
+
+
+def _common_trailing_zeros(w: np.ndarray) -> int:
+    """Trailing zero bits shared by every entry of an integer array (0 if all are 0):
+    those of the bitwise OR of all magnitudes."""
+    acc = int(np.bitwise_or.reduce(np.abs(w.astype(np.int64, copy=False)), axis=None)) if w.size else 0
+    return (acc & -acc).bit_length() - 1 if acc else 0
+
+
+def dense_graded_output(kernel: DenseKernel, s: np.ndarray, weight_exp: int, counter=None,
+                        max_abs: Optional[int] = None) -> np.ndarray:
+    """What `PyDenseModelBitAcc` stores in `a_buff` for a graded input `s` (int64 (batch, n_in)).
+
+    acc = W.s in int32 (wraps), then `acc << weight_exp` (int32) or `acc >> -weight_exp`
+    (floor). `counter(key, count)` receives wrap counts when given.
+    """
+    exact = kernel.accumulate(s, max_abs)
+    acc = _wrap32(exact)  # Lava: int32 weights . int32 s_in wraps
+    if counter is not None:
+        counter("acc_wrap32", np.count_nonzero(acc != exact))
+    if weight_exp > 0:
+        shifted = acc << weight_exp
+        out = _wrap32(shifted)  # int32 left shift
+        if counter is not None:
+            counter("shift_wrap32", np.count_nonzero(out != shifted))
+        return out
+    return acc >> -weight_exp
+
+
+def lif_update(u: np.ndarray, v: np.ndarray, a: np.ndarray, du: int, dv: int, eff_vth: int,
+               bias: np.ndarray | int = 0, counter=None):
+    """One step of `PyLifModelBitAcc`: returns (u, v, spikes as bool), v after reset.
+
+    `a` is the summed input (int64, values as int32), `eff_vth` = vth << 6,
+    `bias` = bias_mant << bias_exp in int32. `counter(key, count)` receives
+    wrap/saturation/spike counts when given.
+    """
+    a6 = _wrap32(a << ACT_SHIFT)
+    pre = _wrap32(_decay(u, DECAY_UNITY - (du + DS_OFFSET)) + a6)
+    # Lava's 24-bit "wrap": one +-2**24 correction, +2**23 kept, -2**23 -> +2**23.
+    u_new = np.where(pre > STATE_MAX, pre - 2 * STATE_MAX, pre)
+    u_new = np.where(u_new <= -STATE_MAX, pre + 2 * STATE_MAX, u_new)
+    vsum = _wrap32(_decay(v, DECAY_UNITY - (dv + DM_OFFSET)) + u_new + bias)
+    v_new = np.clip(vsum, -V_LIMIT, V_LIMIT)
+    s = v_new > eff_vth
+    v_new[s] = 0
+    if counter is not None:
+        c = lambda k, m: counter(k, np.count_nonzero(m))  # noqa: E731
+        c("u_wrap_pos", pre > STATE_MAX)
+        c("u_wrap_neg", pre < -STATE_MAX)
+        c("u_edge_pos", pre == STATE_MAX)
+        c("u_edge_neg", pre == -STATE_MAX)
+        c("u_beyond_24bit", (u_new > STATE_MAX) | (u_new < -STATE_MAX))
+        c("v_sat_pos", vsum > V_LIMIT)
+        c("v_sat_neg", vsum < -V_LIMIT)
+        c("a_shift_wrap32", a6 != (a << ACT_SHIFT))
+        c("spikes", s)
+    return u_new, v_new, s
