@@ -27,3 +27,21 @@ class QuantizationError(Spike2LoihiError):
 def one_line(text: str) -> str:
     """`text` with line breaks folded into spaces: errors and warnings are one line."""
     return re.sub(r"\s*[\r\n]+\s*", " ", str(text).strip())
+
+
+class BackendError(Spike2LoihiError):
+    """A backend cannot run this model (wrong kind of file, missing source checkpoint, ...)."""
+
+
+class Loihi2Error(BackendError):
+    """The loihi2 backend cannot run (bad options, or a host Lava refuses)."""
+
+
+class HostSelectionError(Loihi2Error):
+    """The host options are missing, conflicting or malformed, or Lava refused the host."""
+
+
+class Loihi2SoftwareMissing(Loihi2Error):
+    """lava-nc or lava-loihi is not installed."""
+
+    exit_code = 3

@@ -339,7 +339,7 @@ def test_select_host_without_sinfo_or_lava_loihi(monkeypatch, clean_env):
 # the hardware graph
 # ---------------------------------------------------------------------------
 def _records(model, tmp_path):
-    from spike2loihi.lava.build import Records
+    from spike2loihi.lava.blocks import Records
 
     cfg = model.manifest["config"]
     return Records(tmp_path, max_tokens=4, vocab=cfg["vocab_size"], n_lif=len(ir.lif_nodes(model.graph)),
@@ -351,7 +351,7 @@ RUN_ARGS = {"prompt": [1, 2], "max_new_tokens": 0, "greedy": True, "temperature"
 
 def _expected_crossings(model, placement):
     """(host->chip, chip->host) Lava port edges that cross, from the host plans and the IR alone."""
-    from spike2loihi.lava.build import chip_groups, host_plans
+    from spike2loihi.lava.plans import chip_groups, host_plans
 
     g = model.graph
     plans = host_plans(g, chip_groups(model))
@@ -476,7 +476,7 @@ def test_hardware_graph_with_pass_through_adapters_runs_and_equals_the_emulator(
     prompt, n_new = [5, 17, 2, 30], 3
     res = run_graph(model, prompt, n_new, True, target=CpuStandIn(placement))
     emu = generate.run(EmulatorBackend(model), prompt, n_new, greedy=True, keep_logits=True, keep_spikes=True)
-    from spike2loihi.deploy.bundle import expected_outputs
+    from spike2loihi.deploy.expected import expected_outputs
 
     exp = expected_outputs(model, prompt, n_new)
     assert res.generated == emu.generated_tokens == list(exp.generated)

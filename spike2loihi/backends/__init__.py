@@ -22,13 +22,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.errors import BackendError
 
 BACKENDS = ("torch", "emulator", "lava-sim", "onnxruntime", "loihi2")
 
 
-class BackendError(Spike2LoihiError):
-    """A backend cannot run this model (wrong kind of file, missing source checkpoint, ...)."""
 
 
 def source_checkpoint(model, checkpoint: Optional[str] = None):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable, List, Optional
 
 from spike2loihi.convert.artifact import ConvertedModel
-from spike2loihi.backends import BackendError
+from spike2loihi.errors import BackendError
 from spike2loihi.model.spec import ModelConfig, Semantics
 
 
@@ -17,11 +17,10 @@ def require_lava() -> None:
     """One clear line when Lava is missing or broken (it runs on CPython 3.10 only)."""
     import sys
 
-    try:
-        import lava.magma.core.run_configs  # noqa: F401
-        import lava.proc.dense.process  # noqa: F401
-    except Exception as exc:  # ImportError, or 3.11's dataclass error inside Lava
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    from spike2loihi.lava.available import lava_problem
+
+    first = lava_problem()
+    if first is not None:
         raise BackendError(
             f"the lava-sim backend needs lava-nc 0.10.0 on CPython 3.10 (this is Python "
             f"{sys.version_info.major}.{sys.version_info.minor}): cannot import Lava ({first}); "

@@ -19,7 +19,7 @@ from typing import Dict, Sequence, Union
 
 import numpy as np
 
-from spike2loihi.backends import BackendError
+from spike2loihi.errors import BackendError
 
 SUFFIX = ".onnx"
 

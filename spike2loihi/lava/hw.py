@@ -53,47 +53,24 @@ show it), the adapters' bit widths, and the speed.
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
+
+from spike2loihi.lava.available import (HARDWARE_MODULES, LAVA_LOIHI_MODULES, lava_loihi_missing,  # noqa: F401
+                                        lava_problem)
 
 HOST, CHIP = "host", "chip"
 TO_CHIP, TO_HOST = "host->chip", "chip->host"
 DEFAULT_OUTPUT_BITS = 24   # graded payload Lava uses (LOIHI2.md, section 1)
-
-# (module, why): found only where lava-loihi is installed
-LAVA_LOIHI_MODULES: Tuple[Tuple[str, str], ...] = (
-    ("lava.utils.loihi2_profiler", "lava.utils.loihi.is_installed() looks for it"),
-    ("lava.magma.core.model.nc.model", "neurocore ProcessModels, which Lava's compiler imports if present"),
-    ("lava.proc.embedded_io", "the PyToNxAdapter / NxToPyAdapter host<->chip adapters"),
-)
 
 # A neurocore (microcoded) ProcessModel for spike2loihi.lava.processes.TokenLIF, if someone writes one.
 # None exists: with lif_placement="chip" the run stops before any work while this is None.
 TOKEN_LIF_NC_MODEL: Optional[type] = None
 
 
-def _found(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError, AttributeError):   # a parent package is missing or not a package
-        return False
-
-
-def lava_loihi_missing() -> List[str]:
-    """The lava-loihi modules that cannot be found (empty when lava-loihi is installed)."""
-    return [m for m, _ in LAVA_LOIHI_MODULES if not _found(m)]
-
-
 def lava_nc_problem() -> Optional[str]:
     """None when lava-nc imports (with the host-selection helpers), else the first line of why not."""
-    try:
-        import lava.magma.core.run_configs  # noqa: F401
-        import lava.proc.dense.process  # noqa: F401
-        import lava.utils.loihi  # noqa: F401
-    except Exception as exc:  # ImportError, or 3.11's dataclass error inside Lava
-        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return None
+    return lava_problem(HARDWARE_MODULES)
 
 
 # ---------------------------------------------------------------------------
@@ -106,7 +83,7 @@ def select_host(host) -> None:
 
     from lava.utils import loihi
 
-    from spike2loihi.backends.loihi2 import HostSelectionError, missing_lava_loihi_error
+    from spike2loihi.backends.loihi2_host import HostSelectionError, missing_lava_loihi_error
     from spike2loihi.errors import one_line
 
     gen = loihi.ChipGeneration[host.loihi_gen]
@@ -139,7 +116,7 @@ def _set_slurm_target(host) -> None:
     `sinfo` without lava-nc issues #753 and #754 (see the module docstring)."""
     import os
 
-    from spike2loihi.backends.loihi2 import HostSelectionError
+    from spike2loihi.backends.loihi2_host import HostSelectionError
 
     if host.board is not None:   # sinfo -N: NODELIST NODES PARTITION STATE
         rows = [r for r in _sinfo_rows(["-N"]) if len(r) >= 4 and r[0] == host.board]
@@ -190,7 +167,7 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
     from lava.proc.dense.process import Dense
     from lava.proc.sparse.process import Sparse
 
-    from spike2loihi.backends.loihi2 import LIF_PLACEMENTS
+    from spike2loihi.backends.loihi2_host import LIF_PLACEMENTS
     from spike2loihi.lava.build import build
     from spike2loihi.lava.plans import chip_groups
     from spike2loihi.lava.processes import TokenLIF
