@@ -1,7 +1,9 @@
 """One error type for every user-facing failure.
 
 The CLI prints `str(err)` as a single line and exits non-zero; anything else
-escaping is a bug in spike2loihi, not bad input.
+escaping is a bug in spike2loihi, not bad input. Every error class of the package is
+defined here, so the hierarchy reads in one place; the modules that raise them
+import them from here.
 """
 import re
 
@@ -45,3 +47,55 @@ class Loihi2SoftwareMissing(Loihi2Error):
     """lava-nc or lava-loihi is not installed."""
 
     exit_code = 3
+
+
+class RecordError(Spike2LoihiError):
+    """A quantization record is malformed (a field missing, unknown or of the wrong type)."""
+
+
+class ArtifactError(Spike2LoihiError):
+    """The .s2l file cannot be read (corrupt, truncated, foreign, newer) or written."""
+
+
+class PlacementError(Spike2LoihiError):
+    """A tool that supports only the host placement was given a `--placement chip` model."""
+
+
+class FixedPointError(Spike2LoihiError):
+    """A float quantity has no exact fixed-point counterpart as requested."""
+
+
+class FixedPointRangeError(FixedPointError):
+    """One or more values exceed Lava's bit widths; all are named in one line."""
+
+    def __init__(self, violations):
+        """`violations`: `spike2loihi.convert.fixed_point.Violation`s (each with `describe()`)."""
+        self.violations = list(violations)
+        super().__init__(
+            "fixed-point values out of Lava's ranges: "
+            + "; ".join(v.describe() for v in self.violations)
+        )
+
+
+class GraphError(FixedPointError):
+    """The graph cannot be run: bad node, edge, width, or a cycle without a Dense."""
+
+
+class HostNumericsError(Spike2LoihiError):
+    """A host value became NaN or infinite: it cannot be sent to the chip."""
+
+
+class RegistryError(Spike2LoihiError):
+    """An op reached a stage that has no handler for its type (a bug, or a new op half-registered)."""
+
+
+class LavaRunError(Spike2LoihiError):
+    """The Lava simulation failed (a host block raised, or the runtime broke)."""
+
+
+class ActivityError(Spike2LoihiError):
+    """The activity run cannot be made (backend, tokens)."""
+
+
+class HardwareProfileError(Spike2LoihiError):
+    """A hardware profile cannot be found or breaks the schema (one line: file and field)."""

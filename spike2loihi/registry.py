@@ -28,7 +28,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable, Dict, List, Optional
 
-from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.errors import RegistryError
 
 STAGE_MODULES = (
     "spike2loihi.execute.handlers",
@@ -40,10 +40,6 @@ STAGE_MODULES = (
     "spike2loihi.hardware.activity",
     "spike2loihi.export.onnx_emitters",
 )
-
-
-class RegistryError(Spike2LoihiError):
-    """An op reached a stage that has no handler for its type (a bug, or a new op half-registered)."""
 
 
 class Stage:

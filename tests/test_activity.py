@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import converted_random
-from spike2loihi.hardware import activity as A, profiles as H, planner as P
+from spike2loihi.hardware import activity as A, activity_report as R, energy as E, planner as P, profiles as H
 from spike2loihi.convert import artifact, ir
 from spike2loihi.cli import group as cliutil
 from spike2loihi.cli.profile import profile as profile_command
@@ -135,7 +135,7 @@ def test_estimates_follow_their_formulas(one_layer):
     prof = H.load_profile("oheo_gulch")
     plan = P.plan_model(model, prof)
     act = A.measure(model, counts, plan)
-    e = A.estimate(act, plan, prof)
+    e = E.estimate(act, plan, prof)
     # convert records the Lava graph's schedule: a token's path is 5 steps, a generated token 6
     assert (plan.steps_source, act.time_steps, act.token_period) == ("schedule", 5, 6)
     link_ms = (act.bytes_to_chip + act.bytes_to_host) / 6.7e5 * 1000
@@ -149,14 +149,14 @@ def test_estimates_follow_their_formulas(one_layer):
     assert parts["static"] == pytest.approx(0.232 * 1 * ms * 1e3)
     assert e.energy_uj_total == pytest.approx(sum(parts.values()))
     assert e.energy_uj_pessimistic > e.energy_uj_total and e.fits and e.status == A.ESTIMATE
-    sim = A.estimate(act, P.plan_model(model, H.load_profile("simulator")), H.load_profile("simulator"))
+    sim = E.estimate(act, P.plan_model(model, H.load_profile("simulator")), H.load_profile("simulator"))
     assert sim.energy_uj_total is None and sim.tokens_per_s == pytest.approx(1000 / (6 * 14.3))
 
 
 def test_baselines_and_the_papers_ratio(two_layers):
     model, counts = two_layers
     act = A.measure(model, counts)
-    b = A.baselines(act, H.load_profile("oheo_gulch").host)
+    b = E.baselines(act, H.load_profile("oheo_gulch").host)
     cols = b["columns"]
     assert cols["dense float"]["synaptic"] == pytest.approx(act.dense_macs * 4.6e-6)
     assert cols["paper, rate 0.15"]["synaptic"] == pytest.approx(act.dense_macs * 0.15 * 0.9e-6)
@@ -173,7 +173,7 @@ def test_report_statuses_and_json(two_layers):
     model, counts = two_layers
     profs = {p.name: p for p in P.packaged_profiles()}
     plans = {n: P.plan_model(model, p) for n, p in profs.items()}
-    r = A.build_report(model, counts, plans, profs, "m", "tokens", plans["oheo_gulch"])
+    r = E.build_report(model, counts, plans, profs, "m", "tokens", plans["oheo_gulch"])
     d = json.loads(json.dumps(r.to_dict()))
     for key, fig in d["per_token"].items():
         figs = fig.values() if key == "host_ops" else [fig]
@@ -184,7 +184,7 @@ def test_report_statuses_and_json(two_layers):
     assert lm["status"] == "published" and "different model" in lm["note"]
     assert all(f["status"] == "published" for f in lm["figures"].values())
     assert d["host_op_formulas"]["LayerNorm"]["division"] == "n + 2"
-    text = A.render_text(r)
+    text = R.render_text(r)
     for needle in ("[M] measured here", "Estimates per system [E]", "32.2x fewer operations at rate 0.15 [P]",
                    "Published, a different model [P]", "host round trips"):
         assert needle in text

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import converted_random
 from spike2loihi.convert import artifact, ir
 from spike2loihi.cli import group as cliutil
-from spike2loihi.hardware import profiles as H, planner as P
+from spike2loihi.hardware import plan_report as PR, planner as P, profiles as H
 from spike2loihi.cli.profile import profile as profile_command
 
 # Per-core synapse capacity of the packaged chip (8-bit weights):
@@ -170,7 +170,7 @@ def test_every_violation_at_once(tmp_path):
     assert kinds["neurocores"] == ["model"]
     for v in p.violations:
         assert v.limit and v.hint and "\n" not in v.line()
-    text = P.render_text(p)
+    text = PR.render_text(p)
     assert f"DOES NOT FIT {p.system}: {len(p.violations)} violations" in text
     assert text.count("\n  - ") == len(p.violations)
 

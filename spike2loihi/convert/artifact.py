@@ -27,7 +27,7 @@ import numpy as np
 
 from spike2loihi.convert import ir
 from spike2loihi.convert.records import Record, RecordError, nodes_to_dict, record_for
-from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.errors import ArtifactError, PlacementError
 
 MAGIC = b"S2LMODEL"
 FORMAT_VERSION = 1
@@ -52,14 +52,6 @@ K_GRAPH = "graph"
 K_SCHEDULE = "schedule"              # token period and critical path in time steps (spike2loihi.convert.schedule)
 K_TENSORS = "tensors"
 TOKENIZER_TENSOR = "tokenizer.file"
-
-
-class ArtifactError(Spike2LoihiError):
-    """The .s2l file cannot be read (corrupt, truncated, foreign, newer) or written."""
-
-
-class PlacementError(Spike2LoihiError):
-    """A tool that supports only the host placement was given a `--placement chip` model."""
 
 
 def require_host_placement(model: "ConvertedModel", path, what: str) -> None:

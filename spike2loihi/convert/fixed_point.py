@@ -25,11 +25,11 @@ import enum
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterable, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Optional
 
 import numpy as np
 
-from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.errors import FixedPointError, FixedPointRangeError
 
 # ---------------------------------------------------------------------------
 # Lava 0.10.0 constants (lava/proc/lif/models.py AbstractPyLifModelFixed,
@@ -90,21 +90,6 @@ LIMITS: dict[str, Limit] = {
     "weights": Limit(-(1 << 31) + 1, (1 << 31) - 1, "int32 before Lava's 8-bit clip"),
     "payload": Limit(-STATE_MAX, STATE_MAX - 1, "24-bit signed graded payload"),
 }
-
-
-class FixedPointError(Spike2LoihiError):
-    """A float quantity has no exact fixed-point counterpart as requested."""
-
-
-class FixedPointRangeError(FixedPointError):
-    """One or more values exceed Lava's bit widths; all are named in one line."""
-
-    def __init__(self, violations: Sequence["Violation"]):
-        self.violations = list(violations)
-        super().__init__(
-            "fixed-point values out of Lava's ranges: "
-            + "; ".join(v.describe() for v in self.violations)
-        )
 
 
 @dataclass(frozen=True)

@@ -30,14 +30,10 @@ from typing import Optional
 
 from spike2loihi import registry
 from spike2loihi.convert import ir
-from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.errors import RecordError
 
 DYNAMIC, STATIC, CHIP_GRID = "dynamic", "static", "chip"
 ENCODINGS = (DYNAMIC, STATIC, CHIP_GRID)
-
-
-class RecordError(Spike2LoihiError):
-    """A quantization record is malformed (a field missing, unknown or of the wrong type)."""
 
 
 def _check_type(cls_name: str, name: str, value, hint) -> None:

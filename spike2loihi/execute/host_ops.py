@@ -23,14 +23,10 @@ from typing import Tuple
 
 import numpy as np
 
-from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.errors import HostNumericsError
 
 F32 = np.float32
 PP_INIT = F32(-1e30)
-
-
-class HostNumericsError(Spike2LoihiError):
-    """A host value became NaN or infinite: it cannot be sent to the chip."""
 
 
 def embed(table: np.ndarray, tokens: np.ndarray, binary: bool) -> np.ndarray:

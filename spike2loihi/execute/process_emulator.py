@@ -21,17 +21,13 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from spike2loihi.convert.fixed_point import (VTH_SHIFT, FixedPointError, SignMode, find_violations,
-                                             raise_if_violations)
+from spike2loihi.convert.fixed_point import VTH_SHIFT, SignMode, find_violations, raise_if_violations
+from spike2loihi.errors import GraphError
 from spike2loihi.execute.kernels import (DenseKernel, _int64, _wrap32, dense_graded_output, lava_weights,
                                          lif_update)
 
 __all__ = ["SourceProc", "DenseProc", "SparseProc", "LIFProc", "ProcessGraph", "ProcessEmulator", "GraphError",
            "PROBES"]
-
-
-class GraphError(FixedPointError):
-    """The graph cannot be run: bad node, edge, width, or a cycle without a Dense."""
 
 
 # ---------------------------------------------------------------------------

@@ -34,17 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.errors import HardwareProfileError
 
 SCHEMA_VERSION = 1
 STATUSES = ("published", "estimate")
 KINDS = ("hardware", "simulator")
 LEAF_KEYS = ("value", "status", "src", "range", "pessimistic", "max_claimed")
 SUFFIXES = (".yaml", ".yml")
-
-
-class HardwareProfileError(Spike2LoihiError):
-    """A hardware profile cannot be found or breaks the schema (one line: file and field)."""
 
 
 # ---------------------------------------------------------------------------

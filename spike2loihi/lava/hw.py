@@ -54,7 +54,7 @@ show it), the adapters' bit widths, and the speed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from spike2loihi.lava.available import (HARDWARE_MODULES, LAVA_LOIHI_MODULES, lava_loihi_missing,  # noqa: F401
                                         lava_problem)

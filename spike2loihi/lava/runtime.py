@@ -24,16 +24,12 @@ import numpy as np
 
 from spike2loihi.convert import ir
 from spike2loihi.convert.artifact import ConvertedModel
-from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.errors import LavaRunError
 from spike2loihi.lava.blocks import C_ERROR, C_GENERATED, C_LOGITS, C_STEPS, Records
 from spike2loihi.lava.build import build
 from spike2loihi.lava.plans import IO_PLAN
 
 STOP_TIMEOUT_S = 20.0
-
-
-class LavaRunError(Spike2LoihiError):
-    """The Lava simulation failed (a host block raised, or the runtime broke)."""
 
 
 @dataclass
