@@ -17,7 +17,7 @@ PACKAGES = ("spike2loihi", "converters")
 
 def _op_names() -> Set[str]:
     """The IR op class names, read from the IR module's source (no import)."""
-    for cand in (ROOT / "spike2loihi" / "convert" / "ir.py", ROOT / "spike2loihi" / "ir.py"):
+    for cand in (ROOT / "spike2loihi" / "convert" / "ir.py",):
         if cand.exists():
             tree = ast.parse(cand.read_text())
             names = {"Op"}
@@ -68,8 +68,6 @@ def scan_isinstance(ops: Set[str]) -> dict:
     calls: Dict[str, int] = {}
     ladders: List[str] = []
     for mod, path in modules().items():
-        if mod == "spike2loihi.convert.ir" or mod == "spike2loihi.ir":
-            pass
         tree = ast.parse(path.read_text())
         n_calls = sum(1 for n in ast.walk(tree) if _node_isinstance(n, ops))
         if n_calls:
@@ -146,19 +144,8 @@ def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
     return out
 
 
-def _is_package(mod: str) -> bool:
-    return modules()[mod].name == "__init__.py"
-
-
-def package_cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
-    """Cycles between modules, where an edge into a package's __init__ counts only when that
-    __init__ itself imports back (a package's submodules importing its __init__ is no cycle)."""
-    return cycles(graph)
-
-
 def cli_up_arrows(graph: Dict[str, Set[str]]) -> List[str]:
-    cli = {m for m in graph if m == "spike2loihi.cli" or m.startswith("spike2loihi.cli.") or m.startswith("spike2loihi.cli_")
-           or m == "spike2loihi.cliutil"}
+    cli = {m for m in graph if m == "spike2loihi.cli" or m.startswith("spike2loihi.cli.")}
     return sorted(f"{m} -> {t}" for m, ts in graph.items() if m not in cli for t in ts if t in cli)
 
 
