@@ -5,7 +5,6 @@ errors with a non-zero exit and nothing left behind, a run of the exported file 
 generates what the float reference (a checkpoint's export) or the emulator (a .s2l's
 export) generates.
 """
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -151,8 +150,9 @@ def test_suffix_warning(tmp_path):
 
 def test_what_onnx_cannot_express_is_one_line_naming_the_op(demo_s2l, tmp_path):
     model = artifact.load(demo_s2l)
-    nodes = copy.deepcopy(model.nodes)
-    nodes["blocks.1.att.value"]["input"]["bits"] = 24         # Lava's int32 accumulator could wrap
+    nodes = dict(model.nodes)
+    rec = nodes["blocks.1.att.value"]                         # Lava's int32 accumulator could wrap:
+    nodes["blocks.1.att.value"] = dataclasses.replace(rec, input=dataclasses.replace(rec.input, bits=24))
     bad = tmp_path / "bad.s2l"
     artifact.save(dataclasses.replace(model, nodes=nodes), bad)
     before = tree(tmp_path)

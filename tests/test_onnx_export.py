@@ -32,8 +32,9 @@ from conftest import ROOT, spiking_state_dict
 from spike2loihi.export import onnx as OX
 from converters.spikegpt import spec_from_state_dict
 from spike2loihi.convert import artifact, ir, quantize
+from spike2loihi.convert.records import DenseParams, Encoding, LifParams
 from spike2loihi.backends.onnxruntime import OnnxRuntimeBackend
-from spike2loihi.execute.process_emulator import DenseKernel, dense_graded_output, lif_update
+from spike2loihi.execute.kernels import DenseKernel, dense_graded_output, lif_update
 from spike2loihi.execute.model_emulator import Executor, flatten_state
 from spike2loihi.convert.fixed_point import VTH_SHIFT
 from spike2loihi.model.reference import ReferenceModel
@@ -357,16 +358,17 @@ def test_integer_dense_equals_lava_dense(k, e, limit):
 
     rng = np.random.default_rng(k + 10 * limit)
     m = rng.integers(-128 >> (k - 1), 128 >> (k - 1), (40, 300)).astype(np.int8)
-    qn = {"mantissa": "w.mantissa", "truncate_bits": k, "weight_exp": e}
+    qn = DenseParams(mantissa="w.mantissa", truncate_bits=k, weight_exp=e, num_weight_bits=8, sign_mode="MIXED",
+                     input=Encoding("static", 16, inv_scale=1.0, limit=limit))
     ex = _fake_export({"w": qn}, {"w.mantissa": m})
     node = ir.Projection(name="w", dim=40, layer=0, placement=ir.Projection.mapping[ir.HOST], n_in=300)
     from spike2loihi.convert.fixed_point import worst_accumulation
 
     if worst_accumulation(m.astype(np.int64) << k, limit) > 2 ** 31 - 1:
         with pytest.raises(OX.ExportError, match="w .*int32 accumulator can wrap"):
-            OX.EMITTERS[OX.INTEGER][ir.Projection](ex, node, {"x": OX.Payload("s", None, limit)}, {})
+            OX.ONNX_INTEGER.find(ir.Projection)(ex, node, {"x": OX.Payload("s", None, limit)}, {})
         return
-    out = OX.EMITTERS[OX.INTEGER][ir.Projection](ex, node, {"x": OX.Payload("s", None, limit)}, {})
+    out = OX.ONNX_INTEGER.find(ir.Projection)(ex, node, {"x": OX.Payload("s", None, limit)}, {})
     s = rng.integers(-limit, limit + 1, (64, 300))
     s[0] = limit * np.sign(m[0]).astype(np.int64)            # a worst case
     (got,) = _run_graph(ex.g, [helper.make_tensor_value_info("s", TensorProto.INT64, ["b", 300])],
@@ -382,11 +384,11 @@ def test_integer_lif_equals_lava_lif_including_wrap_and_clip():
     rng = np.random.default_rng(0)
     B, C = 64, 200
     for du, dv, vth in ((4095, 2048, 1000), (0, 0, 5), (100, 3000, 1 << 16), (4095, 4095, 1)):
-        qn = {"du": du, "dv": dv, "vth": vth}
+        qn = LifParams(du=du, dv=dv, vth=vth, v_scale=1.0)
         ex = _fake_export({"l": qn}, {})
         node = ir.LIF(name="l", dim=C, layer=0, placement=ir.LIF.mapping[ir.HOST])
         st = {"u": "u", "v": "v"}
-        s = OX.EMITTERS[OX.INTEGER][ir.LIF](ex, node, {"x": OX.Payload("a", None, 1 << 18)}, st)
+        s = OX.ONNX_INTEGER.find(ir.LIF)(ex, node, {"x": OX.Payload("a", None, 1 << 18)}, st)
         vi = lambda n: helper.make_tensor_value_info(n, TensorProto.INT64, ["b", C])  # noqa: E731
         a = rng.integers(-(1 << 18), (1 << 18) + 1, (B, C))
         u = rng.integers(-(1 << 23) + 1, (1 << 23) + 1, (B, C))
@@ -508,11 +510,11 @@ def test_unknown_op_is_one_error_naming_it(demo_model):
 
 
 def test_possible_int32_wrap_is_refused(demo_model):
-    import copy
     import dataclasses
 
-    nodes = copy.deepcopy(demo_model.nodes)
-    nodes["blocks.2.ffn.key"]["input"]["bits"] = 24
+    nodes = dict(demo_model.nodes)
+    rec = nodes["blocks.2.ffn.key"]
+    nodes["blocks.2.ffn.key"] = dataclasses.replace(rec, input=dataclasses.replace(rec.input, bits=24))
     with pytest.raises(OX.ExportError, match=r"blocks\.2\.ffn\.key \(projection on chip\).*int32"):
         OX.export_artifact(dataclasses.replace(demo_model, nodes=nodes))
 
@@ -523,7 +525,7 @@ def test_opset_outside_range_is_refused(demo_spec):
 
 
 def test_cli_constants_follow_the_exporter():
-    from spike2loihi.cli import app as cli
+    from spike2loihi.cli import options as cli
     from spike2loihi.cli import export as cli_export
 
     assert (cli_export.MIN_OPSET, cli_export.MAX_OPSET, cli_export.DEFAULT_OPSET) == \

@@ -4,14 +4,23 @@
     proto = export_artifact(artifact.load("model.s2l"))        # the converted model (= execute.py)
     data = to_bytes(proto)                                     # onnx.checker full check, then bytes
 
-The exporter walks the IR (`spike2loihi.convert.ir`) in execution order and asks a
-registry keyed by IR node type and arithmetic (`@emits(HOST, ir.LayerNorm)`,
-looked up along the type's MRO as `spike2loihi.execute.model_emulator.lookup` does) for the
-ONNX nodes of each op. Three arithmetics: FLOAT (the float reference's torch
-ops, reference.py), HOST (host_ops.py's numpy float32 formulas) and INTEGER
-(Lava's fixed point, emulator.py). The float export uses FLOAT for every op;
-the converted export uses HOST for host ops and INTEGER for chip ops, with the
-encodings and decodings of execute.py at every host<->chip crossing.
+The exporter walks the IR (`spike2loihi.convert.ir`) in execution order and asks,
+for the ONNX nodes of each op, the `spike2loihi.registry` stage of the arithmetic it
+is exported in (handlers registered per IR op type, found along the type's MRO).
+Three arithmetics: FLOAT (the float reference's torch ops, reference.py; stage
+`onnx.float`), HOST (host_ops.py's numpy float32 formulas; `onnx.host`) and
+INTEGER (Lava's fixed point, the emulator; `onnx.integer`), each with a stage of
+state variables beside it (`onnx.float.state`, ...). The float export uses FLOAT
+for every op; the converted export uses HOST for host ops and INTEGER for chip
+ops, with the encodings and decodings of execute.py at every host<->chip crossing.
+
+The modules: this one holds the public API, the constants and metadata keys and
+the export driver (`_Export`: the walk, the state inputs and outputs, the crossings,
+the probes); `onnx_builder` the generic ONNX graph builder (`_OnnxGraph`, numpy's
+pairwise sum in ONNX); `onnx_emitters` the per-op emitters, state variables,
+encoders and decoders, and the arithmetic of each (float, host float32, Lava's
+integers) and why it is exact; `onnx_draw` the picture of a block
+(`block_groups`, `draw_block`).
 
 Every ONNX node carries a doc string and metadata (`s2l.ir_node`, `s2l.ir_op`,
 `s2l.layer`, `s2l.placement`, `s2l.reason`, `s2l.role` = op, encode, decode or
@@ -38,79 +47,29 @@ Graph interface (batch is a symbolic dimension):
   The `spike2loihi.state` metadata lists the state tensors with their dtype,
   width and initial value (`pp` starts at -1e30, everything else at 0).
 
-Float export (from a checkpoint): the float reference's own fp32 parameters
-(`reference._prepare_weights`, RESCALE divisor included) and its ops:
-F.layer_norm -> LayerNormalization (opset >= 17; its definition in ReduceMean
-below), torch.sigmoid -> Sigmoid, matrix-vector products -> MatMul, the
-rest op for op. Summation orders and exp differ between onnxruntime and torch,
-so logits agree to float rounding (measured: < 2.2e-6 relative over 256
-tokens), not bit for bit.
-
-Converted export (from a `.s2l`): what `spike2loihi.execute.model_emulator.Executor.step`
-computes, op for op.
-
-* Host ops repeat `spike2loihi.execute.host_ops` in float32, operation for operation
-  and in the same order. LayerNorm's two means are numpy's own pairwise
-  summation (8 accumulators over blocks of <= 128, halves split at multiples
-  of 8), spelled out in ONNX Adds, so they are bit-identical to numpy's. Add,
-  Sub, Mul, Div and Sqrt are correctly rounded IEEE operations in both; Round
-  is round-half-to-even like `np.rint`. The one op that is not bit-identical
-  is `Exp` (sigmoid and WKV): onnxruntime's and numpy's float32 exp are both
-  within about an ulp, and differ in the last bit for many arguments (the
-  tests count how often that reaches a payload or flips a spike).
-* Encodings at host->chip crossings and decodings at chip->host crossings are
-  `host_ops.encode_dynamic` / `encode_static` / `decode` (payloads as int64).
-  The encoders' finiteness check (HostNumericsError) is not in the graph.
-* Chip `Dense` is exact integer arithmetic. onnxruntime has no int32 matrix
-  product that wraps like Lava's accumulator, so the product is taken in
-  floating point on exact integers: payloads |s| <= the encoder's limit and
-  weights m (the int8 mantissa; Lava's weight is m << truncate_bits) bound
-  every partial sum, in any order, any blocking and with or without FMA, by
-  B = max_i sum_j |m_ij| * limit. The converter keeps B << truncate_bits
-  below 2**31 by construction (quantize.py, `worst_accumulation`; re-checked
-  at export), so B is far below 2**53 and float64 returns the exact integer
-  sum; where B < 2**24 the MatMul runs in float32, exact for the same reason.
-  Then Lava's `acc >> -weight_exp` (a floor) of acc = (m s) << truncate_bits
-  is `Floor((m s) * 2**(truncate_bits + weight_exp))`, exact again (a power
-  of two scales an integer below 2**53 exactly); a left shift is the product
-  without Floor. The same bound means Lava's int32 accumulator never wraps,
-  so no wrap is modelled; a model where one could happen is refused with an
-  error naming the op.
-* LIF is `spike2loihi.execute.process_emulator.lif_update` (bias 0) in int64:
-  u = T(u * (4096 - du - 1) / 4096) + (a << 6), then Lava's 24-bit wrap of u;
-  v = clip(T(v * (4096 - dv) / 4096) + u, +-(2**23 - 1)); spike where
-  v > vth << 6; v = 0 where it spiked. T (round toward zero) is |p| div 4096,
-  negated where p < 0: an integer division of a non-negative number, a floor
-  in every runtime. With |a| <= 2**18 (checked at export; the converter keeps
-  it below 2**16) and |u|, |v| <= 2**23 after every step, every value Lava
-  stores in int32 stays below 2**31 (products are int64 in Lava's model too),
-  so its int32 wraps are identities and are not modelled.
-
-So the integer parts (Dense accumulations, membranes, spikes) are identical to
-the emulator's whenever the host values that feed them are identical.
-
-onnxruntime notes (1.23): its int64 `Sign` reads only the low 32 bits
-(Sign(2**31) == -1), so T above avoids Sign; and its DivMulFusion rewrites
-Div(1, d) -> Mul(., y) into Div(y, d), one rounding instead of numpy's two,
-so the host sigmoid divides a vector of ones (the fusion only matches a
-scalar 1). With those, the file gives the emulator's results under
-onnxruntime's default (all) graph optimizations.
+How each op is computed (float export against the float reference, converted
+export against the emulator, op for op, and what is bit-identical): see
+`spike2loihi.export.onnx_emitters`.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import math
-from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from spike2loihi import __version__
 from spike2loihi.convert import ir
-from spike2loihi.errors import Spike2LoihiError
+# Re-exported: part of this module's API (`OX.ExportError`, `OX.Payload`, the arithmetics FLOAT, HOST and
+# INTEGER and their stages, ...).
+from spike2loihi.export.onnx_builder import _ONNX_DTYPE, ExportError, _OnnxGraph, numpy_pairwise_mean  # noqa: F401
+from spike2loihi.export.onnx_draw import block_groups, draw_block  # noqa: F401
+from spike2loihi.export.onnx_emitters import (ENCODERS, FLOAT, HOST, INTEGER, ONNX_FLOAT,  # noqa: F401
+                                              ONNX_FLOAT_STATE, ONNX_HOST, ONNX_HOST_STATE, ONNX_INTEGER,
+                                              ONNX_INTEGER_STATE, Arithmetic, Payload, _ConvertedParams,
+                                              _FloatParams, decoder)
 
 FORMAT = "spike2loihi-onnx-step"
 FORMAT_VERSION = 1
@@ -119,9 +78,6 @@ MAX_OPSET = 23          # the newest opset this onnxruntime (1.23) runs
 DEFAULT_OPSET = 17      # widely supported by runtimes and converters
 MIN_IR_VERSION = 10     # node metadata_props (the placement shown in Netron)
 KIND_FLOAT, KIND_CONVERTED = "float", "converted"
-# The arithmetic an op is exported in: FLOAT = the float reference's torch ops (reference.py),
-# HOST = host_ops.py's numpy float32 formulas, INTEGER = Lava's fixed point (emulator.py).
-FLOAT, HOST, INTEGER = "float", "host", "integer"
 
 TOKEN, LOGITS, ATT_SPIKES, FFN_SPIKES = "token", "logits", "att_spikes", "ffn_spikes"
 PROBE_PREFIX = "probe:"
@@ -150,15 +106,6 @@ M_TOKENIZER_KIND = "spike2loihi.tokenizer_kind"
 M_TOKENIZER_NAME = "spike2loihi.tokenizer_name"
 
 _PROTOBUF_LIMIT = 2 ** 31 - 1
-_LIF_INPUT_MAX = 1 << 18   # |a| bound under which no int32 intermediate of the LIF update can wrap
-_INT32_MAX = 2 ** 31 - 1
-_F32_EXACT = 1 << 24       # float32 holds every integer below this exactly
-_ONNX_DTYPE = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
-               np.dtype(np.int64): TensorProto.INT64, np.dtype(np.int8): TensorProto.INT8}
-
-
-class ExportError(Spike2LoihiError):
-    """The model cannot be exported (an op ONNX cannot express exactly, a bad opset, a size limit)."""
 
 
 def state_input(node: str, var: str) -> str:
@@ -167,593 +114,6 @@ def state_input(node: str, var: str) -> str:
 
 def state_output(node: str, var: str) -> str:
     return f"{node}/{var}.next"
-
-
-# ---------------------------------------------------------------------------
-# Values flowing between emitters
-# ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Payload:
-    """Integers on (or to/from) the chip, as in spike2loihi.execute.model_emulator: an int64 tensor and
-    the float32 per-token scale travelling beside it (dynamic encodings), with the bound
-    on |q| the export's exactness argument relies on."""
-
-    q: str
-    scale: Optional[str] = None
-    bound: int = 0
-
-
-# ---------------------------------------------------------------------------
-# The ONNX graph under construction
-# ---------------------------------------------------------------------------
-class _OnnxGraph:
-    """Nodes, initializers, inputs and outputs; every node gets the current scope's doc and metadata."""
-
-    def __init__(self, opset: int):
-        self.opset = int(opset)
-        self.nodes: List[onnx.NodeProto] = []
-        self.inits: Dict[str, onnx.TensorProto] = {}
-        self.inputs: List[onnx.ValueInfoProto] = []
-        self.outputs: List[onnx.ValueInfoProto] = []
-        self._used: set = set()
-        self._scope: Tuple[str, str, Dict[str, str]] = ("step", "", {})
-        self._consts: Dict[tuple, str] = {}
-
-    # -- scopes and names ----------------------------------------------------
-    @contextlib.contextmanager
-    def scope(self, key: str, doc: str, meta: Dict[str, str]) -> Iterator[None]:
-        saved = self._scope
-        self._scope = (key, doc, meta)
-        try:
-            yield
-        finally:
-            self._scope = saved
-
-    def fresh(self, hint: str) -> str:
-        base = f"{self._scope[0]}/{hint}"
-        name, k = base, 1
-        while name in self._used:
-            name, k = f"{base}_{k}", k + 1
-        self._used.add(name)
-        return name
-
-    # -- tensors -------------------------------------------------------------
-    def init(self, name: str, array: np.ndarray) -> str:
-        """An initializer (a parameter), stored once under `name`."""
-        if name not in self.inits:
-            arr = np.ascontiguousarray(array)
-            if arr.dtype not in _ONNX_DTYPE:
-                raise ExportError(f"initializer {name}: dtype {arr.dtype} has no ONNX form here")
-            self.inits[name] = numpy_helper.from_array(arr, name)
-            self._used.add(name)
-        return name
-
-    def const(self, value, dtype=np.float32) -> str:
-        """A shared constant: a scalar, or a 1-D int64 list (shapes, axes, split sizes)."""
-        arr = np.asarray(value, dtype=dtype)
-        key = (arr.dtype.str, arr.shape, arr.tobytes())
-        if key not in self._consts:
-            shown = repr(arr.tolist()).replace(" ", "")
-            name = f"const:{arr.dtype.name}:{shown}"
-            self._consts[key] = self.init(name, arr)
-        return self._consts[key]
-
-    def f32(self, value: float) -> str:
-        return self.const(np.float32(value), np.float32)
-
-    def i64(self, value) -> str:
-        return self.const(value, np.int64)
-
-    # -- nodes ---------------------------------------------------------------
-    def op(self, op_type: str, inputs: Sequence[str], n_out: int = 1, hint: str = "", **attrs):
-        outs = [self.fresh(hint or op_type) for _ in range(n_out)]
-        self._add(helper.make_node(op_type, list(inputs), outs, name=self.fresh(f"{op_type}#node"), **attrs))
-        return outs[0] if n_out == 1 else outs
-
-    def identity(self, x: str, name: str) -> str:
-        """`name` (a graph output) = x."""
-        self._add(helper.make_node("Identity", [x], [name], name=self.fresh("Identity#node")))
-        return name
-
-    def _add(self, node: onnx.NodeProto) -> None:
-        _, doc, meta = self._scope
-        node.doc_string = doc
-        for k, v in meta.items():
-            e = node.metadata_props.add()
-            e.key, e.value = k, str(v)
-        self.nodes.append(node)
-
-    # -- opset-dependent helpers -------------------------------------------------
-    def reduce_max_last(self, x: str) -> str:
-        if self.opset >= 18:
-            return self.op("ReduceMax", [x, self.i64([-1])], keepdims=1)
-        return self.op("ReduceMax", [x], axes=[-1], keepdims=1)
-
-    def split(self, x: str, axis: int, sizes: Sequence[int]) -> List[str]:
-        if len(sizes) == 1:
-            return [x]
-        return self.op("Split", [x, self.i64(list(sizes))], n_out=len(sizes), axis=axis)
-
-    def slice(self, x: str, start: int, end: int, axis: int) -> str:
-        return self.op("Slice", [x, self.i64([start]), self.i64([end]), self.i64([axis])])
-
-    def reshape(self, x: str, shape: Sequence[int]) -> str:
-        return self.op("Reshape", [x, self.i64(list(shape))])
-
-    def unsqueeze(self, x: str, axis: int) -> str:
-        return self.op("Unsqueeze", [x, self.i64([axis])])
-
-    def cast(self, x: str, to: int) -> str:
-        return self.op("Cast", [x], to=to)
-
-    # -- numpy's pairwise sum ----------------------------------------------------
-    def numpy_mean_last(self, x: str, n: int) -> str:
-        """`x.mean(axis=-1, keepdims=True, dtype=float32)` of a float32 (batch, n), bit for bit.
-
-        numpy sums a contiguous row pairwise (`pairwise_sum` in loops_utils.h): rows
-        of <= 128 with 8 accumulators, r[j] += x[i + j] for i = 8, 16, ..., then
-        ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), then the rest one by one
-        (rows of < 8: one by one); longer rows split at n/2 rounded down to a
-        multiple of 8, each half summed so. Then the sum is divided by n in float32.
-        Blocks of one size are summed together (one batched Add per step).
-        """
-        plan = _pairwise_plan(0, n)
-        leaves = _plan_leaves(plan)
-        sums: Dict[int, str] = {}           # leaf start -> (batch, 1, 1)
-        by_size: Dict[int, List[int]] = {}
-        for start, size in leaves:
-            by_size.setdefault(size, []).append(start)
-        for size, starts in by_size.items():
-            nl = len(starts)
-            if nl == 1:
-                group = self.unsqueeze(self.slice(x, starts[0], starts[0] + size, 1), 1)
-            elif starts == list(range(0, nl * size, size)) and nl * size == n:
-                group = self.reshape(x, [0, nl, size])
-            else:
-                idx = np.asarray([list(range(s, s + size)) for s in starts], dtype=np.int64)
-                group = self.op("Gather", [x, self.i64(idx)], axis=1)
-            res = self._block_sums(group, nl, size)           # (batch, nl, 1)
-            for start, part in zip(starts, self.split(res, 1, [1] * nl)):
-                sums[start] = part
-
-        def combine(p) -> str:
-            if p[0] == "leaf":
-                return sums[p[1]]
-            return self.op("Add", [combine(p[1]), combine(p[2])])
-
-        total = self.reshape(combine(plan), [0, 1])
-        return self.op("Div", [total, self.f32(n)])
-
-    def _block_sums(self, g: str, nl: int, size: int) -> str:
-        """Pairwise-sum leaves (size <= 128) of g (batch, nl, size) -> (batch, nl, 1)."""
-        if size < 8:
-            parts = self.split(g, 2, [1] * size)
-            res = parts[0]                        # 0 + x0 == x0
-            for p in parts[1:]:
-                res = self.op("Add", [res, p])
-            return res
-        m = size - size % 8
-        body = g if m == size else self.slice(g, 0, m, 2)
-        chunks = self.split(self.reshape(body, [0, nl, m // 8, 8]), 2, [1] * (m // 8))
-        r = chunks[0]
-        for c in chunks[1:]:
-            r = self.op("Add", [r, c])
-        lane = self.split(r, 3, [1] * 8)
-        add = lambda a, b: self.op("Add", [a, b])  # noqa: E731
-        res = add(add(add(lane[0], lane[1]), add(lane[2], lane[3])), add(add(lane[4], lane[5]), add(lane[6], lane[7])))
-        res = self.reshape(res, [0, nl, 1])
-        for i in range(m, size):
-            res = add(res, self.slice(g, i, i + 1, 2))
-        return res
-
-
-def _pairwise_plan(start: int, n: int):
-    if n <= 128:
-        return ("leaf", start, n)
-    n2 = n // 2
-    n2 -= n2 % 8
-    return ("add", _pairwise_plan(start, n2), _pairwise_plan(start + n2, n - n2))
-
-
-def _plan_leaves(p) -> List[Tuple[int, int]]:
-    if p[0] == "leaf":
-        return [(p[1], p[2])]
-    return _plan_leaves(p[1]) + _plan_leaves(p[2])
-
-
-def numpy_pairwise_mean(x: np.ndarray) -> np.ndarray:
-    """The same summation in numpy float32 scalars (what the ONNX nodes compute; for tests)."""
-    F = np.float32
-
-    def pw(a):
-        n = len(a)
-        if n <= 128:
-            if n < 8:
-                r = F(0)
-                for v in a:
-                    r = F(r + v)
-                return r
-            acc = [F(v) for v in a[:8]]
-            i = 8
-            while i < n - n % 8:
-                for j in range(8):
-                    acc[j] = F(acc[j] + a[i + j])
-                i += 8
-            res = F(F(F(acc[0] + acc[1]) + F(acc[2] + acc[3])) + F(F(acc[4] + acc[5]) + F(acc[6] + acc[7])))
-            for k in range(i, n):
-                res = F(res + a[k])
-            return res
-        n2 = n // 2
-        n2 -= n2 % 8
-        return F(pw(a[:n2]) + pw(a[n2:]))
-
-    x = np.asarray(x, dtype=F)
-    return np.asarray([[F(pw(row) / F(x.shape[-1]))] for row in x.reshape(-1, x.shape[-1])],
-                      dtype=F).reshape(x.shape[:-1] + (1,))
-
-
-# ---------------------------------------------------------------------------
-# Parameters: the float reference's, or the converted model's
-# ---------------------------------------------------------------------------
-class _FloatParams:
-    """The fp32 tensors the float reference computes with (reference._prepare_weights)."""
-
-    arith_chip = arith_host = FLOAT
-
-    def __init__(self, spec, semantics):
-        import torch
-
-        from spike2loihi.convert.quantize import float_weights
-        from spike2loihi.model.reference import ReferenceModel
-
-        self._torch = torch
-        self.tensors = spec.tensors
-        self.weights = {k: v.numpy() for k, v in float_weights(ReferenceModel(spec, semantics)).items()}
-
-    def host(self, key: str) -> np.ndarray:
-        t = self.tensors[key].float()
-        t = t.reshape(-1) if t.dim() != 2 else t
-        return np.ascontiguousarray(t.numpy(), dtype=np.float32)
-
-    def time_decay(self, key: str) -> np.ndarray:
-        return (-self._torch.exp(self.tensors[key].squeeze().float())).numpy().astype(np.float32)
-
-    def weight(self, node: ir.Projection) -> np.ndarray:
-        return self.weights[node.name]
-
-
-def _neg_exp(t):
-    return -np.exp(t)
-
-
-class _ConvertedParams:
-    """The converted model's host float32 params exactly as the emulator prepares them, and its chip nodes."""
-
-    arith_chip, arith_host = INTEGER, HOST
-
-    def __init__(self, model):
-        from spike2loihi.execute.model_emulator import Params
-
-        self.model = model
-        self.P = Params(model)
-        self.q = model.nodes
-
-    def host(self, key: str) -> np.ndarray:
-        return self.P.host(key)
-
-    def time_decay(self, key: str) -> np.ndarray:
-        return self.P.host(key, _neg_exp)
-
-
-# ---------------------------------------------------------------------------
-# Registries keyed by IR node type
-# ---------------------------------------------------------------------------
-EMITTERS: Dict[str, Dict[type, Callable]] = {FLOAT: {}, HOST: {}, INTEGER: {}}
-STATE_VARS: Dict[str, Dict[type, Callable]] = {FLOAT: {}, HOST: {}, INTEGER: {}}
-DECODERS: Dict[type, Callable] = {}       # chip node type -> its output as a host float32 value
-ENCODERS: Dict[str, Callable] = {}        # input encoding name -> host value as a chip payload
-
-
-def emits(arith, op_type: type):
-    """Register an emitter of `op_type` for one arithmetic or a tuple of them."""
-    def register(fn):
-        for a in (arith if isinstance(arith, tuple) else (arith,)):
-            EMITTERS[a][op_type] = fn
-        return fn
-    return register
-
-
-def state_vars(arith, op_type: type):
-    def register(fn):
-        for a in (arith if isinstance(arith, tuple) else (arith,)):
-            STATE_VARS[a][op_type] = fn
-        return fn
-    return register
-
-
-def _find(table: Dict[type, Callable], node: ir.Op) -> Optional[Callable]:
-    for cls in type(node).__mro__:
-        if cls in table:
-            return table[cls]
-    return None
-
-
-def lookup(arith: str, node: ir.Op) -> Callable:
-    fn = _find(EMITTERS[arith], node)
-    if fn is None:
-        raise ExportError(f"cannot export {node.name}: IR op {node.kind or type(node).__name__!r} "
-                          f"({type(node).__name__}, placed on the {node.placement.where}) has no {arith} "
-                          f"ONNX form")
-    return fn
-
-
-# ---------------------------------------------------------------------------
-# Host ops (float32, as host_ops.py and reference.py write them)
-# ---------------------------------------------------------------------------
-@emits((FLOAT, HOST), ir.Embedding)
-def _embedding(ex, n, ins, st):
-    g = ex.g
-    x = g.op("Gather", [ex.param(n.weight), ins["token"]], axis=0)
-    if n.binary:   # x = (emb[token] >= 0)
-        x = g.cast(g.op("GreaterOrEqual", [x, g.f32(0.0)]), TensorProto.FLOAT)
-    return x
-
-
-@emits(FLOAT, ir.LayerNorm)
-def _layernorm_float(ex, n, ins, st):
-    """torch's F.layer_norm: LayerNormalization (opset >= 17), else its definition in ReduceMean."""
-    g, x = ex.g, ins["x"]
-    if g.opset >= 17:
-        return g.op("LayerNormalization", [x, ex.param(n.weight), ex.param(n.bias)], axis=-1, epsilon=float(n.eps))
-    mean = g.op("ReduceMean", [x], axes=[-1], keepdims=1)
-    xc = g.op("Sub", [x, mean])
-    var = g.op("ReduceMean", [g.op("Mul", [xc, xc])], axes=[-1], keepdims=1)
-    den = g.op("Sqrt", [g.op("Add", [var, g.f32(n.eps)])])
-    return g.op("Add", [g.op("Mul", [g.op("Div", [xc, den]), ex.param(n.weight)]), ex.param(n.bias)])
-
-
-@emits(HOST, ir.LayerNorm)
-def _layernorm_host(ex, n, ins, st):
-    """host_ops.layernorm, with numpy's own pairwise summation in both means (bit for bit)."""
-    g, x = ex.g, ins["x"]
-    mean = g.numpy_mean_last(x, n.dim)
-    xc = g.op("Sub", [x, mean])
-    var = g.numpy_mean_last(g.op("Mul", [xc, xc]), n.dim)
-    den = g.op("Sqrt", [g.op("Add", [var, g.f32(n.eps)])])
-    y = g.op("Mul", [g.op("Div", [xc, den]), ex.param(n.weight)])
-    return g.op("Add", [y, ex.param(n.bias)])
-
-
-@state_vars((FLOAT, HOST), ir.TokenShift)
-def _shift_state(ex, n):
-    return [("prev", np.float32, 0.0)]
-
-
-@emits((FLOAT, HOST), ir.TokenShift)
-def _token_shift(ex, n, ins, st):
-    prev, st["prev"] = st["prev"], ins["x"]
-    return prev
-
-
-@emits((FLOAT, HOST), ir.Mix)
-def _mix(ex, n, ins, st):
-    g = ex.g
-    m = ex.params.host(n.mix)
-    keep = g.init(f"1-{n.mix}", (np.float32(1) - m).astype(np.float32))
-    return g.op("Add", [g.op("Mul", [ins["x"], ex.param(n.mix)]), g.op("Mul", [ins["prev"], keep])])
-
-
-@emits(FLOAT, ir.Sigmoid)
-def _sigmoid_float(ex, n, ins, st):
-    return ex.g.op("Sigmoid", [ins["x"]])     # torch.sigmoid
-
-
-@emits(HOST, ir.Sigmoid)
-def _sigmoid_host(ex, n, ins, st):
-    """host_ops.sigmoid: 1 / (1 + exp(-x)).
-
-    The numerator is a vector of ones, not the scalar 1: onnxruntime's DivMulFusion
-    rewrites Div(1, d) followed by Mul(., y) into Div(y, d), which rounds once where
-    numpy rounds twice; it only matches a one-element constant.
-    """
-    g = ex.g
-    e = g.op("Exp", [g.op("Neg", [ins["x"]])])
-    ones = g.init(f"const:ones[{n.dim}]", np.ones(n.dim, dtype=np.float32))
-    return g.op("Div", [ones, g.op("Add", [g.f32(1.0), e])])
-
-
-@state_vars((FLOAT, HOST), ir.WKV)
-def _wkv_state(ex, n):
-    return [("aa", np.float32, 0.0), ("bb", np.float32, 0.0), ("pp", np.float32, -1e30)]
-
-
-@emits((FLOAT, HOST), ir.WKV)
-def _wkv(ex, n, ins, st):
-    g = ex.g
-    k, v, aa, bb, pp = ins["k"], ins["v"], st["aa"], st["bb"], st["pp"]
-    tf = ex.param(n.time_first)
-    td = g.init(f"-exp({n.time_decay})", ex.params.time_decay(n.time_decay))
-    ww = g.op("Add", [tf, k])
-    p = g.op("Max", [pp, ww])
-    e1 = g.op("Exp", [g.op("Sub", [pp, p])])
-    e2 = g.op("Exp", [g.op("Sub", [ww, p])])
-    num = g.op("Add", [g.op("Mul", [e1, aa]), g.op("Mul", [e2, v])])
-    den = g.op("Add", [g.op("Mul", [e1, bb]), e2])
-    out = g.op("Div", [num, den])
-    ww = g.op("Add", [pp, td])
-    p = g.op("Max", [ww, k])
-    e1 = g.op("Exp", [g.op("Sub", [ww, p])])
-    e2 = g.op("Exp", [g.op("Sub", [k, p])])
-    st["aa"] = g.op("Add", [g.op("Mul", [e1, aa]), g.op("Mul", [e2, v])])
-    st["bb"] = g.op("Add", [g.op("Mul", [e1, bb]), e2])
-    st["pp"] = p
-    return out
-
-
-@emits((FLOAT, HOST), ir.Product)
-def _product(ex, n, ins, st):
-    return ex.g.op("Mul", [ins["a"], ins["b"]])
-
-
-@emits((FLOAT, HOST), ir.ReLU2)
-def _relu2(ex, n, ins, st):
-    r = ex.g.op("Relu", [ins["x"]])
-    return ex.g.op("Mul", [r, r])
-
-
-@emits((FLOAT, HOST), ir.Residual)
-def _residual(ex, n, ins, st):
-    y = ex.g.op("Add", [ins["x"], ins["s"]])
-    return ex.g.op("Mul", [y, ex.g.f32(0.5)]) if n.halve else y
-
-
-# ---------------------------------------------------------------------------
-# Chip ops in float (the float model: reference.py)
-# ---------------------------------------------------------------------------
-@emits(FLOAT, ir.Projection)
-def _matmul(ex, n, ins, st):
-    w = ex.params.weight(n)
-    name = n.weight + (f"/{n.divisor}" if n.divisor != 1 else "") + ".T"
-    return ex.g.op("MatMul", [ins["x"], ex.g.init(name, np.ascontiguousarray(w.T))])
-
-
-@state_vars(FLOAT, ir.LIF)
-def _lif_state_float(ex, n):
-    return [("v", np.float32, 0.0)]
-
-
-@emits(FLOAT, ir.LIF)
-def _lif_float(ex, n, ins, st):
-    """reference.lif_step: v += (x - v) / 2; spike = (v - 1 >= 0); v = 0 where it spiked."""
-    if n.tau != 2.0 or n.theta != 1.0:
-        raise ExportError(f"cannot export {n.name}: LIF with tau {n.tau}, theta {n.theta} (the float "
-                          "reference has tau 2, threshold 1)")
-    g, v = ex.g, st["v"]
-    v = g.op("Add", [v, g.op("Div", [g.op("Sub", [ins["x"], v]), g.f32(2.0)])])
-    fired = g.op("GreaterOrEqual", [g.op("Sub", [v, g.f32(1.0)]), g.f32(0.0)])
-    st["v"] = g.op("Where", [fired, g.f32(0.0), v])
-    return g.cast(fired, TensorProto.FLOAT)
-
-
-# ---------------------------------------------------------------------------
-# Chip ops in Lava's integers (the converted model: execute.py / emulator.py)
-# ---------------------------------------------------------------------------
-def _dense_bound(ex, n, qn, in_bound: int) -> Tuple[int, int]:
-    """(worst |W s| over every input within the encoder's bound, worst output), checked for exactness."""
-    from spike2loihi.convert.fixed_point import worst_accumulation
-
-    lw = ex.params.model.tensors[qn["mantissa"]].astype(np.int64) << int(qn["truncate_bits"])
-    worst = worst_accumulation(lw, in_bound)
-    e = int(qn["weight_exp"])
-    out = worst << e if e > 0 else worst >> -e
-    if worst > _INT32_MAX or (e > 0 and out > _INT32_MAX):
-        raise ExportError(f"cannot export {n.name} ({n.kind} on chip): Lava's int32 accumulator can wrap there "
-                          f"(worst case 2^{math.log2(max(worst, 1)):.1f} for inputs up to {in_bound}), and ONNX has "
-                          "no int32-wrapping matrix product; convert it again (the converter keeps every "
-                          "accumulation inside int32)")
-    return worst, out
-
-
-@emits(INTEGER, ir.Projection)
-def _dense(ex, n, ins, st):
-    """Lava's Dense, graded input: acc = W s exact in float64, then >> -weight_exp (floor) or << weight_exp."""
-    g, qn, p = ex.g, ex.params.q[n.name], ins["x"]
-    _, out_bound = _dense_bound(ex, n, qn, p.bound)
-    m = ex.params.model.tensors[qn["mantissa"]]
-    worst_m = int(np.abs(m.astype(np.int64)).sum(axis=1).max()) * p.bound if m.size else 0
-    dt = TensorProto.FLOAT if worst_m < _F32_EXACT else TensorProto.DOUBLE   # every partial sum exact
-    mt = g.cast(g.init(qn["mantissa"] + ".T", np.ascontiguousarray(m.T.astype(np.int8))), dt)
-    acc = g.op("MatMul", [g.cast(p.q, dt), mt])                        # sum_j m_ij s_j, exact
-    if dt == TensorProto.FLOAT:
-        acc = g.cast(acc, TensorProto.DOUBLE)
-    shift = int(qn["truncate_bits"]) + int(qn["weight_exp"])            # (m << k) s >> -e == m s * 2^(k+e)
-    if shift != 0:
-        acc = g.op("Mul", [acc, g.const(2.0 ** shift, np.float64)])
-    if shift < 0:
-        acc = g.op("Floor", [acc])
-    return Payload(g.cast(acc, TensorProto.INT64), p.scale, out_bound)
-
-
-@state_vars(INTEGER, ir.LIF)
-def _lif_state_int(ex, n):
-    return [("u", np.int64, 0), ("v", np.int64, 0)]
-
-
-def _toward_zero_decay(g, x: str, factor: int) -> str:
-    """Lava's decay T(x * factor / 4096): (|p| div 4096), negated where p < 0; p = x * factor.
-
-    Not Sign(p) * ...: onnxruntime's int64 Sign looks at the low 32 bits only
-    (Sign(2**31) is -1), and p reaches 2**34.
-    """
-    from spike2loihi.convert.fixed_point import DECAY_UNITY
-
-    if factor == 0:
-        return g.op("Mul", [x, g.const(0, np.int64)])
-    p = g.op("Mul", [x, g.const(factor, np.int64)])
-    q = g.op("Div", [g.op("Abs", [p]), g.const(DECAY_UNITY, np.int64)])
-    return g.op("Where", [g.op("Less", [p, g.const(0, np.int64)]), g.op("Neg", [q]), q])
-
-
-@emits(INTEGER, ir.LIF)
-def _lif_int(ex, n, ins, st):
-    """spike2loihi.execute.process_emulator.lif_update (bias 0), in int64."""
-    from spike2loihi.convert.fixed_point import ACT_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, STATE_MAX, V_LIMIT, VTH_SHIFT
-
-    g, qn, a = ex.g, ex.params.q[n.name], ins["x"]
-    if a.bound > _LIF_INPUT_MAX:
-        raise ExportError(f"cannot export {n.name} (lif on chip): its input can reach {a.bound}, beyond "
-                          f"{_LIF_INPUT_MAX}, where Lava's int32 membrane arithmetic could wrap")
-    c = lambda v: g.const(v, np.int64)  # noqa: E731
-    a6 = g.op("Mul", [a.q, c(1 << ACT_SHIFT)])
-    pre = g.op("Add", [_toward_zero_decay(g, st["u"], DECAY_UNITY - (int(qn["du"]) + DS_OFFSET)), a6])
-    # Lava's 24-bit "wrap" of u: one +-2**24 correction
-    u = g.op("Where", [g.op("Greater", [pre, c(STATE_MAX)]), g.op("Sub", [pre, c(2 * STATE_MAX)]), pre])
-    u = g.op("Where", [g.op("LessOrEqual", [u, c(-STATE_MAX)]), g.op("Add", [pre, c(2 * STATE_MAX)]), u])
-    vsum = g.op("Add", [_toward_zero_decay(g, st["v"], DECAY_UNITY - (int(qn["dv"]) + DM_OFFSET)), u])
-    v = g.op("Max", [g.op("Min", [vsum, c(V_LIMIT)]), c(-V_LIMIT)])
-    fired = g.op("Greater", [v, c(int(qn["vth"]) << VTH_SHIFT)])
-    st["u"] = u
-    st["v"] = g.op("Where", [fired, c(0), v])
-    return Payload(g.cast(fired, TensorProto.INT64), None, 1)
-
-
-# -- crossings ------------------------------------------------------------------
-def _encode_dynamic(ex, chip: ir.Op, x: str, enc: dict) -> Payload:
-    """host_ops.encode_dynamic: q = clip(rint(x * (qmax / max|x|))), scale = max|x| / qmax (0 for x == 0)."""
-    from spike2loihi.execute.host_ops import qmax
-
-    g, top = ex.g, qmax(enc["bits"])
-    m = g.reduce_max_last(g.op("Abs", [x]))
-    pos = g.op("Greater", [m, g.f32(0.0)])
-    safe = g.op("Where", [pos, m, g.f32(1.0)])
-    y = g.op("Round", [g.op("Mul", [x, g.op("Div", [g.f32(top), safe])])])
-    q = g.cast(g.op("Clip", [y, g.f32(-top), g.f32(top)]), TensorProto.INT64)
-    scale = g.op("Where", [pos, g.op("Div", [m, g.f32(top)]), g.f32(0.0)])
-    return Payload(q, scale, top)
-
-
-def _encode_static(ex, chip: ir.Op, x: str, enc: dict) -> Payload:
-    """host_ops.encode_static: q = clip(rint(x * inv_scale), -limit, limit)."""
-    g, limit = ex.g, int(enc["limit"])
-    y = g.op("Round", [g.op("Mul", [x, g.f32(np.float32(enc["inv_scale"]))])])
-    return Payload(g.cast(g.op("Clip", [y, g.f32(-limit), g.f32(limit)]), TensorProto.INT64), None, limit)
-
-
-ENCODERS.update(dynamic=_encode_dynamic, static=_encode_static)
-
-
-def _decode_lif(ex, node, p: Payload) -> str:
-    return ex.g.cast(p.q, TensorProto.FLOAT)    # host_ops.spikes_to_float
-
-
-def _decode_dense(ex, node, p: Payload) -> str:
-    """host_ops.decode: acc (exact in float32: |acc| < 2**23) * row_scale * token_scale."""
-    g = ex.g
-    rs = g.init(ex.params.q[node.name]["row_scale"], ex.params.P.row_scale[node.name])
-    return g.op("Mul", [g.op("Mul", [g.cast(p.q, TensorProto.FLOAT), rs]), p.scale])
-
-
-DECODERS.update({ir.LIF: _decode_lif, ir.Projection: _decode_dense})
 
 
 # ---------------------------------------------------------------------------
@@ -790,7 +150,7 @@ class _Export:
         self.state: List[dict] = []
         self.probe_outputs: List[Tuple[str, str, int]] = []
 
-    def arith(self, node: ir.Op) -> str:
+    def arith(self, node: ir.Op) -> Arithmetic:
         return self.params.arith_chip if node.placement.where == ir.CHIP else self.params.arith_host
 
     def param(self, key: str) -> str:
@@ -814,14 +174,14 @@ class _Export:
         if self.kind == KIND_FLOAT or src.placement.where == node.placement.where:
             return v
         if node.placement.where == ir.CHIP:
-            enc = self.params.q[node.name]["input"]
+            enc = self.params.q[node.name].input
             meta = _meta(node, "encode", ir.HOST,
-                         f"host_ops.encode_{enc['encoding']}: a host value as the {enc['bits']}-bit graded payload "
+                         f"host_ops.encode_{enc.encoding}: a host value as the {enc.bits}-bit graded payload "
                          f"of chip node {node.name}")
-            encoder = ENCODERS.get(enc["encoding"])
+            encoder = ENCODERS.get(enc.encoding)
             if encoder is None:
-                raise ExportError(f"cannot export {node.name}: input encoding {enc['encoding']!r} has no ONNX form")
-            with self.g.scope(node.name + ".in", _doc(meta, FLOAT), meta):
+                raise ExportError(f"cannot export {node.name}: input encoding {enc.encoding!r} has no ONNX form")
+            with self.g.scope(node.name + ".in", _doc(meta, FLOAT.name), meta):
                 p = encoder(self, node, v, enc)
             self._probe(node.name + ".in", p)
             return p
@@ -829,20 +189,14 @@ class _Export:
             return self._decoder(src)(self, src, v)
 
     def _decoder(self, src: ir.Op) -> Callable:
-        fn = _find(DECODERS, src)
+        fn = decoder(src)
         if fn is None:
             raise ExportError(f"cannot export {src.name}: the output of chip op {src.kind!r} has no host decoding")
         return fn
 
-    def _state_inputs(self, node: ir.Op, arith: str) -> Dict[str, str]:
-        fn = _find(STATE_VARS[arith], node)
-        if fn is None:
-            if node.state:
-                raise ExportError(f"cannot export {node.name}: IR op {node.kind!r} carries state {node.state} "
-                                  f"with no {arith} ONNX form")
-            return {}
+    def _state_inputs(self, node: ir.Op, arith: Arithmetic) -> Dict[str, str]:
         st = {}
-        for var, dtype, init in fn(self, node):
+        for var, dtype, init in arith.state_vars(self, node):
             name = state_input(node.name, var)
             et = _ONNX_DTYPE[np.dtype(dtype)]
             self.g.inputs.append(helper.make_tensor_value_info(name, et, ["batch", node.dim]))
@@ -855,28 +209,28 @@ class _Export:
     def run(self, progress: Optional[Callable[[int, int], None]] = None) -> None:
         g, graph = self.g, self.ir
         g.inputs.append(helper.make_tensor_value_info(TOKEN, TensorProto.INT64, ["batch"]))
-        order = [n for n in graph.nodes.values() if not isinstance(n, ir.Sampler)]
+        order = [n for n in graph.nodes.values() if n.per_token]     # the sampler is outside the step
         vals: Dict[str, object] = {}
         for i, n in enumerate(order):
             arith = self.arith(n)
-            fn = lookup(arith, n)
+            fn = arith.emitter(n)
             st = self._state_inputs(n, arith)
             ins = {port: self._value(vals, n, src) for port, src in graph.inputs(n.name).items()}
-            if isinstance(n, ir.Embedding):
-                ins["token"] = TOKEN
+            if TOKEN in n.ports:          # the embedding reads the graph's token input
+                ins[TOKEN] = TOKEN
             meta = _meta(n, "op")
-            with g.scope(n.name, _doc(meta, arith), meta):
+            with g.scope(n.name, _doc(meta, arith.name), meta):
                 vals[n.name] = fn(self, n, ins, st)
                 for var, name in st.items():
                     g.identity(name, state_output(n.name, var))
             self._probe(n.name, vals[n.name])
             if progress:
                 progress(i + 1, len(order))
-        head = graph.of_type(ir.Head)[0]
+        head = ir.logits_node(graph)
         lifs = ir.lif_nodes(graph)
         meta = {"s2l.ir_node": "", "s2l.ir_op": "", "s2l.layer": "", "s2l.placement": ir.HOST,
                 "s2l.reason": "the step's outputs, as the runner interface returns them", "s2l.role": "output"}
-        with g.scope("outputs", _doc(meta, FLOAT), meta):
+        with g.scope("outputs", _doc(meta, FLOAT.name), meta):
             logits = vals[head.name]
             if isinstance(logits, Payload):
                 with g.scope(head.name + ".out", *self._decode_scope(head)):
@@ -906,7 +260,7 @@ class _Export:
 
     def _decode_scope(self, src: ir.Op):
         meta = _meta(src, "decode", ir.HOST, f"host_ops decode of chip node {src.name}'s output for the host")
-        return _doc(meta, FLOAT), meta
+        return _doc(meta, FLOAT.name), meta
 
     def model(self, doc: str, meta: Dict[str, str]) -> onnx.ModelProto:
         g = self.g
@@ -1036,120 +390,3 @@ def node_counts(proto: onnx.ModelProto) -> Dict[str, int]:
         key = key + (".in" if role == "encode" else ".out" if role == "decode" else "")
         out[key] = out.get(key, 0) + 1
     return out
-
-
-# ---------------------------------------------------------------------------
-# A picture of one block, read back from the file's node metadata
-# ---------------------------------------------------------------------------
-def block_groups(proto: onnx.ModelProto, layer: int):
-    """The ONNX nodes of block `layer` grouped by (IR node, role), and the data edges between groups.
-
-    Read from the nodes' metadata only, so this is the partition a Netron user sees.
-    Returns (groups: {key: {"ir_node", "op", "role", "placement", "onnx_nodes", "op_types"}},
-    edges: set of (src key, dst key)); producers outside the block appear as key "x".
-    """
-    groups, producer = {}, {}
-    for inp in proto.graph.input:          # a state input belongs to the op that carries the state
-        if "/" in inp.name:
-            producer[inp.name] = f"{inp.name.rsplit('/', 1)[0]}|op"
-    for n in proto.graph.node:
-        md = {p.key: p.value for p in n.metadata_props}
-        key = f"{md.get('s2l.ir_node', '')}|{md.get('s2l.role', '')}"
-        for out in n.output:
-            producer[out] = key
-        if md.get("s2l.layer") != str(layer) or md.get("s2l.role") == "state":
-            continue
-        gr = groups.setdefault(key, {"ir_node": md["s2l.ir_node"], "op": md["s2l.ir_op"], "role": md["s2l.role"],
-                                     "placement": md["s2l.placement"], "onnx_nodes": 0, "op_types": {}})
-        gr["onnx_nodes"] += 1
-        gr["op_types"][n.op_type] = gr["op_types"].get(n.op_type, 0) + 1
-    edges = set()
-    for n in proto.graph.node:
-        md = {p.key: p.value for p in n.metadata_props}
-        dst = f"{md.get('s2l.ir_node', '')}|{md.get('s2l.role', '')}"
-        if dst not in groups:
-            continue
-        for t in n.input:
-            src = producer.get(t)
-            if src is None or src == dst:
-                continue
-            edges.add((src if src in groups else "x", dst))
-    return groups, edges
-
-
-def draw_block(proto: onnx.ModelProto, layer: int, out, title: str = "") -> None:
-    """A PNG of block `layer`: one box per IR op (and per crossing), colored by placement,
-    with its ONNX node count; host->chip and chip->host edges drawn bold."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyBboxPatch
-
-    groups, edges = block_groups(proto, layer)
-    halves = [("time mix (att)", lambda k: ".att." in k or ".ln1" in k),
-              ("channel mix (ffn)", lambda k: ".ffn." in k or ".ln2" in k)]
-    colors = {ir.CHIP: "#f4a259", ir.HOST: "#9cc5e8", "x": "#d9d9d9"}
-    fig, axes = plt.subplots(2, 1, figsize=(20, 11.5))
-    for ax, (label, member) in zip(axes, halves):
-        keys = [k for k in groups if member(k)]
-        preds = {k: [s for s, d in edges if d == k] for k in keys}
-        depth = {}
-
-        def dep(k):
-            if k not in depth:
-                ps = [p for p in preds.get(k, []) if p in keys]
-                depth[k] = 1 + max((dep(p) for p in ps), default=0)
-            return depth[k]
-
-        for k in keys:
-            dep(k)
-        cols: Dict[int, List[str]] = {}
-        for k in sorted(keys, key=lambda k: list(groups).index(k)):
-            cols.setdefault(depth[k], []).append(k)
-        pos = {"x": (0.0, 0.0)}
-        for c in sorted(cols):       # rows ordered by where their inputs sit (fewer crossing lines)
-            ks = cols[c]
-            ys = {k: np.mean([pos[p][1] for p in preds[k] if p in pos] or [0.0]) for k in ks}
-            ks = sorted(ks, key=lambda k: -ys[k])
-            for r, k in enumerate(ks):
-                pos[k] = (float(c), (len(ks) - 1) / 2.0 - r)
-        W, H = 0.84, 0.62
-        for s, d in edges:
-            if d not in keys or (s not in keys and s != "x"):
-                continue
-            cross = s != "x" and groups[s]["placement"] != groups[d]["placement"]
-            (x0, y0), (x1, y1) = pos[s], pos[d]
-            ax.annotate("", xy=(x1 - W / 2, y1), xytext=(x0 + W / 2, y0),
-                        arrowprops=dict(arrowstyle="-|>", lw=2.4 if cross else 0.9,
-                                        color="#c0392b" if cross else "#555555", shrinkA=0, shrinkB=0))
-        ax.add_patch(FancyBboxPatch((-W / 2, -H / 2), W, H, boxstyle="round,pad=0.02", fc=colors["x"], ec="#444"))
-        ax.text(0, 0, "x\n(previous\nblock)", ha="center", va="center", fontsize=7.5)
-        for k in keys:
-            gr = groups[k]
-            x, y = pos[k]
-            short = gr["ir_node"].split(f"blocks.{layer}.", 1)[-1]
-            role = {"encode": "encode ->chip", "decode": "decode ->host"}.get(gr["role"], gr["op"])
-            ax.add_patch(FancyBboxPatch((x - W / 2, y - H / 2), W, H, boxstyle="round,pad=0.02",
-                                        fc=colors[gr["placement"]], ec="#333",
-                                        ls="--" if gr["role"] in ("encode", "decode") else "-"))
-            ax.text(x, y + 0.12, short, ha="center", va="center", fontsize=7.2, weight="bold")
-            ax.text(x, y - 0.13, f"{role}\n{gr['onnx_nodes']} ONNX nodes", ha="center", va="center", fontsize=6.6)
-        xs = [p[0] for p in pos.values()]
-        ys = [p[1] for p in pos.values()]
-        ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
-        ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
-        ax.set_title(label, loc="left", fontsize=11)
-        ax.axis("off")
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    handles = [Patch(fc=colors[ir.CHIP], ec="#333", label="chip (Loihi 2: Dense, LIF): Lava's integers"),
-               Patch(fc=colors[ir.HOST], ec="#333", label="host (float32 as host_ops.py)"),
-               Patch(fc="white", ec="#333", ls="--", label="crossing (encode / decode), on the host"),
-               Line2D([0], [0], color="#c0392b", lw=2.4, label="host<->chip edge")]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=9, frameon=False)
-    fig.suptitle(title or f"block {layer}", fontsize=12)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.96))
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
