@@ -18,7 +18,7 @@ The stages and the modules that register them (`STAGE_MODULES`):
 | `lava.chip` | `lava.lowering` | the Lava process(es) of a chip node |
 | `plan.chip` | `hardware.planner` | neurocore populations |
 | `activity.chip` | `hardware.activity` | synaptic events and neuron updates |
-| `onnx.float`, `onnx.host`, `onnx.integer` | `export.onnx_emitters` | ONNX emission |
+| `onnx.float`, `onnx.host`, `onnx.integer` (and their `.state` stages) | `export.onnx_emitters` | ONNX emission |
 
 Host ops need no Lava or activity registration of their own: the Lava host blocks run their
 `execute.host` handler, and their cost is the op's `host_cost` fact.

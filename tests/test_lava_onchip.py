@@ -49,7 +49,7 @@ def test_chip_ops_in_lavas_simulator_equal_the_emulator(traced):
     from lava.proc.prodneuron.process import ProdNeuron
     from lava.utils.weightutils import SignMode
 
-    from spike2loihi.lava.onchip import FxpLayerNorm, FxpSigmoid, TokenShiftCat
+    from spike2loihi.lava.procs.onchip import FxpLayerNorm, FxpSigmoid, TokenShiftCat
 
     model, steps = traced
     q = model.nodes

@@ -375,7 +375,7 @@ def test_every_crossing_goes_through_exactly_one_adapter(small, fake_eio, tmp_pa
     from lava.proc.dense.process import Dense
     from lava.proc.sparse.process import Sparse
 
-    from spike2loihi.lava.processes import HostBlock, TokenLIF
+    from spike2loihi.lava.procs.processes import HostBlock, TokenLIF
 
     model, _ = small
     graph = hw.build_hw(model, _records(model, tmp_path), RUN_ARGS, placement)
@@ -431,7 +431,7 @@ def test_every_crossing_goes_through_exactly_one_adapter(small, fake_eio, tmp_pa
 def test_run_config_is_loihi2hwcfg_with_the_host_models(small, fake_eio, tmp_path, monkeypatch):
     from lava.magma.core.run_configs import Loihi2HwCfg
 
-    from spike2loihi.lava.processes import HostBlock, PyTokenLifModel, TokenLIF
+    from spike2loihi.lava.procs.processes import HostBlock, PyTokenLifModel, TokenLIF
 
     model, _ = small
     for placement, nc in (("host", None), ("chip", None), ("chip", "NcTokenLif")):
@@ -462,7 +462,7 @@ def test_hardware_graph_with_pass_through_adapters_runs_and_equals_the_emulator(
 
     from spike2loihi.backends import generate
     from spike2loihi.backends.emulator import EmulatorBackend
-    from spike2loihi.lava.processes import PyTokenLifModel
+    from spike2loihi.lava.procs.processes import PyTokenLifModel
     from spike2loihi.lava.runtime import run_graph
 
     class CpuStandIn(hw.Loihi2Target):

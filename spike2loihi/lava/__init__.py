@@ -1,7 +1,12 @@
-"""Lava lowering of a converted model: the only package of spike2loihi that imports Lava.
+"""The Lava side of spike2loihi: the only package that imports Lava (inside functions and `procs/`).
 
-`processes` holds our Process and ProcessModel classes (side-effect free: Lava's
-compiler may import every module here), `build` turns an IR + artifact into a
-Lava process graph with its schedule, `runtime` runs it safely (the runtime is
-always stopped, on success, error and Ctrl-C).
+* `procs/`: our Processes and ProcessModels (TokenLIF, HostBlock, FxpLayerNorm, FxpSigmoid,
+  TokenShiftCat), alone in their folder because Lava's compiler imports every module there;
+* `lowering`: the Lava process(es) of each chip op type (the `lava.chip` stage);
+* `plans`: which host IR nodes each host block runs, and its ports (Lava-free data);
+* `blocks`: the host blocks' per-step runtime and the memory-mapped records (no Lava import);
+* `build`: IR + artifact -> the Lava process graph, for both placements;
+* `runtime`: `run_graph`, which always stops the runtime (success, error, Ctrl-C, SIGTERM);
+* `hw`: the `Loihi2HwCfg` graph with embedded-IO adapters, host selection;
+* `available`: whether Lava and lava-loihi can run here, without importing them.
 """

@@ -1,6 +1,6 @@
 """The host blocks' runtime: what each Lava host block does at every time step, and the record files.
 
-This runs inside the Lava host ProcessModels (`spike2loihi.lava.processes.HostBlock`,
+This runs inside the Lava host ProcessModels (`spike2loihi.lava.procs.processes.HostBlock`,
 forked by Lava's runtime), so it imports no Lava: a runner is handed the Lava model's
 ports (`pm`) and only calls `send`/`recv` on them. Its arithmetic is the whole-model
 emulator's handlers (`spike2loihi.execute.handlers`), so the graph computes what the

@@ -115,7 +115,7 @@ def build(model: ConvertedModel, records: Records, run_args: dict,
     the hardware builder (`spike2loihi.lava.hw`) passes one that puts Lava's embedded-IO adapters
     on the host/chip boundary.
     """
-    from spike2loihi.lava.processes import host_block_classes
+    from spike2loihi.lava.procs.processes import host_block_classes
 
     link = connect or (lambda src, dst: src.connect(dst))
     g = model.graph

@@ -63,7 +63,7 @@ HOST, CHIP = "host", "chip"
 TO_CHIP, TO_HOST = "host->chip", "chip->host"
 DEFAULT_OUTPUT_BITS = 24   # graded payload Lava uses (LOIHI2.md, section 1)
 
-# A neurocore (microcoded) ProcessModel for spike2loihi.lava.processes.TokenLIF, if someone writes one.
+# A neurocore (microcoded) ProcessModel for spike2loihi.lava.procs.processes.TokenLIF, if someone writes one.
 # None exists: with lif_placement="chip" the run stops before any work while this is None.
 TOKEN_LIF_NC_MODEL: Optional[type] = None
 
@@ -170,7 +170,7 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
     from spike2loihi.backends.loihi2_host import LIF_PLACEMENTS
     from spike2loihi.lava.build import build
     from spike2loihi.lava.plans import chip_groups
-    from spike2loihi.lava.processes import TokenLIF
+    from spike2loihi.lava.procs.processes import TokenLIF
 
     if lif_placement not in LIF_PLACEMENTS:
         raise ValueError(f"lif_placement {lif_placement!r}: expected one of {LIF_PLACEMENTS}")

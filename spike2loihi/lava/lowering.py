@@ -87,7 +87,7 @@ def _dense(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
 
 @LOWER.register(ir.LIF)
 def _lif(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
-    from spike2loihi.lava.processes import PyTokenLifModel, TokenLIF
+    from spike2loihi.lava.procs.processes import PyTokenLifModel, TokenLIF
 
     n = members[0]
     rec = ctx.model.nodes[n.name]
@@ -98,7 +98,7 @@ def _lif(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
 
 @LOWER.register(ir.LayerNorm)
 def _layernorm(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
-    from spike2loihi.lava.onchip import FxpLayerNorm
+    from spike2loihi.lava.procs.onchip import FxpLayerNorm
 
     n = members[0]
     rec = ctx.model.nodes[n.name]
@@ -109,7 +109,7 @@ def _layernorm(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
 
 @LOWER.register(ir.TokenShift)
 def _token_shift(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
-    from spike2loihi.lava.onchip import TokenShiftCat
+    from spike2loihi.lava.procs.onchip import TokenShiftCat
 
     n = members[0]
     p = TokenShiftCat((n.dim,), name=n.name)
@@ -118,7 +118,7 @@ def _token_shift(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
 
 @LOWER.register(ir.Sigmoid)
 def _sigmoid(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
-    from spike2loihi.lava.onchip import FxpSigmoid
+    from spike2loihi.lava.procs.onchip import FxpSigmoid
 
     n = members[0]
     p = FxpSigmoid(n.dim, 0, n.dim, ctx.model.nodes[n.name].in_frac, name=n.name)
