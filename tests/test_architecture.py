@@ -82,3 +82,19 @@ def test_no_import_cycles_and_nothing_below_the_cli_imports_it():
 def test_modules_stay_readable():
     big = {m: n for m, n in arch_scan.sizes().items() if n > 650}
     assert big == {}
+
+
+def test_every_backend_offers_one_of_the_two_runner_interfaces(demo_converted):
+    from spike2loihi.backends import RequestBackend, StepBackend
+    from spike2loihi.backends.emulator import EmulatorBackend
+    from spike2loihi.backends.lava_sim import LavaSimBackend
+    from spike2loihi.backends.loihi2 import Loihi2Backend
+    from spike2loihi.backends.onnxruntime import OnnxRuntimeBackend
+    from spike2loihi.model.reference import ReferenceModel
+
+    for cls in (ReferenceModel, EmulatorBackend, OnnxRuntimeBackend):
+        assert all(callable(getattr(cls, m, None)) for m in ("initial_state", "step")), cls
+    for cls in (LavaSimBackend, Loihi2Backend):
+        assert all(callable(getattr(cls, m, None)) for m in ("teacher_forced", "generate")), cls
+    assert isinstance(EmulatorBackend(demo_converted[0]), StepBackend)
+    assert not isinstance(EmulatorBackend(demo_converted[0]), RequestBackend)

@@ -1,9 +1,11 @@
 """One runner interface for every place a model can execute.
 
-A backend offers `config`, `initial_state()` and `step(token, state) ->
-StepOutput` (logits [V], att_spikes [L, C], ffn_spikes [L, C], as the float
-reference does), so `spike2loihi.backends.generate` and `spike2loihi.reports.evaluate` drive
-them all the same way:
+A backend is a `StepBackend` (`config`, `initial_state()` and `step(token, state) ->
+StepOutput`: logits [V], att_spikes [L, C], ffn_spikes [L, C], as the float reference
+does) or a `RequestBackend` (`teacher_forced`, `generate`: a whole request at once), so
+`spike2loihi.backends.generate` and `spike2loihi.reports.evaluate` drive them all the
+same way. `open_backend(name, path)` opens one (a new backend: a module here, a row in
+the table and a branch of `open_backend`):
 
 | name | runs | module |
 |---|---|---|
@@ -20,13 +22,41 @@ whole request at once (`teacher_forced`, `generate`) instead of `step`; `loihi2`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, List, Optional, Protocol, runtime_checkable
 
 from spike2loihi.errors import BackendError
 
 BACKENDS = ("torch", "emulator", "lava-sim", "onnxruntime", "loihi2")
 
 
+@runtime_checkable
+class StepBackend(Protocol):
+    """A backend that runs one token at a time (torch, emulator, onnxruntime)."""
+
+    name: str
+    config: Any        # spike2loihi.model.spec.ModelConfig
+
+    def initial_state(self) -> Any: ...
+
+    def step(self, token: int, state: Any) -> Any:
+        """One token: a `spike2loihi.model.reference.StepOutput` (logits [V], att/ffn spikes [L, C]);
+        `state` is updated in place."""
+
+
+@runtime_checkable
+class RequestBackend(Protocol):
+    """A backend that runs a whole request at once (lava-sim, loihi2: the graph pipelines the prompt and
+    generates inside the running graph)."""
+
+    name: str
+    config: Any
+
+    def teacher_forced(self, tokens: List[int], progress: Optional[Callable[[int, int], None]] = None) -> Any:
+        """(logits [T, V], att spikes [T, L, C], ffn spikes [T, L, C]) for every token."""
+
+    def generate(self, prompt: List[int], max_new_tokens: int, greedy: bool, temperature: float, top_p: float,
+                 seed: int, **kwargs) -> Any:
+        """A `spike2loihi.backends.generate.RunResult`, as the step-wise backends give."""
 
 
 def source_checkpoint(model, checkpoint: Optional[str] = None):
