@@ -69,7 +69,7 @@ class FixedPointRangeError(FixedPointError):
     """One or more values exceed Lava's bit widths; all are named in one line."""
 
     def __init__(self, violations):
-        """`violations`: `spike2loihi.convert.fixed_point.Violation`s (each with `describe()`)."""
+        """`violations`: `spike2loihi.convert.fixed_point.RangeViolation`s (each with `describe()`)."""
         self.violations = list(violations)
         super().__init__(
             "fixed-point values out of Lava's ranges: "

@@ -93,7 +93,7 @@ LIMITS: dict[str, Limit] = {
 
 
 @dataclass(frozen=True)
-class Violation:
+class RangeViolation:
     """One offending parameter: its worst value, where, and the limit."""
 
     name: str
@@ -112,7 +112,7 @@ class Violation:
         return s + ")"
 
 
-def find_violations(name: str, value: Any, limit: Limit | str | None = None) -> list[Violation]:
+def find_violations(name: str, value: Any, limit: Limit | str | None = None) -> list[RangeViolation]:
     """Violations of one (scalar or array) value; `limit` defaults to LIMITS by name.
 
     Non-integers are violations too: Lava would silently truncate them.
@@ -123,16 +123,16 @@ def find_violations(name: str, value: Any, limit: Limit | str | None = None) -> 
         limit = LIMITS[limit]
     arr = np.asarray(value)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        return [Violation(name, value, limit, reason="not a number")]
+        return [RangeViolation(name, value, limit, reason="not a number")]
     if arr.size == 0:
         return []
-    out: list[Violation] = []
+    out: list[RangeViolation] = []
     if not np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool:
         frac = ~np.isfinite(arr) | (arr != np.round(arr))
         if frac.any():
             idx = np.unravel_index(int(np.argmax(frac)), arr.shape) if arr.ndim else None
             val = arr[idx] if idx is not None else arr[()]
-            out.append(Violation(name, _py(val), limit, idx, int(frac.sum()), arr.size, "not an integer"))
+            out.append(RangeViolation(name, _py(val), limit, idx, int(frac.sum()), arr.size, "not an integer"))
             return out
     a = arr.astype(np.float64) if not np.issubdtype(arr.dtype, np.integer) else arr
     excess = np.maximum(np.asarray(limit.lo, dtype=np.float64) - a, a - np.asarray(limit.hi, dtype=np.float64))
@@ -141,11 +141,11 @@ def find_violations(name: str, value: Any, limit: Limit | str | None = None) -> 
         worst = int(np.argmax(excess))
         idx = np.unravel_index(worst, arr.shape) if arr.ndim else None
         val = arr[idx] if idx is not None else arr[()]
-        out.append(Violation(name, _py(val), limit, idx, int(bad.sum()), arr.size))
+        out.append(RangeViolation(name, _py(val), limit, idx, int(bad.sum()), arr.size))
     return out
 
 
-def raise_if_violations(violations: Iterable[Violation]) -> None:
+def raise_if_violations(violations: Iterable[RangeViolation]) -> None:
     """Raise one FixedPointRangeError naming every violation, if any."""
     violations = list(violations)
     if violations:
@@ -154,7 +154,7 @@ def raise_if_violations(violations: Iterable[Violation]) -> None:
 
 def check_ranges(values: Mapping[str, Any], prefix: str = "") -> None:
     """Check named values against LIMITS (key = limit name) and report all at once."""
-    found: list[Violation] = []
+    found: list[RangeViolation] = []
     for key, val in values.items():
         if val is None:
             continue
@@ -288,7 +288,7 @@ def quantize_weights(
             if e > 64:  # pragma: no cover - weights beyond 2**64 are rejected below anyway
                 break
         if e > WEIGHT_EXP_MAX:
-            raise FixedPointRangeError([Violation("weight_exp", e, LIMITS["weight_exp"],
+            raise FixedPointRangeError([RangeViolation("weight_exp", e, LIMITS["weight_exp"],
                                                   reason="needed to fit the weights")])
         weight_exp = e
     weight_exp = int(weight_exp)

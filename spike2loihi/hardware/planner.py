@@ -165,7 +165,7 @@ class GroupPlan:
 
 
 @dataclass(frozen=True)
-class Violation:
+class PlanViolation:
     """One reason the model does not fit: what, where, the value, the limit, and a hint."""
 
     what: str
@@ -220,7 +220,7 @@ class Plan:
     host_round_trips: int          # longest chain of host->chip entries per token
     crossings: int                 # host<->chip edges per token
     crossings_to_chip: int
-    violations: Tuple[Violation, ...]
+    violations: Tuple[PlanViolation, ...]
     systems: Tuple[SystemFit, ...] = ()
     steps_source: str = "dense depth"  # or "schedule" (the Lava graph's, from the artifact)
     token_period: int = 0          # steps per generated token (the schedule's; else the critical path)
@@ -466,45 +466,45 @@ def _group_plan(name: str, members: List[ChipNode], profile: Profile) -> GroupPl
 # ---------------------------------------------------------------------------
 # Checks
 # ---------------------------------------------------------------------------
-def _numeric_violations(nodes: List[ChipNode], profile: Profile) -> List[Violation]:
+def _numeric_violations(nodes: List[ChipNode], profile: Profile) -> List[PlanViolation]:
     num = profile.numerics
     wmax, pmax = num.weight_bits_max.value, num.graded_payload_bits.value
     lif = num.lif.value
     out = []
     for n in nodes:
         if n.weight_bits is not None and n.weight_bits > wmax:
-            out.append(Violation("weight mantissa bits", n.name, f"{n.weight_bits} bits", f"{wmax} bits "
+            out.append(PlanViolation("weight mantissa bits", n.name, f"{n.weight_bits} bits", f"{wmax} bits "
                                  "(numerics.weight_bits_max)", f"convert again with --weight-bits {wmax}"))
         if n.input_bits is not None and n.input_bits > pmax:
-            out.append(Violation("input payload bits", n.name, f"{n.input_bits} bits", f"{pmax} bits "
+            out.append(PlanViolation("input payload bits", n.name, f"{n.input_bits} bits", f"{pmax} bits "
                                  "(numerics.graded_payload_bits)", f"convert again with --act-bits <= {pmax}"))
         if n.output_bits is not None and n.output_bits > pmax:
-            out.append(Violation("output payload bits", n.name, f"{n.output_bits} bits", f"{pmax} bits "
+            out.append(PlanViolation("output payload bits", n.name, f"{n.output_bits} bits", f"{pmax} bits "
                                  "(numerics.graded_payload_bits)", "shift the accumulation into the payload "
                                  "(a larger weight_exp shift)"))
         for var, bits_key in (("du", "decay_bits"), ("dv", "decay_bits"), ("vth", "vth_bits")):
             val = getattr(n, var)
             if val is not None and not 0 <= val < (1 << lif[bits_key]):
-                out.append(Violation(f"LIF {var}", n.name, str(val), f"0..{(1 << lif[bits_key]) - 1} "
+                out.append(PlanViolation(f"LIF {var}", n.name, str(val), f"0..{(1 << lif[bits_key]) - 1} "
                                      f"(numerics.lif.{bits_key} = {lif[bits_key]})",
                                      "convert again: the converter picks LIF parameters inside these ranges"))
     return out
 
 
-def _group_violations(groups: List[GroupPlan], profile: Profile) -> List[Violation]:
+def _group_violations(groups: List[GroupPlan], profile: Profile) -> List[PlanViolation]:
     chip = profile.chip
     amax = chip.axons_in_per_core_max.value
     out = []
     for g in groups:
         if g.fan_in > amax:
-            out.append(Violation("input axons per core", g.name, f"{g.fan_in:,} inputs reach every core of "
+            out.append(PlanViolation("input axons per core", g.name, f"{g.fan_in:,} inputs reach every core of "
                                  "the group", f"{amax:,} (chip.axons_in_per_core_max)",
                                  "split the input dimension across cores with partial-sum neurons (not built) "
                                  "or narrow the layer"))
         for bound in BOUNDS:
             s = g.split(bound)
             if s.cores == 0:
-                out.append(Violation(f"one neuron's synapses exceed a core ({bound} bound)", g.name,
+                out.append(PlanViolation(f"one neuron's synapses exceed a core ({bound} bound)", g.name,
                                      f"{s.synapses_per_core:,} synapses of {g.weight_bits} bits",
                                      f"{s.syn_capacity:,} synapses per core", "lower --weight-bits or split the "
                                      "input dimension (not built)"))
@@ -512,7 +512,7 @@ def _group_violations(groups: List[GroupPlan], profile: Profile) -> List[Violati
 
 
 def _capacity_violations(plan_totals: dict, profile: Profile, head: Optional[GroupPlan],
-                         others: Tuple[SystemFit, ...]) -> List[Violation]:
+                         others: Tuple[SystemFit, ...]) -> List[PlanViolation]:
     if not profile.is_hardware:
         return []
     chips = profile.system.chips.value
@@ -532,7 +532,7 @@ def _capacity_violations(plan_totals: dict, profile: Profile, head: Optional[Gro
                      "shown")
     if head is not None and head.realistic.cores:
         hints.append(f"keeping the head on the host would free {head.realistic.cores:,} cores")
-    return [Violation("neurocores", "model",
+    return [PlanViolation("neurocores", "model",
                       f"needs {plan_totals['cores_realistic']:,} cores = {need_r:,} chips (realistic SynMem bound; "
                       f"{plan_totals['cores_ceiling']:,} cores = {need_c:,} chips at the dense-packing ceiling)",
                       f"{chips * per_chip:,} usable cores on {profile.title} ({chips:,} chip{'s' if chips != 1 else ''}"
