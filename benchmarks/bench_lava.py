@@ -106,7 +106,8 @@ def main():
                         "--calib", str(ROOT / "examples" / "demo" / "calib.txt"), "--placement", args.placement],
                        check=True, capture_output=True, env=dict(os.environ, SPIKE2LOIHI_PROGRESS="never"))
     model = artifact.load(model_path)
-    tok = model.tokenizer()
+    from converters.tokenizer import artifact_tokenizer
+    tok = artifact_tokenizer(model)
     V = model.config["vocab_size"]
     if tok is not None:
         text = (ROOT / "examples" / "demo" / "heldout.txt").read_text()

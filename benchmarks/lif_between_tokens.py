@@ -65,7 +65,8 @@ def main():
                         "--calib", str(ROOT / "examples" / "demo" / "calib.txt")], check=True, capture_output=True)
     model = artifact.load(path)
     P = schedule(model.graph).token_period
-    tokens = model.tokenizer().encode((ROOT / "examples" / "demo" / "heldout.txt").read_text()[: args.chars])
+    from converters.tokenizer import artifact_tokenizer
+    tokens = artifact_tokenizer(model).encode((ROOT / "examples" / "demo" / "heldout.txt").read_text()[: args.chars])
     dv_p = round(4096 * (1 - 2 ** (-1 / P)))
     slow = copy.copy(model)
     slow.nodes = copy.deepcopy(model.nodes)

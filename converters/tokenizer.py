@@ -219,3 +219,12 @@ def tokenizer_from_bytes(raw: bytes, name: str = "", unknown_char: Optional[str]
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise TokenizerError(f"{path}: invalid tokenizers JSON ({first})") from None
     return _char_vocab(path, obj, unknown_char)
+
+
+def artifact_tokenizer(model, unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR):
+    """The tokenizer a converted model (`ConvertedModel`) carries, or None."""
+    stored = model.tokenizer_file()
+    if stored is None:
+        return None
+    raw, name = stored
+    return tokenizer_from_bytes(raw, name=name, unknown_char=unknown_char)

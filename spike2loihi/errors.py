@@ -99,3 +99,17 @@ class ActivityError(Spike2LoihiError):
 
 class HardwareProfileError(Spike2LoihiError):
     """A hardware profile cannot be found or breaks the schema (one line: file and field)."""
+
+
+class BundleError(Spike2LoihiError):
+    """A bundle cannot be written, or a bundle on disk is incomplete or changed."""
+
+
+class DoesNotFit(Spike2LoihiError):
+    """The model does not fit the chosen system (the plan lists every violation)."""
+
+    exit_code = 1
+
+
+class ExportError(Spike2LoihiError):
+    """The model cannot be exported (an op ONNX cannot express exactly, a bad opset, a size limit)."""

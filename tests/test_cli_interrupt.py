@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DEMO_CKPT, ROOT
-from spike2loihi.cli.rules import PROGRESS_ENV
+from spike2loihi.cli.progress import PROGRESS_ENV
 
 LONG_PROMPT = "The for statement is a loop over the items of a sequence. " * 400  # ~23,000 characters
 CONSOLE_SCRIPT = Path(sys.executable).parent / "spike2loihi"

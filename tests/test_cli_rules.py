@@ -21,8 +21,9 @@ from click.testing import CliRunner
 from _factories import train_hf_tokenizer
 from conftest import DEMO_CKPT, ROOT, one_line_error, spiking_state_dict
 from converters.spikegpt import save_checkpoint
-from spike2loihi.cli import rules as cliutil
-from spike2loihi.cli.app import DEFAULT_MAX_NEW_TOKENS, SEMANTICS_CHOICES, main
+from spike2loihi.cli import params, progress, rules as cliutil
+from spike2loihi.cli.app import main
+from spike2loihi.cli.options import DEFAULT_MAX_NEW_TOKENS, SEMANTICS_CHOICES
 from spike2loihi.errors import Spike2LoihiError
 from spike2loihi.fileio import atomic_path
 
@@ -241,12 +242,12 @@ def test_numbers_refused_up_front(tmp_path, ckpt, no_work, args, needle):
 
 
 def test_largest_seed_is_accepted(ckpt):
-    res = invoke("run", ckpt, "--tokens", "1,2", "--max-new-tokens", 2, "--seed", cliutil.SEED_MAX, "--json")
+    res = invoke("run", ckpt, "--tokens", "1,2", "--max-new-tokens", 2, "--seed", params.SEED_MAX, "--json")
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["seed"] == 2 ** 64 - 1
-    g = torch.Generator().manual_seed(cliutil.SEED_MAX)  # what torch takes
+    g = torch.Generator().manual_seed(params.SEED_MAX)  # what torch takes
     with pytest.raises(RuntimeError):
-        g.manual_seed(cliutil.SEED_MAX + 1)
+        g.manual_seed(params.SEED_MAX + 1)
 
 
 @pytest.mark.parametrize("tokens, needle", [
@@ -270,7 +271,7 @@ def test_token_list_spaces_and_commas_accepted(ckpt):
 
 
 def test_threads_above_cores_warn_and_cap(ckpt, keep_threads):
-    cores = cliutil.available_cores()
+    cores = params.available_cores()
     res = invoke("run", ckpt, "--tokens", "1", "--max-new-tokens", 1, "--threads", cores + 7, "--json")
     assert res.exit_code == 0, res.stderr
     assert res.stderr.splitlines() == [f"warning: --threads {cores + 7} is more than the {cores} available CPU "
@@ -422,7 +423,7 @@ def test_empty_prompt_is_an_error(tmp_path):
 
 
 def test_progress_on_stderr_keeps_json_clean(ckpt):
-    env = {cliutil.PROGRESS_ENV: "always"}
+    env = {progress.PROGRESS_ENV: "always"}
     res = invoke("run", ckpt, "--tokens", ",".join(["1"] * 30), "--max-new-tokens", 5, "--json", env=env)
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout)  # stdout is the JSON object alone
@@ -434,7 +435,7 @@ def test_progress_on_stderr_keeps_json_clean(ckpt):
 
 def test_progress_in_text_mode_keeps_stdout_clean():
     res = invoke("run", DEMO_CKPT, "--prompt", "The for", "--max-new-tokens", 3, "--greedy",
-                 env={cliutil.PROGRESS_ENV: "always"})
+                 env={progress.PROGRESS_ENV: "always"})
     assert res.exit_code == 0, res.stderr
     assert "prefill" not in res.stdout and res.stdout.startswith("The for")
     assert "prefill done: 7 tokens" in res.stderr
@@ -442,7 +443,7 @@ def test_progress_in_text_mode_keeps_stdout_clean():
 
 def test_progress_quiet_for_short_work_and_never():
     res = invoke("run", DEMO_CKPT, "--prompt", "The for", "--max-new-tokens", 3, "--json",
-                 env={cliutil.PROGRESS_ENV: "auto"})
+                 env={progress.PROGRESS_ENV: "auto"})
     assert res.exit_code == 0 and res.stderr == ""
 
 
@@ -462,9 +463,9 @@ class FakeTTY:
 
 def test_progress_tty_redraws_one_line_and_erases_it(monkeypatch):
     t = [100.0]
-    monkeypatch.setattr(cliutil.time, "monotonic", lambda: t[0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: t[0])
     tty = FakeTTY()
-    with cliutil.Progress("prefill", total=1000, unit="tokens", stream=tty, mode="auto") as p:
+    with progress.Progress("prefill", total=1000, unit="tokens", stream=tty, mode="auto") as p:
         p(10)  # before the 1 s delay: nothing
         assert tty.text == ""
         t[0] += 2
@@ -481,14 +482,14 @@ def test_progress_tty_redraws_one_line_and_erases_it(monkeypatch):
 
 def test_progress_log_mode_is_sparse(monkeypatch):
     t = [0.0]
-    monkeypatch.setattr(cliutil.time, "monotonic", lambda: t[0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: t[0])
 
     class Log(FakeTTY):
         def isatty(self):
             return False
 
     log = Log()
-    with cliutil.Progress("convert", total=100, unit="layers", stream=log) as p:
+    with progress.Progress("convert", total=100, unit="layers", stream=log) as p:
         for i in range(100):
             t[0] += 0.2
             p(i + 1)

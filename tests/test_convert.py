@@ -307,7 +307,8 @@ def test_artifact_roundtrip_runs_identically(random_converted, tmp_path):
 
 def test_artifact_carries_the_tokenizer(demo_converted):
     model, _ = demo_converted
-    tok = artifact.from_bytes(artifact.to_bytes(model)).tokenizer()
+    from converters.tokenizer import artifact_tokenizer
+    tok = artifact_tokenizer(artifact.from_bytes(artifact.to_bytes(model)))
     assert tok.vocab_size == 77 and tok.decode(tok.encode("def f(x):")) == "def f(x):"
 
 

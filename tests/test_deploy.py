@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from conftest import ROOT, one_line_error, saved_random, spiking_state_dict
 from converters.spikegpt import save_checkpoint
-from spike2loihi.deploy import bundle as D
+from spike2loihi.deploy import bundle as D, check as C, expected as E
 from spike2loihi.hardware import profiles as hardware, planner
 from spike2loihi.backends.emulator import EmulatorBackend
 from spike2loihi.cli.app import main
@@ -114,7 +114,7 @@ def test_expected_outputs_equal_the_emulator_step_by_step(small, bundle):
     from spike2loihi.backends import generate
 
     model, _ = small
-    exp = D.Outputs.load(bundle[0] / "expected.npz")
+    exp = E.Outputs.load(bundle[0] / "expected.npz")
     gen = generate.run(EmulatorBackend(model), PROMPT, N_NEW, greedy=True, keep_logits=True, keep_spikes=True)
     assert list(exp.prompt) == PROMPT and list(exp.generated) == gen.generated_tokens and len(exp.generated) == N_NEW
     emu = EmulatorBackend(model)
@@ -145,7 +145,7 @@ def test_batch_script(small, bundle, tmp_path):
     assert '--board "${SLURMD_NODENAME:-ncl-kp-01}" --loihi-gen N3C1' in text
     man = json.loads(res.stdout)
     assert man["loihi2"]["host"]["board"] == "ncl-kp-01" and man["check"]["rows"] == 16   # the default prompt
-    assert man["check"]["prompt_tokens"] == D.default_prompt(40)
+    assert man["check"]["prompt_tokens"] == E.default_prompt(40)
     res = invoke("deploy", path, "--hw", "kapoho_point", "-o", tmp_path / "c", "--max-new-tokens", 1)
     assert res.exit_code == 0 and "#SBATCH --partition=kp" in (tmp_path / "c" / "slurm_job.sh").read_text()
 
@@ -184,7 +184,7 @@ def test_run_script_without_its_dependencies_is_one_line(bundle, hidden, code, n
 def test_run_script_uses_the_bundled_toolchain(bundle, tmp_path):
     copy = tmp_path / "b"
     shutil.copytree(bundle[0], copy)
-    mod = copy / "toolchain" / "spike2loihi" / "backends" / "loihi2.py"
+    mod = copy / "toolchain" / "spike2loihi" / "backends" / "loihi2_host.py"
     mod.write_text(mod.read_text().replace("distributed to INRC members only", "BUNDLED COPY"))
     res = subprocess.run([sys.executable, str(copy / "run_on_loihi.py")], cwd="/", capture_output=True, text=True)
     assert res.returncode == 3 and "BUNDLED COPY" in res.stderr
@@ -224,14 +224,14 @@ def board_here(monkeypatch, tmp_path_factory):
 
 def test_run_script_work_end_to_end_on_stand_ins(bundle, tmp_path, board_here, capsys):
     out = tmp_path / "results"
-    assert D.run_check(bundle[0], ["--out", str(out)]) == D.EXIT_IDENTICAL
+    assert C.run_check(bundle[0], ["--out", str(out)]) == C.EXIT_IDENTICAL
     cap = capsys.readouterr()
     assert cap.out.startswith("identical: logits (9 x 40), att and ffn spikes of every layer, and the 4 generated")
     assert "running tiny model.s2l on SLURM partition oheogulch (N3B3)" in cap.err
     result = json.loads((out / "result.json").read_text())
     assert result["verdict"] == "identical" and result["first_divergence"] is None
     assert result["mismatches"] == {"logits": 0, "att_spikes": 0, "ffn_spikes": 0}
-    got, exp = D.Outputs.load(out / "board_outputs.npz"), D.Outputs.load(bundle[0] / "expected.npz")
+    got, exp = E.Outputs.load(out / "board_outputs.npz"), E.Outputs.load(bundle[0] / "expected.npz")
     assert got.generated == exp.generated and np.array_equal(got.logits, exp.logits)
     assert np.array_equal(got.ffn_spikes, exp.ffn_spikes)
 
@@ -245,7 +245,7 @@ def test_run_script_reports_lavas_own_failure_with_its_traceback(bundle, tmp_pat
         return Loihi2HwCfg(exception_proc_model_map=graph.model_map)   # no lava-loihi: NameError inside Lava
 
     monkeypatch.setattr(hw.Loihi2Target, "run_config", broken)
-    assert D.run_check(bundle[0], ["--out", str(tmp_path)]) == 2
+    assert C.run_check(bundle[0], ["--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith("error: the board run failed: NameError: name 'CLoihiProcessModel' is not defined")
     assert "Traceback" in (tmp_path / "error_traceback.txt").read_text()
@@ -258,14 +258,14 @@ def test_run_script_refuses_a_changed_or_incomplete_bundle(bundle, tmp_path, boa
     data = bytearray((copy / "model.s2l").read_bytes())
     data[-1] ^= 1
     (copy / "model.s2l").write_bytes(bytes(data))
-    assert D.run_check(copy, []) == 2
+    assert C.run_check(copy, []) == 2
     assert capsys.readouterr().err.splitlines()[-1] == ("error: model.s2l: sha256 differs from manifest.json: the "
                                                         "bundle was changed or damaged in transit; copy it again")
     (copy / "toolchain" / "spike2loihi" / "convert" / "ir.py").unlink()
     shutil.copyfile(bundle[0] / "model.s2l", copy / "model.s2l")
-    assert D.run_check(copy, []) == 2
+    assert C.run_check(copy, []) == 2
     assert "toolchain/spike2loihi/convert/ir.py: missing from the bundle" in capsys.readouterr().err
-    assert D.run_check(tmp_path, []) == 2
+    assert C.run_check(tmp_path, []) == 2
     assert "cannot read manifest.json" in capsys.readouterr().err
 
 
@@ -273,30 +273,30 @@ def _changed(exp, **kw):
     fields = dict(prompt=exp.prompt, generated=exp.generated, logits=exp.logits.copy(),
                   att_spikes=exp.att_spikes.copy(), ffn_spikes=exp.ffn_spikes.copy())
     fields.update(kw)
-    return D.Outputs(**fields)
+    return E.Outputs(**fields)
 
 
 def test_first_divergence_in_graph_order(bundle):
-    exp = D.Outputs.load(bundle[0] / "expected.npz")
-    assert D.first_divergence(exp, _changed(exp)) is None
+    exp = E.Outputs.load(bundle[0] / "expected.npz")
+    assert E.first_divergence(exp, _changed(exp)) is None
     ffn = exp.ffn_spikes.copy()
     ffn[7, 1, 3] ^= 1
     att = exp.att_spikes.copy()
     att[8, 0, 0] ^= 1
     logits = exp.logits.copy()
     logits[2, 11] += 1e-3
-    d = D.first_divergence(exp, _changed(exp, ffn_spikes=ffn, att_spikes=att, logits=logits))
+    d = E.first_divergence(exp, _changed(exp, ffn_spikes=ffn, att_spikes=att, logits=logits))
     assert d["where"] == "logits" and d["token"] == 2 and d["channel"] == 11   # the earliest row wins
-    d = D.first_divergence(exp, _changed(exp, ffn_spikes=ffn, att_spikes=att))
+    d = E.first_divergence(exp, _changed(exp, ffn_spikes=ffn, att_spikes=att))
     assert (d["token"], d["phase"], d["where"], d["layer"], d["population"], d["channel"]) == \
         (7, "generated token 1 fed back", "spikes", 1, "ffn", 3)
     assert (d["expected"], d["got"]) == (int(exp.ffn_spikes[7, 1, 3]), 1 - int(exp.ffn_spikes[7, 1, 3]))
-    line = D.describe_divergence(d, exp)
+    line = E.describe_divergence(d, exp)
     assert line.startswith("DIVERGED: first at token row 7 (generated token 1 fed back), spikes, layer 1, "
                            "population ffn, channel 3: expected ")
-    d = D.first_divergence(exp, _changed(exp, generated=exp.generated[:-1] + (exp.generated[-1] + 1,)))
+    d = E.first_divergence(exp, _changed(exp, generated=exp.generated[:-1] + (exp.generated[-1] + 1,)))
     assert d["where"] == "token id" and d["phase"] == f"generated token {N_NEW - 1}"
-    d = D.first_divergence(exp, _changed(exp, logits=exp.logits[:5], att_spikes=exp.att_spikes[:5],
+    d = E.first_divergence(exp, _changed(exp, logits=exp.logits[:5], att_spikes=exp.att_spikes[:5],
                                          ffn_spikes=exp.ffn_spikes[:5]))
     assert (d["where"], d["token"], d["expected"], d["got"]) == ("rows", 5, 9, 5)
 
@@ -312,7 +312,7 @@ def test_run_script_reports_a_divergence_exit_1(bundle, tmp_path, board_here, mo
         return res
 
     monkeypatch.setattr(runtime, "run_graph", one_spike_off)
-    assert D.run_check(bundle[0], ["--out", str(tmp_path)]) == D.EXIT_DIVERGED
+    assert C.run_check(bundle[0], ["--out", str(tmp_path)]) == C.EXIT_DIVERGED
     out = capsys.readouterr().out.strip()
     assert out.startswith("DIVERGED: first at token row 2 (prompt token 2), spikes, layer 1, population att, "
                           "channel 5: expected")

@@ -191,7 +191,7 @@ def test_yaml_problems_are_one_line_with_the_line_number(tmp_path):
 def test_cli_bad_profile_is_one_line_and_writes_nothing(tmp_path):
     from click.testing import CliRunner
 
-    from spike2loihi.cli import rules as cliutil
+    from spike2loihi.cli import group as cliutil
     from spike2loihi.cli.profile import profile
 
     main = cliutil.CommandGroup(name="spike2loihi")

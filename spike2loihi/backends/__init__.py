@@ -80,7 +80,8 @@ def source_checkpoint(model, checkpoint: Optional[str] = None):
         raise BackendError(f"{path}: sha256 {got[:12]}... differs from the artifact's source "
                            f"{want[:12]}...: not the checkpoint this model was converted from")
     spec = load_checkpoint(path, find_tokenizer=False)
-    tok = model.tokenizer()
+    from converters.tokenizer import artifact_tokenizer
+    tok = artifact_tokenizer(model)
     if tok is not None:
         spec.tokenizer = tok
     return spec
@@ -111,10 +112,11 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
         model = artifact.load(path)
         if name == "loihi2":
             artifact.require_host_placement(model, path, f"--backend {name}")
-        if semantics is not None and semantics != model.manifest["semantics"]["name"]:
+        if semantics is not None and semantics != model.semantics.name:
             raise BackendError(f"{path} was converted with --semantics {model.manifest['semantics']['name']}; "
                                f"convert again for {semantics}")
-        tok = model.tokenizer()
+        from converters.tokenizer import artifact_tokenizer
+        tok = artifact_tokenizer(model)
         if tokenizer_path:
             from converters.tokenizer import load_tokenizer
 
@@ -135,7 +137,7 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
         from spike2loihi.model.reference import ReferenceModel
 
         spec = source_checkpoint(model, checkpoint)
-        return ReferenceModel(spec, Semantics(**model.manifest["semantics"])), tok
+        return ReferenceModel(spec, model.semantics), tok
     if name != "torch":
         raise BackendError(f"{path} is a checkpoint: the {name} backend runs converted models; "
                            f"run `spike2loihi convert {path} -o MODEL.s2l` first")

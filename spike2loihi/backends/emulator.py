@@ -16,8 +16,8 @@ class EmulatorBackend:
 
     def __init__(self, model: ConvertedModel):
         self.model = model
-        self.config = ModelConfig(**model.manifest["config"])
-        self.semantics = Semantics(**model.manifest["semantics"])
+        self.config = ModelConfig(**model.config)
+        self.semantics = model.semantics
         self.executor = Executor(model, batch_size=1)
 
     def initial_state(self):

@@ -34,8 +34,8 @@ class LavaSimBackend:
     def __init__(self, model: ConvertedModel):
         require_lava()
         self.model = model
-        self.config = ModelConfig(**model.manifest["config"])
-        self.semantics = Semantics(**model.manifest["semantics"])
+        self.config = ModelConfig(**model.config)
+        self.semantics = model.semantics
         self.last = None   # the last LavaResult (timings, processes, steps)
 
     def teacher_forced(self, tokens: List[int], progress: Optional[Callable[[int, int], None]] = None):

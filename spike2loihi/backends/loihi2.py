@@ -105,8 +105,8 @@ def _backend_class():
             ensure_prepared(options)
             self.model = model
             self.options = options
-            self.config = ModelConfig(**model.manifest["config"])
-            self.semantics = Semantics(**model.manifest["semantics"])
+            self.config = ModelConfig(**model.config)
+            self.semantics = model.semantics
             self.target = Loihi2Target(options.lif_placement)
             self.last = None
 

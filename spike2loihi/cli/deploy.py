@@ -1,7 +1,8 @@
 """`spike2loihi deploy`: a self-contained bundle that runs a converted model on an INRC Loihi 2 board
-and checks it against the emulator; and the `--backend loihi2` options of `run` and `eval`.
+and checks it against the emulator (the `--backend loihi2` options of `run` and `eval` are in
+spike2loihi.cli.loihi2).
 
-`deploy` is registered on the `spike2loihi` group by one line at the end of
+`deploy` is registered on the `spike2loihi` group by one line in
 spike2loihi/cli/app.py. It follows the rules of spike2loihi.cli.rules (one-line errors,
 inputs and outputs checked before any work, progress on stderr, heavy imports
 inside the command); its output is a folder, handled by spike2loihi.deploy.bundle:
@@ -21,74 +22,30 @@ from pathlib import Path
 
 import click
 
-from spike2loihi.cli import rules as cliutil
+from spike2loihi.cli.inputs import _encode_prompt
+from spike2loihi.cli.interrupts import begin_work
+from spike2loihi.cli.params import Int, parse_int_list
+from spike2loihi.cli.progress import Progress
+from spike2loihi.cli.rules import OUTPUT_PATH
 from spike2loihi.backends.loihi2 import DEFAULT_LIF_PLACEMENT, LIF_PLACEMENTS, LOIHI_GENS
 from spike2loihi.errors import Spike2LoihiError
 
-LOIHI2_PARAMS = (("partition", "--partition"), ("board", "--board"), ("ethernet_host", "--ethernet-host"),
-                 ("loihi_gen", "--loihi-gen"), ("lif_placement", "--lif-placement"))
 MAX_NEW_TOKENS_CAP = 4096
 
 
-def loihi2_options(f):
-    """The click options of `--backend loihi2` (on `run` and `eval`)."""
-    opts = [
-        click.option("--partition", metavar="P", help="--backend loihi2: the INRC SLURM partition to run on "
-                     "(e.g. oheogulch, kp; `sinfo` lists them)."),
-        click.option("--board", metavar="B", help="--backend loihi2: the SLURM board (node name) to run on."),
-        click.option("--ethernet-host", metavar="H", help="--backend loihi2: a Loihi 2 host reached over Ethernet "
-                     "without SLURM (Kapoho Point)."),
-        click.option("--loihi-gen", type=click.Choice(LOIHI_GENS), default="N3B3", show_default=True,
-                     help="--backend loihi2: the chip generation (Lava's ChipGeneration)."),
-        click.option("--lif-placement", type=click.Choice(LIF_PLACEMENTS), default=DEFAULT_LIF_PLACEMENT,
-                     show_default=True, help="--backend loihi2: where the token-gated LIFs run. TokenLIF has no "
-                     "neurocore model (it needs a microcoded neuron), so 'host' runs them as Python processes on "
-                     "the host; 'chip' needs one registered as spike2loihi.lava.hw.TOKEN_LIF_NC_MODEL."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-def _explicit(ctx, name: str) -> bool:
-    from click.core import ParameterSource
-
-    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
-
-
-def loihi2_preflight(ctx, wanted: bool, partition, board, ethernet_host, loihi_gen, lif_placement):
-    """With `wanted` (--backend loihi2): the options checked, lava-nc and lava-loihi found and the host
-    selected through lava.utils.loihi, before any work; returns the `Loihi2Options` and prints the
-    caveats (nothing ran on a board; TokenLIF has no neurocore model) on stderr. Otherwise warns
-    about loihi2 options given and returns None."""
-    if not wanted:
-        given = [opt for name, opt in LOIHI2_PARAMS if _explicit(ctx, name)]
-        if given:
-            cliutil.warn(f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no effect without "
-                         "--backend loihi2")
-        return None
-    from spike2loihi.backends import loihi2
-
-    options = loihi2.Loihi2Options(loihi2.host_selection(partition, board, ethernet_host, loihi_gen), lif_placement)
-    loihi2.prepare(options)
-    click.echo(loihi2.notes(lif_placement), err=True)
-    return options
-
-
 def _prompt_ids(model, prompt, tokens_csv):
-    from spike2loihi.deploy import bundle as D
+    from spike2loihi.deploy import expected as E
 
     V = model.config["vocab_size"]
     if prompt is not None:
-        tok = model.tokenizer()
+        from converters.tokenizer import artifact_tokenizer
+        tok = artifact_tokenizer(model)
         if tok is None:
             raise Spike2LoihiError("--prompt needs the model's tokenizer and this model has none: give --tokens")
-        from spike2loihi.cli.app import _encode_prompt
-
         return _encode_prompt(tok, prompt)
     if tokens_csv is not None:
-        return cliutil.parse_int_list(tokens_csv, "--tokens", 0, V - 1)
-    return D.default_prompt(V)
+        return parse_int_list(tokens_csv, "--tokens", 0, V - 1)
+    return E.default_prompt(V)
 
 
 @click.command("deploy")
@@ -103,9 +60,9 @@ def _prompt_ids(model, prompt, tokens_csv):
 @click.option("--prompt", help="Prompt text of the check (model's tokenizer).")
 @click.option("--tokens", "tokens_csv", help="Prompt of the check as token ids, e.g. 1,2,3 "
               "[default: 16 fixed pseudo-random ids].")
-@click.option("--max-new-tokens", type=cliutil.Int(min=0, max=MAX_NEW_TOKENS_CAP), default=8, show_default=True,
+@click.option("--max-new-tokens", type=Int(min=0, max=MAX_NEW_TOKENS_CAP), default=8, show_default=True,
               help="Greedy tokens generated after the prompt.")
-@click.option("-o", "--output", "output", type=cliutil.OUTPUT_PATH, required=True, help="The bundle folder to write.")
+@click.option("-o", "--output", "output", type=OUTPUT_PATH, required=True, help="The bundle folder to write.")
 @click.option("--force", is_flag=True, help="Replace an earlier bundle at --output (never any other folder).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the bundle's manifest) instead of text.")
 def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, tokens_csv, max_new_tokens, output,
@@ -119,7 +76,7 @@ def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, t
     outputs and prints "identical" or the first divergence. Nothing in spike2loihi has run on
     a board yet; without lava-loihi (INRC members only) the run script stops with one line.
     """
-    from spike2loihi.deploy import bundle as D
+    from spike2loihi.deploy import bundle as D, expected as E
     from spike2loihi.backends import loihi2 as L2
 
     # 1. Everything that needs no model.
@@ -132,7 +89,7 @@ def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, t
     dest = D.check_output_dir(output, force, {"MODEL": model_path})
     L2.check_lif_placement(lif_placement)
     from spike2loihi.convert import artifact
-    from spike2loihi.hardware import profiles as hardware, planner
+    from spike2loihi.hardware import plan_report, profiles as hardware, planner
     from spike2loihi.cli.profile import DoesNotFit
 
     prof = hardware.load_profile(hw)
@@ -159,17 +116,17 @@ def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, t
     name = Path(model_path).name
     plan = planner.plan_model(model, prof, planner.packaged_profiles(), name)
     if not plan.fits:
-        click.echo(planner.render_text(plan), err=True)
+        click.echo(plan_report.render_text(plan), err=True)
         n = len(plan.violations)
         raise DoesNotFit(f"{name} does not fit {plan.system}: {n} violation{'s' if n != 1 else ''} (listed above); "
                          "no bundle written")
     ids = _prompt_ids(model, prompt, tokens_csv)
 
     # 3. The work: expected outputs, then the bundle, all or nothing.
-    cliutil.begin_work()
+    begin_work()
     rows = len(ids) + max(max_new_tokens - 1, 0)
-    with cliutil.Progress("expected outputs (emulator)", total=rows, unit="tokens") as bar:
-        expected = D.expected_outputs(model, ids, max_new_tokens, progress=bar)
+    with Progress("expected outputs (emulator)", total=rows, unit="tokens") as bar:
+        expected = E.expected_outputs(model, ids, max_new_tokens, progress=bar)
     with D.BundleWriter(dest) as tmp:
         info = D.write_bundle(tmp, Path(model_path), model, prof, plan, options, ids, max_new_tokens, expected)
         info = D.finish_bundle(tmp, info, dest.name)

@@ -13,16 +13,19 @@ import json
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
-from spike2loihi.cli import rules as cliutil
+from spike2loihi.cli.inputs import _explicit
+from spike2loihi.cli.interrupts import begin_work
+from spike2loihi.cli.options import SEMANTICS_CHOICES
+from spike2loihi.cli.params import Int
+from spike2loihi.cli.progress import Progress
+from spike2loihi.cli.rules import OUTPUT_PATH, OutputSet, check_output_paths, warn
 from spike2loihi.errors import Spike2LoihiError
 
 FORMATS = ("onnx",)
 # = spike2loihi.export.onnx.MIN_OPSET / MAX_OPSET / DEFAULT_OPSET (a test keeps them equal; importing
 # onnx here would slow every command's start-up)
 MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 23, 17
-SEMANTICS_CHOICES = ("run", "train")
 
 
 def _summary(OX, proto, data: bytes, model_path, output, kind: str, semantics: str, opset: int) -> dict:
@@ -42,9 +45,9 @@ def _summary(OX, proto, data: bytes, model_path, output, kind: str, semantics: s
 @click.argument("model_path", metavar="CKPT|MODEL.s2l", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="onnx", show_default=True,
               help="Output format.")
-@click.option("-o", "--output", "output", type=cliutil.OUTPUT_PATH, required=True,
+@click.option("-o", "--output", "output", type=OUTPUT_PATH, required=True,
               help="The file to write (OUT.onnx; `spike2loihi run` recognises ONNX models by that suffix).")
-@click.option("--opset", type=cliutil.Int(min=MIN_OPSET, max=MAX_OPSET), default=DEFAULT_OPSET, show_default=True,
+@click.option("--opset", type=Int(min=MIN_OPSET, max=MAX_OPSET), default=DEFAULT_OPSET, show_default=True,
               help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (the newest that onnxruntime here runs).")
 @click.option("--semantics", type=click.Choice(SEMANTICS_CHOICES), default="run", show_default=True,
               help="For a checkpoint: run = official inference code (model_run.py); train = training graph "
@@ -62,20 +65,19 @@ def export(ctx, model_path, fmt, output, opset, semantics, tokenizer_path, as_js
     placement (chip or host, and why), shown by Netron; the file passes onnx.checker's
     full check and runs with `spike2loihi run OUT.onnx`.
     """
-    paths = cliutil.check_output_paths({"--output": output},
-                                       inputs={"MODEL": model_path, "--tokenizer": tokenizer_path})
+    paths = check_output_paths({"--output": output},
+                               inputs={"MODEL": model_path, "--tokenizer": tokenizer_path})
     if not str(output).lower().endswith(".onnx"):
-        cliutil.warn(f"--output {output} does not end in .onnx: `spike2loihi run` picks the onnxruntime backend "
-                     "by that suffix")
+        warn(f"--output {output} does not end in .onnx: `spike2loihi run` picks the onnxruntime backend "
+             "by that suffix")
     from spike2loihi.export import onnx as OX
     from spike2loihi.convert import artifact
 
-    semantics_given = ctx.get_parameter_source("semantics") not in (None, ParameterSource.DEFAULT,
-                                                                    ParameterSource.DEFAULT_MAP)
+    semantics_given = _explicit(ctx, "semantics")
     if artifact.is_artifact(model_path):
         model = artifact.load(model_path)
         artifact.require_host_placement(model, model_path, "export")
-        converted_with = model.manifest["semantics"]["name"]
+        converted_with = model.semantics.name
         if semantics_given and semantics != converted_with:
             raise Spike2LoihiError(f"{model_path} was converted with --semantics {converted_with}; convert the "
                                    f"checkpoint again for {semantics} (or export the checkpoint itself)")
@@ -85,8 +87,8 @@ def export(ctx, model_path, fmt, output, opset, semantics, tokenizer_path, as_js
 
             tok = load_tokenizer(tokenizer_path)
         info = {"path": str(Path(model_path).resolve()), "sha256": artifact.sha256_file(model_path)}
-        cliutil.begin_work()
-        with cliutil.Progress("export", total=len(model.graph.nodes), unit="ops") as bar:
+        begin_work()
+        with Progress("export", total=len(model.graph.nodes), unit="ops") as bar:
             proto = OX.export_artifact(model, opset=opset, artifact_info=info, tokenizer=tok, progress=bar)
         kind, sem_name = OX.KIND_CONVERTED, converted_with
     else:
@@ -96,12 +98,12 @@ def export(ctx, model_path, fmt, output, opset, semantics, tokenizer_path, as_js
         sem = spec.semantics(semantics)
         source = {"path": str(Path(model_path).resolve()), "sha256": artifact.sha256_file(model_path),
                   "format": spec.source_format}
-        cliutil.begin_work()
-        with cliutil.Progress("export", total=26 * spec.config.n_layer + 4, unit="ops") as bar:
+        begin_work()
+        with Progress("export", total=26 * spec.config.n_layer + 4, unit="ops") as bar:
             proto = OX.export_checkpoint(spec, sem, opset=opset, source=source, progress=bar)
         kind, sem_name = OX.KIND_FLOAT, sem.name
     data = OX.to_bytes(proto)   # onnx.checker, full check; an ExportError is one line
-    with cliutil.OutputSet(paths) as outs:
+    with OutputSet(paths) as outs:
         outs.write_bytes("--output", data)
     info = _summary(OX, proto, data, model_path, paths["--output"], kind, sem_name, opset)
     if as_json:

@@ -16,24 +16,23 @@ from pathlib import Path
 
 import click
 
-from spike2loihi.cli import rules as cliutil
-from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.cli.inputs import _explicit
+from spike2loihi.cli.interrupts import begin_work
+from spike2loihi.cli.params import Int, parse_int_list
+from spike2loihi.cli.progress import Progress
+from spike2loihi.cli.rules import OUTPUT_PATH, OutputSet, check_output_paths, show_examples, warn
+from spike2loihi.errors import DoesNotFit, Spike2LoihiError
 from spike2loihi.fileio import json_default
 
 ACTIVITY_BACKENDS = ("emulator", "lava-sim")
-
-
-class DoesNotFit(Spike2LoihiError):
-    """The model does not fit the chosen system (the plan lists every violation)."""
-
-    exit_code = 1
 
 
 def _read_tokens(model, model_path, text, tokens_file, max_tokens):
     """Token ids of --text (with the model's tokenizer) or --tokens-file, cut to --max-tokens."""
     V = model.config["vocab_size"]
     if text is not None:
-        tok = model.tokenizer()
+        from converters.tokenizer import artifact_tokenizer
+        tok = artifact_tokenizer(model)
         if tok is None:
             raise Spike2LoihiError(f"{model_path} has no tokenizer: give token ids with --tokens-file")
         try:
@@ -48,15 +47,15 @@ def _read_tokens(model, model_path, text, tokens_file, max_tokens):
             ids, replaced, dropped = tok.encode(content), [], []
         for what, chars in (("replaced by the unknown token", replaced), ("dropped", dropped)):
             if chars:
-                cliutil.warn(f"--text {text}: {len(chars)} character{'s' if len(chars) != 1 else ''} outside the "
-                             f"vocabulary {what}: {cliutil.show_examples(chars)}")
+                warn(f"--text {text}: {len(chars)} character{'s' if len(chars) != 1 else ''} outside the "
+                     f"vocabulary {what}: {show_examples(chars)}")
         source = f"--text {text}"
     else:
         try:
             content = Path(tokens_file).read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise Spike2LoihiError(f"--tokens-file {tokens_file}: cannot read ({exc})") from None
-        ids = cliutil.parse_int_list(content, f"--tokens-file {tokens_file}", 0, V - 1)
+        ids = parse_int_list(content, f"--tokens-file {tokens_file}", 0, V - 1)
         source = f"--tokens-file {tokens_file}"
     if not ids:
         raise Spike2LoihiError(f"{source}: no tokens after encoding; the activity run needs at least one")
@@ -75,12 +74,12 @@ def _read_tokens(model, model_path, text, tokens_file, max_tokens):
 @click.option("--backend", type=click.Choice(ACTIVITY_BACKENDS), default="emulator", show_default=True,
               help="Where the activity run counts: the bit-exact emulator, or the Lava process graph in Lava's "
                    "CPU simulator (slower; its counts are identical, tested).")
-@click.option("--max-tokens", type=cliutil.Int(min=1), help="Use at most this many tokens of --text/--tokens-file.")
+@click.option("--max-tokens", type=Int(min=1), help="Use at most this many tokens of --text/--tokens-file.")
 @click.option("--compare", "compare_path", type=click.Path(path_type=Path), metavar="OTHER.s2l",
               help="Another converted model of the same checkpoint (typically the other --placement): print both "
                    "side by side (round trips, bytes and steps per token, cores; with --text, tokens/s and energy "
                    "per token on each system).")
-@click.option("--plot", type=cliutil.OUTPUT_PATH,
+@click.option("--plot", type=OUTPUT_PATH,
               help="Write a PNG: cores per group (and with --text: firing rates and energy breakdowns).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (plan, profile, activity report).")
 @click.pass_context
@@ -92,19 +91,17 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
     host<->chip crossings, messages and bytes, time steps; estimated tokens/s and energy per
     token on each system; the dense float and SpikeGPT-method baselines. Figures are
     marked [P] published, [M] measured here or [E] estimate."""
-    from click.core import ParameterSource
-
     if text is not None and tokens_file is not None:
         raise Spike2LoihiError("give at most one of --text and --tokens-file")
-    paths = cliutil.check_output_paths({"--plot": plot}, inputs={"MODEL": model_path, "--text": text,
-                                                                 "--tokens-file": tokens_file,
-                                                                 "--compare": compare_path})
+    paths = check_output_paths({"--plot": plot}, inputs={"MODEL": model_path, "--text": text,
+                                                         "--tokens-file": tokens_file,
+                                                         "--compare": compare_path})
     running = text is not None or tokens_file is not None
     if not running:
         for name, opt in (("backend", "--backend"), ("max_tokens", "--max-tokens")):
-            if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
-                cliutil.warn(f"{opt} has no effect without --text or --tokens-file (no activity run)")
-    from spike2loihi.hardware import activity, profiles as hardware, planner
+            if _explicit(ctx, name):
+                warn(f"{opt} has no effect without --text or --tokens-file (no activity run)")
+    from spike2loihi.hardware import activity, activity_report, energy, plan_report, profiles as hardware, planner
     from spike2loihi.convert import artifact
 
     if running:
@@ -133,24 +130,24 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
     ids = _read_tokens(model, model_path, text, tokens_file, max_tokens) if running and plan.fits else None
     out = {"plan": plan.to_dict(), "hardware_profile": prof.to_dict(), "activity": None}
     if not plan.fits:
-        _print(as_json, out, planner.render_text(plan), None)
+        _print(as_json, out, plan_report.render_text(plan), None)
         if running:
-            cliutil.warn("no activity run: the model does not fit this system")
+            warn("no activity run: the model does not fit this system")
         if paths:
-            cliutil.warn("--plot not written: the model does not fit this system")
+            warn("--plot not written: the model does not fit this system")
         n = len(plan.violations)
         raise DoesNotFit(f"{name} does not fit {plan.system}: {n} violation{'s' if n != 1 else ''} (listed above)")
     report = None
     if running:
-        cliutil.begin_work()
-        with cliutil.Progress(f"activity ({backend})", total=len(ids), unit="tokens") as bar:
+        begin_work()
+        with Progress(f"activity ({backend})", total=len(ids), unit="tokens") as bar:
             counts = activity.count_activity(model, ids, backend, progress=bar)
         profs = {prof.name: prof}
         for p in systems:
             profs.setdefault(p.name, p)
         plans = {n_: (plan if n_ == prof.name else planner.plan_model(model, p)) for n_, p in profs.items()}
         src = f"{text or tokens_file}"
-        report = activity.build_report(model, counts, plans, profs, name, src, plan)
+        report = energy.build_report(model, counts, plans, profs, name, src, plan)
         out["activity"] = report.to_dict()
     comparison = compare_cols = None
     if other is not None:
@@ -158,20 +155,21 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
         oplan = planner.plan_model(other, prof, systems, oname)
         oreport = None
         if running:
-            with cliutil.Progress(f"activity ({backend}, --compare)", total=len(ids), unit="tokens") as bar:
+            with Progress(f"activity ({backend}, --compare)", total=len(ids), unit="tokens") as bar:
                 ocounts = activity.count_activity(other, ids, backend, progress=bar)
             oplans = {n_: planner.plan_model(other, p) for n_, p in profs.items()}
-            oreport = activity.build_report(other, ocounts, oplans, profs, oname, src, oplan)
-        cols = [activity.placement_column(model, name, plan, report),
-                activity.placement_column(other, oname, oplan, oreport)]
-        comparison = activity.render_comparison(cols, plan.system)
+            oreport = energy.build_report(other, ocounts, oplans, profs, oname, src, oplan)
+        cols = [activity_report.placement_column(model, name, plan, report),
+                activity_report.placement_column(other, oname, oplan, oreport)]
+        comparison = activity_report.render_comparison(cols, plan.system)
         compare_cols = cols
         out["comparison"] = [c.to_dict() for c in cols]
     if paths:
-        with cliutil.OutputSet(paths) as outs:
+        with OutputSet(paths) as outs:
             with outs.open("--plot") as f:
-                activity.render_png(f, report, plan, title=f"{name} on {plan.system}", comparison=compare_cols)
-    _print(as_json, out, planner.render_text(plan), activity.render_text(report) if report is not None else None)
+                activity_report.render_png(f, report, plan, title=f"{name} on {plan.system}", comparison=compare_cols)
+    _print(as_json, out, plan_report.render_text(plan),
+           activity_report.render_text(report) if report is not None else None)
     if comparison is not None and not as_json:
         click.echo("")
         click.echo(comparison)

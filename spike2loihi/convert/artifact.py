@@ -74,7 +74,15 @@ class ConvertedModel:
 
     @property
     def config(self) -> dict:
+        """The model's config (n_layer, n_embd, vocab_size, ...) as the manifest stores it."""
         return self.manifest[K_CONFIG]
+
+    @property
+    def semantics(self):
+        """The `spike2loihi.model.spec.Semantics` the model was converted under."""
+        from spike2loihi.model.spec import Semantics
+
+        return Semantics(**self.manifest[K_SEMANTICS])
 
     @property
     def schedule(self):
@@ -87,14 +95,13 @@ class ConvertedModel:
             self.__dict__["_schedule"] = Schedule.from_dict(rec) if "offsets" in rec else schedule(self.graph)
         return self.__dict__["_schedule"]
 
-    def tokenizer(self):
-        """The tokenizer stored in the artifact, or None."""
+    def tokenizer_file(self):
+        """(the tokenizer file's bytes, its name) stored in the artifact, or None. The tokenizer itself:
+        `converters.tokenizer.artifact_tokenizer(model)` (reading tokenizer formats is the converters')."""
         info = self.manifest.get(K_TOKENIZER)
         if not info:
             return None
-        from converters.tokenizer import tokenizer_from_bytes
-
-        return tokenizer_from_bytes(self.tensors[TOKENIZER_TENSOR].tobytes(), name=info.get("name", ""))
+        return self.tensors[TOKENIZER_TENSOR].tobytes(), info.get("name", "")
 
 
 def _json_bytes(obj) -> bytes:

@@ -1,8 +1,10 @@
 """INRC deployment bundles: one folder that runs a converted model on a Loihi 2 board and checks it.
 
-`spike2loihi deploy` (spike2loihi/cli/deploy.py) writes the folder; the run
-script in it calls `run_check`. Lava-free: the board run goes through the
-`loihi2` backend (spike2loihi.backends.loihi2), which does its own checks.
+`spike2loihi deploy` (spike2loihi/cli/deploy.py) writes the folder with this module
+(`BundleWriter`, `write_bundle`, `finish_bundle`, after `check_output_dir`); the run
+script in it calls `run_check` of spike2loihi.deploy.check, the board-side check.
+Lava-free: the board run goes through the `loihi2` backend
+(spike2loihi.backends.loihi2), which does its own checks.
 
 A bundle holds (names below):
 
@@ -19,28 +21,22 @@ A bundle holds (names below):
 | `manifest.json` | the run settings (host, LIF placement, prompt) and sha256 + size of every other file |
 | `SHA256SUMS` | the same checksums for `sha256sum -c`, and the manifest's |
 
-The expected outputs are `spike2loihi.execute.model_emulator.Executor` steps: row t holds the
-logits and spikes of the t-th token fed in (the prompt, then every generated
-token but the last), which is what the Lava graph records; greedy choice is
-`spike2loihi.model.sampling.choose`, the function the graph's sampler calls. The run
-script compares the board's rows with them in graph order (`evaluate.first_divergence`:
-per token, att spikes, ffn spikes, logits; then the generated ids) and reports
-the first divergence or "identical". Exit codes of the run script:
-0 identical, 1 diverged, 2 error, 3 lava-nc or lava-loihi missing, 130 interrupted.
+The expected outputs and their comparison with a board run are in
+spike2loihi.deploy.expected; the run script's work and exit codes in
+spike2loihi.deploy.check.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from spike2loihi.convert.artifact import sha256_file
-from spike2loihi.errors import Spike2LoihiError
-from spike2loihi.fileio import json_default
+from spike2loihi.deploy.expected import Outputs
+from spike2loihi.errors import BundleError
+from spike2loihi.fileio import SPECIAL_FILESYSTEMS, filesystem_type, json_default
 
 BUNDLE_KIND = "spike2loihi-inrc-bundle"
 BUNDLE_VERSION = 1
@@ -58,129 +54,6 @@ RESULT_FILE = "result.json"
 BOARD_OUTPUTS_FILE = "board_outputs.npz"
 ERROR_FILE = "error_traceback.txt"
 TOOLCHAIN_SUFFIXES = (".py", ".yaml")
-
-DEFAULT_PROMPT_TOKENS = 16
-DEFAULT_MAX_NEW_TOKENS = 8
-PROMPT_SEED = 0
-
-EXIT_IDENTICAL, EXIT_DIVERGED, EXIT_ERROR, EXIT_MISSING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-
-class BundleError(Spike2LoihiError):
-    """A bundle cannot be written, or a bundle on disk is incomplete or changed."""
-
-
-# ---------------------------------------------------------------------------
-# Expected outputs (the emulator)
-# ---------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class Outputs:
-    """Token ids, logits [R, V] float32 and spikes [R, L, C] uint8 of one greedy run (R rows)."""
-
-    prompt: Tuple[int, ...]
-    generated: Tuple[int, ...]
-    logits: object
-    att_spikes: object
-    ffn_spikes: object
-
-    def save(self, f) -> None:
-        import numpy as np
-
-        np.savez(f, prompt_tokens=np.asarray(self.prompt, np.int64),
-                 generated_tokens=np.asarray(self.generated, np.int64),
-                 logits=np.asarray(self.logits, np.float32), att_spikes=np.asarray(self.att_spikes, np.uint8),
-                 ffn_spikes=np.asarray(self.ffn_spikes, np.uint8))
-
-    @classmethod
-    def load(cls, path) -> "Outputs":
-        import numpy as np
-
-        with np.load(path) as z:
-            return cls(tuple(int(t) for t in z["prompt_tokens"]), tuple(int(t) for t in z["generated_tokens"]),
-                       z["logits"], z["att_spikes"], z["ffn_spikes"])
-
-
-def default_prompt(vocab: int, n: int = DEFAULT_PROMPT_TOKENS) -> List[int]:
-    """The fixed prompt when none is given: `n` token ids drawn with seed PROMPT_SEED (any model)."""
-    import numpy as np
-
-    return [int(t) for t in np.random.default_rng(PROMPT_SEED).integers(0, vocab, n)]
-
-
-def expected_outputs(model, prompt: List[int], max_new_tokens: int,
-                     progress: Optional[Callable[[int, int], None]] = None) -> Outputs:
-    """The emulator's greedy run: the prompt teacher forced, then `max_new_tokens` tokens."""
-    import numpy as np
-    import torch
-
-    from spike2loihi.execute.model_emulator import Executor, spikes_by_population
-    from spike2loihi.model.sampling import choose
-
-    ex = Executor(model, batch_size=1)
-    T, N = len(prompt), int(max_new_tokens)
-    rows = T + max(N - 1, 0)
-    logits, att, ffn, gen = [], [], [], []
-    gen_rng = torch.Generator().manual_seed(0)   # unused by greedy choice
-    for t in range(rows):
-        out = ex.step([prompt[t] if t < T else gen[t - T]])
-        a, f = spikes_by_population(model.graph, out.spikes)
-        logits.append(out.logits[0].astype(np.float32))
-        att.append(a.astype(np.uint8))
-        ffn.append(f.astype(np.uint8))
-        if t >= T - 1 and len(gen) < N:
-            gen.append(choose(torch.from_numpy(out.logits[0].copy()), True, 1.0, 1.0, gen_rng))
-        if progress is not None:
-            progress(t + 1, rows)
-    return Outputs(tuple(int(x) for x in prompt), tuple(gen), np.stack(logits), np.stack(att), np.stack(ffn))
-
-
-def first_divergence(expected: Outputs, got: Outputs) -> Optional[dict]:
-    """The first place `got` differs from `expected` (token row, where, layer, population, channel,
-    expected, got, phase), or None when every logit, spike and token id is equal."""
-    import numpy as np
-
-    from spike2loihi.reports.evaluate import first_divergence as first
-
-    def run(o: Outputs) -> dict:
-        lg = np.asarray(o.logits)
-        return {"argmax": lg.argmax(-1) if lg.size else np.zeros(0, np.int64), "logits": lg,
-                "att": np.asarray(o.att_spikes), "ffn": np.asarray(o.ffn_spikes)}
-
-    T = len(expected.prompt)
-
-    def phase(t: int) -> str:
-        return f"prompt token {t}" if t < T else f"generated token {t - T} fed back"
-
-    d = first(run(expected), run(got))
-    if d is not None:
-        return {"token": d["token"], "phase": phase(d["token"]), "where": d["where"], "layer": d["layer"],
-                "population": d["population"], "channel": d["channel"], "expected": d["a"], "got": d["b"]}
-    n_exp, n_got = len(expected.logits), len(got.logits)
-    if n_exp != n_got:
-        t = min(n_exp, n_got)
-        return {"token": t, "phase": phase(t), "where": "rows", "layer": None, "population": None,
-                "channel": None, "expected": n_exp, "got": n_got}
-    for i in range(max(len(expected.generated), len(got.generated))):
-        a = expected.generated[i] if i < len(expected.generated) else None
-        b = got.generated[i] if i < len(got.generated) else None
-        if a != b:
-            return {"token": T + i, "phase": f"generated token {i}", "where": "token id", "layer": None,
-                    "population": None, "channel": None, "expected": a, "got": b}
-    return None
-
-
-def describe_divergence(d: Optional[dict], expected: Outputs) -> str:
-    rows = len(expected.logits)
-    if d is None:
-        return (f"identical: logits ({rows} x {expected.logits.shape[1]}), att and ffn spikes of every layer, and "
-                f"the {len(expected.generated)} generated token ids equal the emulator's")
-    where = {"spikes": "spikes", "logits": "logits", "rows": "number of rows", "token id": "token id"}[d["where"]]
-    at = f"token row {d['token']} ({d['phase']}), {where}"
-    if d["layer"] is not None:
-        at += f", layer {d['layer']}, population {d['population']}"
-    if d["channel"] is not None:
-        at += f", channel {d['channel']}"
-    return f"DIVERGED: first at {at}: expected {d['expected']}, got {d['got']}"
 
 
 # ---------------------------------------------------------------------------
@@ -241,7 +114,7 @@ sys.path.insert(0, os.path.join(HERE, "toolchain"))
 def main(argv=None):
     try:
         import click, numpy, scipy, torch  # noqa: F401,E401  (requirements.txt)
-        from spike2loihi.deploy.bundle import run_check
+        from spike2loihi.deploy.check import run_check
     except Exception as exc:  # the toolchain's own dependencies are missing
         first = (str(exc).strip().splitlines() or [""])[0]
         print(f"error: cannot load the bundled spike2loihi toolchain ({type(exc).__name__}: {first}); "
@@ -360,13 +233,14 @@ def write_bundle(tmp: Path, model_path: Path, model, prof, plan, options, prompt
     """Write every file of a bundle into the (empty) folder `tmp`; returns the manifest."""
     from spike2loihi import __version__
     from spike2loihi.backends.loihi2 import NOT_RUN_NOTE, TOKEN_LIF_NOTE
+    from spike2loihi.convert.artifact import K_SCHEDULE
 
     name = Path(model_path).name
     job = "s2l-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(name).stem)[:40]
     info = {"kind": BUNDLE_KIND, "bundle_version": BUNDLE_VERSION, "toolchain_version": __version__,
             "bundle_name": None,
             "model": {"file": MODEL_FILE, "name": name, "sha256": None,
-                      "config": model.manifest["config"], "schedule": model.manifest.get("schedule")},
+                      "config": model.config, "schedule": model.manifest.get(K_SCHEDULE)},
             "hardware_profile": prof.name, "system": plan.system, "plan_summary": plan_summary(plan),
             "loihi2": options.to_dict(),
             "check": {"prompt_tokens": [int(t) for t in prompt], "prompt_len": len(prompt),
@@ -417,8 +291,6 @@ def is_bundle(path: Path) -> bool:
 def check_output_dir(raw: str, force: bool, inputs: Dict[str, Optional[Path]]) -> Path:
     """`-o DIR` checked before any work: DIR is new, empty, or (with --force) an earlier bundle; its
     folder is writable on an ordinary file system; it holds none of the inputs nor the current folder."""
-    from spike2loihi.cli import rules as cliutil
-
     if not raw:
         raise BundleError("--output: empty path, expected a folder")
     path = Path(raw).expanduser()
@@ -445,8 +317,8 @@ def check_output_dir(raw: str, force: bool, inputs: Dict[str, Optional[Path]]) -
         anchor = anchor.parent
     if not anchor.is_dir():
         raise BundleError(f"{where}: {anchor} is a file, not a folder")
-    fs = cliutil.filesystem_type(anchor)
-    if fs in cliutil.SPECIAL_FILESYSTEMS:
+    fs = filesystem_type(anchor)
+    if fs in SPECIAL_FILESYSTEMS:
         raise BundleError(f"{where}: {anchor} is on a kernel file system ({fs}), not a place for a bundle")
     if not os.access(anchor, os.W_OK | os.X_OK):
         raise BundleError(f"{where}: cannot write in folder {anchor}")
@@ -534,130 +406,3 @@ def _umask() -> int:
     from spike2loihi.fileio import current_umask
 
     return current_umask()
-
-
-# ---------------------------------------------------------------------------
-# The run script's work (on the INRC host)
-# ---------------------------------------------------------------------------
-def _read_manifest(bundle: Path) -> dict:
-    try:
-        info = json.loads((bundle / MANIFEST_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{bundle}: cannot read {MANIFEST_FILE} ({exc}); is this a spike2loihi bundle?") from None
-    if not isinstance(info, dict) or info.get("kind") != BUNDLE_KIND:
-        raise BundleError(f"{bundle / MANIFEST_FILE}: not a spike2loihi bundle manifest")
-    if info.get("bundle_version") != BUNDLE_VERSION:
-        raise BundleError(f"{bundle / MANIFEST_FILE}: bundle version {info.get('bundle_version')}, this toolchain "
-                          f"reads {BUNDLE_VERSION}")
-    return info
-
-
-def verify_files(bundle: Path, info: dict) -> None:
-    """Every file the manifest lists is there with its sha256 (one line naming the first that is not)."""
-    for rel, want in info["files"].items():
-        p = bundle / rel
-        if not p.is_file():
-            raise BundleError(f"{rel}: missing from the bundle (listed in {MANIFEST_FILE}); copy the whole folder")
-        if sha256_file(p) != want["sha256"]:
-            raise BundleError(f"{rel}: sha256 differs from {MANIFEST_FILE}: the bundle was changed or damaged "
-                              "in transit; copy it again")
-
-
-def _parser():
-    import argparse
-
-    from spike2loihi.backends.loihi2 import LIF_PLACEMENTS, LOIHI_GENS
-
-    p = argparse.ArgumentParser(prog=RUN_SCRIPT, description="Run this bundle's model on a Loihi 2 board and "
-                                "compare every logit, spike and token with the emulator's (expected.npz).")
-    g = p.add_argument_group("host (default: the one the bundle was written for, manifest.json)")
-    g.add_argument("--partition", help="SLURM partition")
-    g.add_argument("--board", help="SLURM board (node name)")
-    g.add_argument("--ethernet-host", help="Ethernet host (Kapoho Point without SLURM)")
-    p.add_argument("--loihi-gen", choices=LOIHI_GENS, help="chip generation (default: the bundle's)")
-    p.add_argument("--lif-placement", choices=LIF_PLACEMENTS, help="where the LIFs run (default: the bundle's)")
-    p.add_argument("--out", help="folder for result.json and board_outputs.npz (default: the bundle)")
-    return p
-
-
-def run_check(bundle, argv: Optional[List[str]] = None) -> int:
-    """The run script: returns its exit code (EXIT_*); errors are one line on stderr."""
-    from spike2loihi.cli.rules import one_line
-
-    args = _parser().parse_args(argv)
-    try:
-        return _run_check(Path(bundle), args)
-    except Spike2LoihiError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-def _run_check(bundle: Path, args) -> int:
-    import time
-
-    import numpy as np
-
-    from spike2loihi.convert import artifact
-    from spike2loihi.cli import rules as cliutil
-    from spike2loihi.backends import loihi2 as L2
-
-    info = _read_manifest(bundle)
-    saved = L2.Loihi2Options.from_dict(info["loihi2"])
-    if any(v is not None for v in (args.partition, args.board, args.ethernet_host)):
-        host = L2.host_selection(args.partition, args.board, args.ethernet_host, args.loihi_gen or saved.host.loihi_gen)
-    else:
-        host = L2.host_selection(saved.host.partition, saved.host.board, saved.host.ethernet_host,
-                                 args.loihi_gen or saved.host.loihi_gen)
-    options = L2.Loihi2Options(host, args.lif_placement or saved.lif_placement)
-    out_dir = Path(args.out) if args.out else bundle
-    paths = cliutil.check_output_paths({"result.json": out_dir / RESULT_FILE,
-                                        "board_outputs.npz": out_dir / BOARD_OUTPUTS_FILE,
-                                        "error_traceback.txt": out_dir / ERROR_FILE})
-    L2.prepare(options)                    # options, lava-nc, lava-loihi, the host: before any work
-    print(L2.notes(options.lif_placement), file=sys.stderr)
-    verify_files(bundle, info)
-    expected = Outputs.load(bundle / EXPECTED_FILE)
-    model = artifact.load(bundle / MODEL_FILE)
-    check = info["check"]
-    print(f"running {info['model']['name']} on {host.describe()}: {check['prompt_len']} prompt tokens, "
-          f"{check['max_new_tokens']} greedy tokens", file=sys.stderr)
-    t0 = time.perf_counter()
-    try:
-        backend = L2.Loihi2Backend(model, options)
-        res = backend.run(list(check["prompt_tokens"]), int(check["max_new_tokens"]))
-    except Spike2LoihiError:
-        raise
-    except Exception as exc:   # lava-loihi's compiler or runtime: keep the traceback for whoever debugs it
-        import traceback
-
-        from spike2loihi.fileio import write_text_atomic
-
-        write_text_atomic(paths["error_traceback.txt"], traceback.format_exc())
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise BundleError(f"the board run failed: {type(exc).__name__}: {first} (full traceback in "
-                          f"{paths['error_traceback.txt']})") from None
-    got = Outputs(tuple(check["prompt_tokens"]), tuple(res.generated), res.logits, res.att_spikes,
-                  res.ffn_spikes)
-    d = first_divergence(expected, got)
-    line = describe_divergence(d, expected)
-    same_rows = len(got.logits) == len(expected.logits)
-    result = {"verdict": "identical" if d is None else "diverged", "summary": line, "first_divergence": d,
-              "host": host.to_dict(), "lif_placement": options.lif_placement,
-              "mismatches": None if not same_rows else {
-                  "logits": int((np.asarray(got.logits) != np.asarray(expected.logits)).sum()),
-                  "att_spikes": int((np.asarray(got.att_spikes) != np.asarray(expected.att_spikes)).sum()),
-                  "ffn_spikes": int((np.asarray(got.ffn_spikes) != np.asarray(expected.ffn_spikes)).sum())},
-              "rows": {"expected": len(expected.logits), "got": len(got.logits)},
-              "generated": {"expected": list(expected.generated), "got": list(got.generated)},
-              "steps": res.steps, "processes": res.processes, "seconds": round(time.perf_counter() - t0, 3),
-              "timings": {k: round(v, 4) for k, v in res.timings.items()}}
-    del paths["error_traceback.txt"]
-    with cliutil.OutputSet(paths) as outs:
-        outs.write_text("result.json", json.dumps(result, indent=1, default=json_default) + "\n")
-        with outs.open("board_outputs.npz") as f:
-            got.save(f)
-    print(line)
-    return EXIT_IDENTICAL if d is None else EXIT_DIVERGED

@@ -335,7 +335,8 @@ def export_artifact(model, opset: int = DEFAULT_OPSET, artifact_info: Optional[d
     src = m.get(A.K_SOURCE) or {}
     q = m.get(A.K_QUANT_CONFIG) or {}
     info = artifact_info or {}
-    tok = tokenizer if tokenizer is not None else model.tokenizer()
+    from converters.tokenizer import artifact_tokenizer
+    tok = tokenizer if tokenizer is not None else artifact_tokenizer(model)
     meta = {M_CONFIG: json.dumps(m[A.K_CONFIG]), M_SEMANTICS: json.dumps(m[A.K_SEMANTICS]),
             M_SOURCE_PATH: src.get("path"), M_SOURCE_SHA256: src.get("sha256"), M_SOURCE_FORMAT: src.get("format"),
             M_ARTIFACT_PATH: info.get("path"), M_ARTIFACT_SHA256: info.get("sha256"),

@@ -18,14 +18,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.errors import ExportError
 
 _ONNX_DTYPE = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
                np.dtype(np.int64): TensorProto.INT64, np.dtype(np.int8): TensorProto.INT8}
-
-
-class ExportError(Spike2LoihiError):
-    """The model cannot be exported (an op ONNX cannot express exactly, a bad opset, a size limit)."""
 
 
 # ---------------------------------------------------------------------------
