@@ -351,3 +351,54 @@ def compare_packed(packed: Packed) -> Tuple[Optional[dict], ProcessEmulator, int
     emu = ProcessEmulator(packed.graph, count_events=True)
     rec = emu.run(packed.steps)
     return first_mismatch(lava, rec, packed), emu, count_probed(lava)
+
+
+#: Stand-ins for lava-loihi's embedded-IO adapters, written to a module file by the hardware-graph tests.
+FAKE_EIO = '''"""Stand-ins for lava-loihi's embedded-IO adapters (same constructor and ports); pass-through
+CPU models so that the graph can also run in Lava's CPU runtime."""
+import types
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+
+class PyToNxAdapter(AbstractProcess):
+    def __init__(self, shape, num_message_bits=24, **kwargs):
+        super().__init__(shape=shape, num_message_bits=num_message_bits, **kwargs)
+        self.inp = InPort(shape=shape)
+        self.out = OutPort(shape=shape)
+
+
+class NxToPyAdapter(PyToNxAdapter):
+    pass
+
+
+class _PassThrough(PyLoihiProcessModel):
+    inp: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+
+    def run_spk(self):
+        self.out.send(self.inp.recv())
+
+
+@implements(proc=PyToNxAdapter, protocol=LoihiProtocol)
+@requires(CPU)
+class PyToNxModel(_PassThrough):
+    pass
+
+
+@implements(proc=NxToPyAdapter, protocol=LoihiProtocol)
+@requires(CPU)
+class NxToPyModel(_PassThrough):
+    pass
+
+
+spike = types.SimpleNamespace(PyToNxAdapter=PyToNxAdapter, NxToPyAdapter=NxToPyAdapter)
+'''

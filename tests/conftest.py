@@ -10,6 +10,12 @@ DEMO = ROOT / "examples" / "demo"
 DEMO_CKPT = DEMO / "spikegpt-demo.pth"
 
 
+def pytest_configure(config):
+    """The markers: `pytest -m "not lava"` (or "not lava and not subprocess") is the fast loop."""
+    config.addinivalue_line("markers", "lava: runs Lava's simulator (the Lava process graph or Lava's own processes)")
+    config.addinivalue_line("markers", "subprocess: starts a Python subprocess (console script, Ctrl-C, import checks)")
+
+
 @pytest.fixture(scope="session")
 def demo_spec():
     from converters.spikegpt import load_checkpoint
@@ -69,6 +75,20 @@ def saved_random(tmp_path_factory, filename, n_layer=2, n_embd=16, vocab=40, see
     path = tmp_path_factory.mktemp("model") / filename
     artifact.save(model, path)
     return model, path
+
+
+def random_spec(n_layer=8, n_embd=32, vocab=50, seed=0, dtype=None):
+    """A seeded random spiking checkpoint as a ModelSpec (fp32 unless `dtype`)."""
+    from converters.spikegpt import spec_from_state_dict
+
+    return spec_from_state_dict(spiking_state_dict(n_layer, n_embd, vocab, seed=seed, dtype=dtype))
+
+
+def tokens_for(vocab, n, seed=0):
+    """`n` seeded random token ids below `vocab`."""
+    import numpy as np
+
+    return [int(t) for t in np.random.default_rng(seed).integers(0, vocab, n)]
 
 
 def convert_spec(spec, tokens, sem_name="run", **opts):

@@ -2,7 +2,7 @@
 architecture rebuild (issue 20), so that every later change is checked to compute the same numbers.
 
 `python tests/golden.py --save tests/data/golden` writes one `.npz` per case (run it only to
-record a deliberate change of numbers, and say so); `tests/test_golden.py` recomputes every case
+record a deliberate change of numbers, and say so); `tests/convert/test_golden.py` recomputes every case
 and asserts equality: the artifact's integer parameters, then logits, spikes and greedy tokens.
 `python tests/golden.py --checkpoint CKPT --save DIR` / `--check DIR` does the same for any
 checkpoint (unseen models: save before a change, check after).
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+DATA = HERE / "data" / "golden"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "examples"))
 

@@ -8,7 +8,7 @@ every logit and every spike.
 Generation on the graph (DESIGN.md "Tokens and time steps"): every op, including each
 LIF, advances exactly once per token, as here. The Lava graph keeps that true between
 generated tokens with token-gated LIFs (see docs/LAVA.md); `idle` reproduces what a
-stock, ungated LIF would compute instead (it keeps leaking for the steps between two tokens; docs/LAVA.md).
+stock, ungated LIF would compute instead (it keeps leaking for the steps between two tokens).
 """
 from __future__ import annotations
 

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, convert_spec, spiking_state_dict
-from converters.spikegpt import spec_from_state_dict
+from conftest import ROOT, convert_spec, random_spec, tokens_for
 from spike2loihi.convert import artifact, ir, quantize
 from spike2loihi.reports import evaluate
 from spike2loihi.execute import host_ops
@@ -25,14 +24,6 @@ from spike2loihi.model.reference import ReferenceModel
 
 
 convert = convert_spec
-
-
-def random_spec(n_layer=8, n_embd=32, vocab=50, seed=0, dtype=torch.float32):
-    return spec_from_state_dict(spiking_state_dict(n_layer, n_embd, vocab, seed=seed, dtype=dtype))
-
-
-def tokens_for(vocab, n, seed=0):
-    return [int(t) for t in np.random.default_rng(seed).integers(0, vocab, n)]
 
 
 RANDOM_CASES = {

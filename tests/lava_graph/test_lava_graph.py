@@ -21,9 +21,11 @@ from spike2loihi.backends import generate
 from spike2loihi.backends.emulator import EmulatorBackend
 from spike2loihi.execute.model_emulator import Executor, spikes_by_population
 from spike2loihi.convert.schedule import schedule
-from test_convert import convert, random_spec, tokens_for
+from conftest import convert_spec as convert, random_spec, tokens_for
 
 pytest.importorskip("lava")
+
+pytestmark = pytest.mark.lava   # every test here runs Lava's simulator
 
 from spike2loihi.lava.runtime import LavaRunError, _descendants, run_graph  # noqa: E402
 
@@ -99,6 +101,7 @@ def test_host_error_is_one_line_and_leaves_no_process(demo_converted):
     assert set(_descendants(os.getpid())) - before == set()
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_stops_the_runtime_and_every_child(demo_converted, tmp_path):
     model, _ = demo_converted
     path = tmp_path / "m.s2l"
@@ -149,6 +152,7 @@ def _pgid(pid):
         return None
 
 
+@pytest.mark.subprocess
 def test_missing_lava_is_one_line(demo_converted, tmp_path):
     model, _ = demo_converted
     path = tmp_path / "m.s2l"

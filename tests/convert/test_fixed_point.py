@@ -23,7 +23,7 @@ from spike2loihi.convert.fixed_point import (
     lif_decays, lif_params, mantissa_range, quantize_weights, threshold_to_fixed, v_scale_for_threshold,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------
@@ -265,6 +265,7 @@ def test_graph_errors():
 # ---------------------------------------------------------------------------
 # No Lava
 # ---------------------------------------------------------------------------
+@pytest.mark.subprocess
 def test_modules_import_and_run_where_lava_cannot_be_imported(tmp_path):
     fake = tmp_path / "lava"
     fake.mkdir()

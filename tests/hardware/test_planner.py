@@ -217,6 +217,7 @@ def invoke(*args):
     return CliRunner().invoke(group, ["profile", *[str(a) for a in args]])
 
 
+@pytest.mark.subprocess
 def test_profile_is_registered_on_the_program():
     import subprocess
     import sys

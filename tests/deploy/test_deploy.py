@@ -61,6 +61,7 @@ def sha(path):
 # ---------------------------------------------------------------------------
 # the bundle
 # ---------------------------------------------------------------------------
+@pytest.mark.subprocess
 def test_bundle_contents_and_checksums(small, bundle):
     model, src = small
     out, res = bundle
@@ -130,6 +131,7 @@ def test_expected_outputs_equal_the_emulator_step_by_step(small, bundle):
     assert exp.att_spikes.sum() > 0 and exp.ffn_spikes.sum() > 0
 
 
+@pytest.mark.subprocess
 def test_batch_script(small, bundle, tmp_path):
     text = (bundle[0] / "slurm_job.sh").read_text()
     assert "#SBATCH --partition=oheogulch" in text and "#SBATCH --job-name=s2l-tiny-model" in text
@@ -153,6 +155,7 @@ def test_batch_script(small, bundle, tmp_path):
 # ---------------------------------------------------------------------------
 # the run script
 # ---------------------------------------------------------------------------
+@pytest.mark.subprocess
 def test_run_script_here_stops_with_the_missing_lava_loihi_line(bundle, tmp_path):
     copy = tmp_path / "copied to the INRC host"
     shutil.copytree(bundle[0], copy)
@@ -172,6 +175,7 @@ def test_run_script_here_stops_with_the_missing_lava_loihi_line(bundle, tmp_path
     ("torch", 2, "error: cannot load the bundled spike2loihi toolchain (ModuleNotFoundError: "),
     ("lava", 3, "error: the loihi2 backend needs lava-nc 0.10.0 on CPython 3.10"),
 ])
+@pytest.mark.subprocess
 def test_run_script_without_its_dependencies_is_one_line(bundle, hidden, code, needle):
     script = bundle[0] / "run_on_loihi.py"
     run = (f"import sys, runpy; sys.modules[{hidden!r}] = None; sys.argv = [{str(script)!r}]; "
@@ -181,6 +185,7 @@ def test_run_script_without_its_dependencies_is_one_line(bundle, hidden, code, n
     assert res.stderr.startswith(needle), res.stderr
 
 
+@pytest.mark.subprocess
 def test_run_script_uses_the_bundled_toolchain(bundle, tmp_path):
     copy = tmp_path / "b"
     shutil.copytree(bundle[0], copy)
@@ -205,7 +210,7 @@ def board_here(monkeypatch, tmp_path_factory):
 
     from spike2loihi.backends import loihi2 as L2
     from spike2loihi.lava import hw
-    from test_loihi2_backend import FAKE_EIO
+    from _lava_helpers import FAKE_EIO
 
     folder = tmp_path_factory.mktemp("fake_lava_loihi_deploy")
     (folder / "fake_embedded_io_deploy.py").write_text(FAKE_EIO)
@@ -222,6 +227,7 @@ def board_here(monkeypatch, tmp_path_factory):
     monkeypatch.setattr(hw.Loihi2Target, "run_config", run_config)
 
 
+@pytest.mark.lava
 def test_run_script_work_end_to_end_on_stand_ins(bundle, tmp_path, board_here, capsys):
     out = tmp_path / "results"
     assert C.run_check(bundle[0], ["--out", str(out)]) == C.EXIT_IDENTICAL
@@ -236,6 +242,7 @@ def test_run_script_work_end_to_end_on_stand_ins(bundle, tmp_path, board_here, c
     assert np.array_equal(got.ffn_spikes, exp.ffn_spikes)
 
 
+@pytest.mark.lava
 def test_run_script_reports_lavas_own_failure_with_its_traceback(bundle, tmp_path, board_here, monkeypatch, capsys):
     from spike2loihi.lava import hw
 
@@ -301,6 +308,7 @@ def test_first_divergence_in_graph_order(bundle):
     assert (d["where"], d["token"], d["expected"], d["got"]) == ("rows", 5, 9, 5)
 
 
+@pytest.mark.lava
 def test_run_script_reports_a_divergence_exit_1(bundle, tmp_path, board_here, monkeypatch, capsys):
     from spike2loihi.lava import runtime
 

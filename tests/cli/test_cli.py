@@ -131,6 +131,7 @@ def test_bad_arguments_give_one_line_and_no_output_files(tmp_path, random_ckpt, 
     assert not dump.exists() and not list(tmp_path.iterdir())
 
 
+@pytest.mark.subprocess
 def test_bad_checkpoint_via_console_script(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"\x00garbage" * 10)

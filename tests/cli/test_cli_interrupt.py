@@ -54,6 +54,7 @@ def not_progress(stderr):
     return [line for line in stderr.splitlines() if not line.startswith(("prefill ", "generate "))]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("delay, console", [(0.15, False), (0.8, True)])
 def test_ctrl_c_during_startup_is_one_line(tmp_path, delay, console):
     if console and not CONSOLE_SCRIPT.exists():
@@ -67,6 +68,7 @@ def test_ctrl_c_during_startup_is_one_line(tmp_path, delay, console):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_during_long_prefill_text(tmp_path):
     proc = start(["run", DEMO_CKPT, "--prompt", LONG_PROMPT, "--dump-logits", tmp_path / "l.npy",
                   "--dump-spikes", tmp_path / "s.npz"], progress="always")
@@ -78,6 +80,7 @@ def test_ctrl_c_during_long_prefill_text(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no dump, no temporary file
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_during_long_prefill_json_reports_progress(tmp_path):
     proc = start(["run", DEMO_CKPT, "--prompt", LONG_PROMPT, "--json", "--dump-logits", tmp_path / "l.npy"],
                  progress="always")
@@ -91,6 +94,7 @@ def test_ctrl_c_during_long_prefill_json_reports_progress(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_during_generation_json_keeps_what_was_generated(tmp_path):
     proc = start(["run", DEMO_CKPT, "--prompt", "The for", "--max-new-tokens", 100000, "--json",
                   "--dump-spikes", tmp_path / "s.npz"], progress="always")

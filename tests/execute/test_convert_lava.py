@@ -11,6 +11,8 @@ import pytest
 
 pytest.importorskip("lava")
 
+pytestmark = pytest.mark.lava   # every test here runs Lava's simulator
+
 from _lava_helpers import run_lava  # noqa: E402
 from spike2loihi.execute import process_emulator as emu  # noqa: E402
 from spike2loihi.execute.model_emulator import Executor  # noqa: E402

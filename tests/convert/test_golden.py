@@ -1,13 +1,12 @@
 """Every number stays the same: the converted models' parameters and their emulator logits, spikes and
 greedy tokens equal the arrays saved before the architecture rebuild (tests/golden.py)."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import golden
 
-DATA = Path(__file__).resolve().parent / "data" / "golden"
+DATA = golden.DATA
 
 
 @pytest.mark.parametrize("name", sorted(golden.CASES))

@@ -31,60 +31,12 @@ from conftest import ROOT, one_line_error, saved_random
 pytest.importorskip("lava")
 
 from spike2loihi.convert import artifact, ir  # noqa: E402
+from _lava_helpers import FAKE_EIO  # noqa: E402
 from spike2loihi.backends import loihi2 as L2  # noqa: E402
 from spike2loihi.cli.app import main  # noqa: E402
 from spike2loihi.lava import hw  # noqa: E402
 
 LAVA_ENV = ("SLURM", "NOSLURM", "PARTITION", "BOARD", "LOIHI_GEN", "NXSDKHOST", "HOST_BINARY")
-
-FAKE_EIO = '''"""Stand-ins for lava-loihi's embedded-IO adapters (same constructor and ports); pass-through
-CPU models so that the graph can also run in Lava's CPU runtime."""
-import types
-
-import numpy as np
-from lava.magma.core.decorator import implements, requires
-from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyInPort, PyOutPort
-from lava.magma.core.model.py.type import LavaPyType
-from lava.magma.core.process.ports.ports import InPort, OutPort
-from lava.magma.core.process.process import AbstractProcess
-from lava.magma.core.resources import CPU
-from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
-
-
-class PyToNxAdapter(AbstractProcess):
-    def __init__(self, shape, num_message_bits=24, **kwargs):
-        super().__init__(shape=shape, num_message_bits=num_message_bits, **kwargs)
-        self.inp = InPort(shape=shape)
-        self.out = OutPort(shape=shape)
-
-
-class NxToPyAdapter(PyToNxAdapter):
-    pass
-
-
-class _PassThrough(PyLoihiProcessModel):
-    inp: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-
-    def run_spk(self):
-        self.out.send(self.inp.recv())
-
-
-@implements(proc=PyToNxAdapter, protocol=LoihiProtocol)
-@requires(CPU)
-class PyToNxModel(_PassThrough):
-    pass
-
-
-@implements(proc=NxToPyAdapter, protocol=LoihiProtocol)
-@requires(CPU)
-class NxToPyModel(_PassThrough):
-    pass
-
-
-spike = types.SimpleNamespace(PyToNxAdapter=PyToNxAdapter, NxToPyAdapter=NxToPyAdapter)
-'''
 
 # sinfo as a SLURM host prints it: a header, rows, and a final newline (an empty last line)
 SINFO = ["PARTITION AVAIL  TIMELIMIT  NODES  STATE NODELIST",
@@ -243,6 +195,7 @@ def test_missing_lava_nc_is_one_line(monkeypatch):
     assert "needs lava-nc 0.10.0 on CPython 3.10" in str(e.value) and "No module named 'lava'" in str(e.value)
 
 
+@pytest.mark.subprocess
 def test_backend_modules_are_light():
     """The checks before any work import neither Lava nor torch."""
     code = ("import sys; import spike2loihi.backends.loihi2, spike2loihi.cli.deploy, spike2loihi.lava.hw; "
@@ -447,6 +400,7 @@ def test_run_config_is_loihi2hwcfg_with_the_host_models(small, fake_eio, tmp_pat
         assert [mapped.get(p) for p in lifs] == [want] * len(lifs)
 
 
+@pytest.mark.lava
 @pytest.mark.parametrize("placement", ["host", "chip"])
 def test_hardware_graph_with_pass_through_adapters_runs_and_equals_the_emulator(small, fake_eio, monkeypatch,
                                                                                    placement):
@@ -522,6 +476,7 @@ def test_cli_errors_are_one_line_before_any_work(small, tmp_path, no_work, clean
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.subprocess
 def test_missing_lava_loihi_in_a_subprocess_names_no_model(tmp_path):
     """As a user meets it: the model is not even opened (the path need not exist)."""
     res = subprocess.run([sys.executable, "-m", "spike2loihi.cli", "run", str(tmp_path / "absent.s2l"), "--backend",

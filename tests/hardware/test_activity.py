@@ -251,6 +251,7 @@ def test_cli_activity_errors_are_one_line_and_write_nothing(saved, tmp_path):
         assert not list(tmp_path.glob("*.png")) and not list(tmp_path.glob(".r.png*"))
 
 
+@pytest.mark.lava
 def test_lava_simulator_counts_equal_the_emulators(one_layer, saved):
     """Every node's counts (executions, output elements and nonzeros, chip input elements and
     nonzeros) from the Lava process graph in Lava's simulator equal the emulator's, element for

@@ -19,6 +19,9 @@ import _lava_helpers as H  # noqa: E402
 from spike2loihi.execute.process_emulator import LIFProc, DenseProc, ProcessEmulator, ProcessGraph, SourceProc, SparseProc  # noqa: E402
 from spike2loihi.convert.fixed_point import SignMode  # noqa: E402
 
+pytestmark = pytest.mark.lava   # every test here runs Lava's simulator
+
+
 RANDOM_SEEDS = (0, 1, 2, 3)
 CASES_PER_GROUP, GROUPS, STEPS = 16, 4, 16
 
@@ -207,6 +210,7 @@ def test_lava_runs_leave_no_processes_even_on_error():
     assert _children() == []
 
 
+@pytest.mark.subprocess
 def test_batch_rows_equal_independent_runs():
     """Batch entries do not interact: each equals a batch-1 run with its own data."""
     packed = H.random_packed_graph(7, n_groups=2, cases_per_group=4, steps=10)

@@ -13,6 +13,9 @@ from conftest import ROOT, convert_spec  # noqa: E402
 from spike2loihi.execute import onchip_ops as oc  # noqa: E402
 from spike2loihi.execute.model_emulator import Executor  # noqa: E402
 
+pytestmark = pytest.mark.lava   # every test here runs Lava's simulator
+
+
 T = 6
 
 

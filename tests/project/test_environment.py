@@ -7,8 +7,9 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_python_is_310():
@@ -25,6 +26,7 @@ def _shift_toward_zero(x, n):
     return int(np.sign(x)) * (abs(int(x)) >> n)
 
 
+@pytest.mark.lava
 def test_dense_to_lif_fixed_point_matches_hand_computation():
     """Spikes -> Dense -> LIF in Loihi2SimCfg(fixed_pt); u, v against DESIGN.md's equations."""
     from lava.magma.core.run_conditions import RunSteps
@@ -69,6 +71,7 @@ def test_dense_to_lif_fixed_point_matches_hand_computation():
     assert any(x == 0 for row in exp_v[1:] for x in row) and max(max(r) for r in exp_u) > 0
 
 
+@pytest.mark.subprocess
 def test_model_modules_work_where_lava_cannot_be_imported(tmp_path):
     """Reader, reference, sequence model and CLI inspect run with `import lava` failing."""
     fake = tmp_path / "fake"
