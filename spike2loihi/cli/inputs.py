@@ -69,8 +69,9 @@ def _read_text_file(path, option: str) -> str:
         raise Spike2LoihiError(f"{option} {path}: cannot read ({exc.strerror})") from None
 
 
-def _encode_file(tok, text: str, option: str, path) -> list:
-    """Token ids of a text file; warns (counts and examples) about characters replaced or dropped."""
+def _encode_file(tok, text: str, option: str, path, min_tokens: int = 2) -> list:
+    """Token ids of a text file; warns (counts and examples) about characters replaced or dropped;
+    fewer than `min_tokens` is one error line."""
     if hasattr(tok, "encode_with_report"):
         ids, replaced, dropped = tok.encode_with_report(text)
     else:
@@ -79,8 +80,9 @@ def _encode_file(tok, text: str, option: str, path) -> list:
         if chars:
             warn(f"{option} {path}: {_plural(len(chars), 'character')} outside the vocabulary "
                  f"{what}: {show_examples(chars)}")
-    if len(ids) < 2:
-        raise Spike2LoihiError(f"{option} {path}: {len(ids)} token(s) after encoding; at least 2 are needed")
+    if len(ids) < min_tokens:
+        raise Spike2LoihiError(f"{option} {path}: {len(ids)} token(s) after encoding; at least {min_tokens} are "
+                               "needed")
     return ids
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import click
 
-from spike2loihi.cli.inputs import _explicit
+from spike2loihi.cli.inputs import _encode_file, _explicit, _read_text_file
 from spike2loihi.cli.interrupts import begin_work
 from spike2loihi.cli.params import Int, parse_int_list
 from spike2loihi.cli.progress import Progress
-from spike2loihi.cli.rules import OUTPUT_PATH, OutputSet, check_output_paths, show_examples, warn
+from spike2loihi.cli.rules import OUTPUT_PATH, OutputSet, check_output_paths, warn
 from spike2loihi.errors import DoesNotFit, Spike2LoihiError
 from spike2loihi.fileio import json_default
 
@@ -35,20 +35,7 @@ def _read_tokens(model, model_path, text, tokens_file, max_tokens):
         tok = artifact_tokenizer(model)
         if tok is None:
             raise Spike2LoihiError(f"{model_path} has no tokenizer: give token ids with --tokens-file")
-        try:
-            content = Path(text).read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise Spike2LoihiError(f"--text {text}: not UTF-8 text (byte {exc.start})") from None
-        except OSError as exc:
-            raise Spike2LoihiError(f"--text {text}: cannot read ({exc.strerror})") from None
-        if hasattr(tok, "encode_with_report"):
-            ids, replaced, dropped = tok.encode_with_report(content)
-        else:
-            ids, replaced, dropped = tok.encode(content), [], []
-        for what, chars in (("replaced by the unknown token", replaced), ("dropped", dropped)):
-            if chars:
-                warn(f"--text {text}: {len(chars)} character{'s' if len(chars) != 1 else ''} outside the "
-                     f"vocabulary {what}: {show_examples(chars)}")
+        ids = _encode_file(tok, _read_text_file(text, "--text"), "--text", text, min_tokens=0)
         source = f"--text {text}"
     else:
         try:

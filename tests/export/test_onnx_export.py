@@ -28,10 +28,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, spiking_state_dict
+from conftest import ROOT, convert_spec, random_spec, tokens_for
 from spike2loihi.export import onnx as OX
-from converters.spikegpt import spec_from_state_dict
-from spike2loihi.convert import artifact, ir, quantize
+from spike2loihi.convert import artifact, ir
 from spike2loihi.convert.records import DenseParams, Encoding, LifParams
 from spike2loihi.backends.onnxruntime import OnnxRuntimeBackend
 from spike2loihi.execute.kernels import DenseKernel, dense_graded_output, lif_update
@@ -56,18 +55,8 @@ def report_figures():
             Path(os.environ["S2L_ONNX_FIGURES"]).write_text(text + "\n")
 
 
-def random_spec(n_layer, n_embd, vocab, seed, dtype=torch.float32):
-    return spec_from_state_dict(spiking_state_dict(n_layer, n_embd, vocab, seed=seed, dtype=dtype))
-
-
-def tokens_for(vocab, n, seed=0):
-    return [int(t) for t in np.random.default_rng(seed).integers(0, vocab, n)]
-
-
 def convert(spec, tokens, sem_name="run", **opts):
-    sem = spec.semantics(sem_name)
-    cal = quantize.calibrate(spec, sem, tokens, {"source": "tokens"})
-    return quantize.convert(spec, sem, cal, quantize.QuantOptions(**opts), source={"path": "memory"})[0]
+    return convert_spec(spec, tokens, sem_name, **opts)[0]
 
 
 @pytest.fixture(scope="module")
