@@ -41,7 +41,7 @@ def child_speed(args):
     torch.set_num_threads(args.threads)
     from converters.spikegpt import load_checkpoint
     from spike2loihi.convert import artifact
-    from spike2loihi.execute.model_emulator import Executor
+    from spike2loihi.execute.model_emulator import ModelEmulator
     from spike2loihi.model.reference import ReferenceModel
 
     model = artifact.load(args.model)
@@ -59,13 +59,13 @@ def child_speed(args):
     for t in toks[0, 3:]:
         ref.step(int(t), st)
     out["reference_tokens_per_s"] = round(n / (time.perf_counter() - t0), 2)
-    ex = Executor(model, batch_size=1)
+    ex = ModelEmulator(model, batch_size=1)
     ex.run(toks[:1, :3])
     t0 = time.perf_counter()
     ex.run(toks[:1, 3:])
     out["emulator_b1_tokens_per_s"] = round(n / (time.perf_counter() - t0), 2)
     nb = max(4, n // 8)
-    ex = Executor(model, batch_size=64)
+    ex = ModelEmulator(model, batch_size=64)
     ex.run(toks[:, :3])
     t0 = time.perf_counter()
     ex.run(toks[:, 3:3 + nb])

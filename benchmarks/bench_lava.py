@@ -92,7 +92,7 @@ def main():
     from spike2loihi.convert import artifact
     from spike2loihi.backends import generate
     from spike2loihi.backends.emulator import EmulatorBackend
-    from spike2loihi.execute.model_emulator import Executor
+    from spike2loihi.execute.model_emulator import ModelEmulator
     from spike2loihi.lava.runtime import run_graph
     from spike2loihi.convert.schedule import schedule
 
@@ -124,7 +124,7 @@ def main():
     mem.stop.set()
     mem.join()
     t0 = time.perf_counter()
-    steps = Executor(model).run(np.asarray(prompt))
+    steps = ModelEmulator(model).run(np.asarray(prompt))
     emu_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     emu_gen = generate.run(EmulatorBackend(model), prompt[:8], max_new_tokens=args.generate, greedy=True)

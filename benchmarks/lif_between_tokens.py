@@ -33,9 +33,9 @@ def bpc(model, tokens, idle_steps: int) -> float:
     import numpy as np
     import torch
 
-    from spike2loihi.execute.model_emulator import Executor
+    from spike2loihi.execute.model_emulator import ModelEmulator
 
-    ex = Executor(model)
+    ex = ModelEmulator(model)
     total = 0.0
     for i in range(len(tokens) - 1):
         logits = ex.step([tokens[i]]).logits[0]

@@ -107,9 +107,9 @@ def _nodes_dict(model) -> dict:
 
 def emulator_outputs(model, tokens, n_greedy: int) -> dict:
     """Teacher-forced logits and spikes over `tokens`, then `n_greedy` greedy tokens."""
-    from spike2loihi.execute.model_emulator import Executor
+    from spike2loihi.execute.model_emulator import ModelEmulator
 
-    ex = Executor(model, batch_size=1)
+    ex = ModelEmulator(model, batch_size=1)
     lifs = [n.name for n in ex.lifs]
     logits, spikes = [], []
     for t in tokens:

@@ -30,7 +30,7 @@ from converters.spikegpt import load_checkpoint, spec_from_state_dict  # noqa: E
 from spike2loihi.backends import generate  # noqa: E402
 from spike2loihi.convert import quantize
 from spike2loihi.backends.emulator import EmulatorBackend  # noqa: E402
-from spike2loihi.execute.model_emulator import Executor, spikes_by_population  # noqa: E402
+from spike2loihi.execute.model_emulator import ModelEmulator, spikes_by_population  # noqa: E402
 from spike2loihi.lava.runtime import run_graph  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def compare(model, prompt, n_new, sampling):
     lava_s = time.perf_counter() - t0
     emu = generate.run(EmulatorBackend(model), prompt, max_new_tokens=n_new, **sampling)
     seq = prompt + emu.generated_tokens[:-1]
-    steps = Executor(model).run(np.asarray(seq))
+    steps = ModelEmulator(model).run(np.asarray(seq))
     logits = np.stack([s.logits[0] for s in steps])
     att = np.stack([spikes_by_population(model.graph, s.spikes)[0] for s in steps])
     ffn = np.stack([spikes_by_population(model.graph, s.spikes)[1] for s in steps])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from spike2loihi.convert.artifact import ConvertedModel
-from spike2loihi.execute.model_emulator import Executor, spikes_by_population
+from spike2loihi.execute.model_emulator import ModelEmulator, spikes_by_population
 from spike2loihi.model.spec import ModelConfig, Semantics
 from spike2loihi.model.reference import StepOutput
 
@@ -18,7 +18,7 @@ class EmulatorBackend:
         self.model = model
         self.config = ModelConfig(**model.config)
         self.semantics = model.semantics
-        self.executor = Executor(model, batch_size=1)
+        self.executor = ModelEmulator(model, batch_size=1)
 
     def initial_state(self):
         return self.executor.initial_state()

@@ -370,11 +370,11 @@ def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray]) -> Dict[st
     float op on the same (decoded) inputs| over `tokens`, as a percentage of max |float op| (the op's
     own error, not the model's drift)."""
     from spike2loihi.execute import handlers as H
-    from spike2loihi.execute.model_emulator import Executor
+    from spike2loihi.execute.model_emulator import ModelEmulator
 
     g, vals = model.graph, {}
     P = H.Params.float_only(g, ftens)          # the float op of each node
-    ex = Executor(model, trace=lambda name, v: vals.__setitem__(name, v))
+    ex = ModelEmulator(model, trace=lambda name, v: vals.__setitem__(name, v))
     worst: Dict[str, List[float]] = {}
     ops = [n for n in g.nodes.values() if n.placement.where == ir.CHIP and not (n.dense or n.spiking
                                                                                or n.folds_on_chip or n.state)]

@@ -55,9 +55,9 @@ class LayerRecord:
 def measure(model, calib, recs: Dict[str, dict],
             progress: Optional[Callable[[str, int, int], None]] = None):
     """Run the converted model over the calibration tokens; returns (records, top-1 agreement)."""
-    from spike2loihi.execute.model_emulator import Executor
+    from spike2loihi.execute.model_emulator import ModelEmulator
 
-    ex = Executor(model, batch_size=1, stats=True)
+    ex = ModelEmulator(model, batch_size=1, stats=True)
     T = min(len(calib.tokens), MEASURE_TOKENS)
     quant_spikes = {n.name: np.zeros((T, n.dim), dtype=bool) for n in ex.lifs}
     argmax = np.zeros(T, dtype=np.int64)

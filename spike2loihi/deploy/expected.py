@@ -1,6 +1,6 @@
 """The expected outputs of a deployment bundle's check, and how a board run is compared with them.
 
-The expected outputs are `spike2loihi.execute.model_emulator.Executor` steps: row t holds the
+The expected outputs are `spike2loihi.execute.model_emulator.ModelEmulator` steps: row t holds the
 logits and spikes of the t-th token fed in (the prompt, then every generated
 token but the last), which is what the Lava graph records; greedy choice is
 `spike2loihi.model.sampling.choose`, the function the graph's sampler calls. The run
@@ -59,10 +59,10 @@ def expected_outputs(model, prompt: List[int], max_new_tokens: int,
     import numpy as np
     import torch
 
-    from spike2loihi.execute.model_emulator import Executor, spikes_by_population
+    from spike2loihi.execute.model_emulator import ModelEmulator, spikes_by_population
     from spike2loihi.model.sampling import choose
 
-    ex = Executor(model, batch_size=1)
+    ex = ModelEmulator(model, batch_size=1)
     T, N = len(prompt), int(max_new_tokens)
     rows = T + max(N - 1, 0)
     logits, att, ffn, gen = [], [], [], []

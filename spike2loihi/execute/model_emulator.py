@@ -22,7 +22,7 @@ from spike2loihi.convert.artifact import ConvertedModel
 from spike2loihi.execute.handlers import (CHIP, HOST, Params, Payload, Stats, decode_output, encode_input,
                                           init_state, lif_idle, run_host_node)
 
-__all__ = ["Executor", "Step", "Params", "Payload", "Stats", "encode_input", "decode_output", "run_host_node",
+__all__ = ["ModelEmulator", "Step", "Params", "Payload", "Stats", "encode_input", "decode_output", "run_host_node",
            "init_state", "spikes_by_population", "flatten_state", "unflatten_state"]
 
 
@@ -35,7 +35,7 @@ class Step:
     spikes: Dict[str, np.ndarray]      # LIF node name -> bool (batch, C)
 
 
-class Executor:
+class ModelEmulator:
     """Runs a ConvertedModel on a batch of independent sequences, one token each per `step`."""
 
     def __init__(self, model: ConvertedModel, batch_size: int = 1, stats: bool = False,

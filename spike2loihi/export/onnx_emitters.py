@@ -31,7 +31,7 @@ rest op for op. Summation orders and exp differ between onnxruntime and torch,
 so logits agree to float rounding (measured: < 2.2e-6 relative over 256
 tokens), not bit for bit.
 
-Converted export (from a `.s2l`): what `spike2loihi.execute.model_emulator.Executor.step`
+Converted export (from a `.s2l`): what `spike2loihi.execute.model_emulator.ModelEmulator.step`
 computes, op for op.
 
 * Host ops repeat `spike2loihi.execute.host_ops` in float32, operation for operation

@@ -6,7 +6,7 @@ Three layers, each frozen data:
    model teacher-forced over a token sequence: for every IR node, how often it
    ran, how many output elements it produced and how many were nonzero; for every
    chip node fed by the host, how many payload elements it received and how many
-   were nonzero. The emulator backend takes them from `Executor(trace=...)`.
+   were nonzero. The emulator backend takes them from `ModelEmulator(trace=...)`.
    Other backends register a counter in `COUNTERS` (the extension point: the
    Lava simulator's counts must be identical, element for element).
 2. **Activity** (`measure`): per token, from the counts and the graph only:
@@ -123,7 +123,7 @@ class Counts:
 
 def _count_emulator(model, tokens: np.ndarray, progress: Optional[Callable[[int, int], None]] = None) -> Counts:
     """Counts from the whole-model emulator's trace hook (every node's output, every chip input payload)."""
-    from spike2loihi.execute.model_emulator import Executor
+    from spike2loihi.execute.model_emulator import ModelEmulator
 
     tally: Dict[str, List[int]] = {}   # name -> [executions, out elements, out nonzero, in elements, in nonzero]
 
@@ -139,7 +139,7 @@ def _count_emulator(model, tokens: np.ndarray, progress: Optional[Callable[[int,
             t[1] += arr.size
             t[2] += int(np.count_nonzero(arr))
 
-    ex = Executor(model, batch_size=1, trace=trace)
+    ex = ModelEmulator(model, batch_size=1, trace=trace)
     total = len(tokens)
     ex.run(np.asarray(tokens, dtype=np.int64)[None, :],
            (lambda t, _s: progress(t + 1, total)) if progress is not None else None)

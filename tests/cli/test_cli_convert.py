@@ -140,12 +140,12 @@ def test_run_converted_model_on_the_emulator_and_its_float_source(demo_s2l):
 
 
 def test_run_emulator_dumps_equal_the_emulator(demo_s2l, tmp_path):
-    from spike2loihi.execute.model_emulator import Executor
+    from spike2loihi.execute.model_emulator import ModelEmulator
 
     m = demo_s2l / "demo.s2l"
     res = invoke("run", m, "--tokens", "5,9,30,41,2,7", "--max-new-tokens", 0, "--dump-logits", tmp_path / "l.npy")
     assert res.exit_code == 0, res.stderr
-    steps = Executor(artifact.load(m)).run(np.array([5, 9, 30, 41, 2, 7]))
+    steps = ModelEmulator(artifact.load(m)).run(np.array([5, 9, 30, 41, 2, 7]))
     assert np.array_equal(np.load(tmp_path / "l.npy"), np.stack([s.logits[0] for s in steps]))
 
 

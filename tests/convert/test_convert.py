@@ -18,7 +18,7 @@ from spike2loihi.reports import evaluate
 from spike2loihi.execute import host_ops
 from spike2loihi.backends.emulator import EmulatorBackend
 from spike2loihi.execute.kernels import lif_update
-from spike2loihi.execute.model_emulator import Executor, flatten_state, unflatten_state
+from spike2loihi.execute.model_emulator import ModelEmulator, flatten_state, unflatten_state
 from spike2loihi.convert.fixed_point import (INT32_MAX, LIMITS, VTH_SHIFT, threshold_to_fixed, worst_accumulation)
 from spike2loihi.model.reference import ReferenceModel
 
@@ -228,7 +228,7 @@ def test_every_chip_node_computes_its_float_op(demo_spec, demo_converted):
 def _run_single(model, seqs):
     out = []
     for seq in seqs:
-        ex = Executor(model, batch_size=1)
+        ex = ModelEmulator(model, batch_size=1)
         steps = ex.run(np.asarray(seq))
         out.append(steps)
     return out
@@ -236,7 +236,7 @@ def _run_single(model, seqs):
 
 def _assert_batch_equals_single(model, seqs):
     single = _run_single(model, seqs)
-    ex = Executor(model, batch_size=len(seqs))
+    ex = ModelEmulator(model, batch_size=len(seqs))
     batched = ex.run(np.asarray(seqs))
     for t, step in enumerate(batched):
         for b in range(len(seqs)):
@@ -260,11 +260,11 @@ def test_emulator_batch_equals_single_random(random_converted):
 def test_emulator_state_save_restore_is_exact(demo_converted, demo_heldout_tokens, tmp_path):
     model, _ = demo_converted
     toks = np.asarray(demo_heldout_tokens[:60])
-    ex = Executor(model)
+    ex = ModelEmulator(model)
     ex.run(toks[:30])
     np.savez(tmp_path / "state.npz", **flatten_state(ex.get_state()))
     cont = ex.run(toks[30:])
-    ex2 = Executor(model)
+    ex2 = ModelEmulator(model)
     with np.load(tmp_path / "state.npz") as f:
         ex2.set_state(unflatten_state(f))
     again = ex2.run(toks[30:])
@@ -292,7 +292,7 @@ def test_artifact_roundtrip_runs_identically(random_converted, tmp_path):
     assert loaded.nodes == model.nodes and loaded.graph.to_dict() == model.graph.to_dict()
     assert set(loaded.tensors) == set(model.tensors)
     toks = np.asarray(tokens_for(spec.config.vocab_size, 20, seed=9))
-    for a, b in zip(Executor(model).run(toks), Executor(loaded).run(toks)):
+    for a, b in zip(ModelEmulator(model).run(toks), ModelEmulator(loaded).run(toks)):
         assert np.array_equal(a.logits, b.logits)
 
 
@@ -436,7 +436,7 @@ def test_random_checkpoints_convert_and_track_float(random_converted):
 
 def test_stats_count_each_spike_once(demo_converted, demo_heldout_tokens):
     model, _ = demo_converted
-    ex = Executor(model, stats=True)
+    ex = ModelEmulator(model, stats=True)
     steps = ex.run(np.asarray(demo_heldout_tokens[:20]))
     for name in steps[0].spikes:
         assert ex.stats.counts[name]["spikes"] == sum(int(s.spikes[name].sum()) for s in steps) > 0

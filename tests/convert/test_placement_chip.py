@@ -17,7 +17,7 @@ from spike2loihi.reports import evaluate
 from spike2loihi.execute import host_ops, onchip_ops as oc
 from spike2loihi.backends.emulator import EmulatorBackend
 from spike2loihi.cli.app import main
-from spike2loihi.execute.model_emulator import Executor
+from spike2loihi.execute.model_emulator import ModelEmulator
 from spike2loihi.model.spec import ModelConfig, Semantics
 from spike2loihi.convert.records import out_frac
 from spike2loihi.model.reference import ReferenceModel
@@ -140,7 +140,7 @@ def _frac_in(model, node_name, src_name):
 def _check_ops_track_float(model, tokens):
     """Every on-chip op, on the integers it actually received, against its float op."""
     g, vals = model.graph, {}
-    ex = Executor(model, trace=lambda name, v: vals.__setitem__(name, v))
+    ex = ModelEmulator(model, trace=lambda name, v: vals.__setitem__(name, v))
     checked = set()
     for t in tokens:
         vals.clear()
@@ -191,8 +191,8 @@ def test_chip_artifact_roundtrip_records_the_placement(demo_chip, tmp_path, demo
     back = artifact.load(path)
     assert ir.placement_of(back.graph) == "chip" and back.manifest["quantization"]["placement"] == "chip"
     toks = np.asarray(demo_heldout_tokens[:20])
-    a = Executor(demo_chip).run(toks)
-    b = Executor(back).run(toks)
+    a = ModelEmulator(demo_chip).run(toks)
+    b = ModelEmulator(back).run(toks)
     for x, y in zip(a, b):
         assert np.array_equal(x.logits, y.logits)
         assert all(np.array_equal(x.spikes[k], y.spikes[k]) for k in x.spikes)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.lava   # every test here runs Lava's simulator
 
 from _lava_helpers import run_lava  # noqa: E402
 from spike2loihi.execute import process_emulator as emu  # noqa: E402
-from spike2loihi.execute.model_emulator import Executor  # noqa: E402
+from spike2loihi.execute.model_emulator import ModelEmulator  # noqa: E402
 from spike2loihi.convert.fixed_point import SignMode  # noqa: E402
 
 
@@ -35,7 +35,7 @@ def test_chip_nodes_of_a_converted_model_equal_lava(demo_converted, demo_heldout
     model, _ = demo_converted
     T = 24
     seen = {}
-    ex = Executor(model, trace=lambda name, v: seen.setdefault(name, []).append(v))
+    ex = ModelEmulator(model, trace=lambda name, v: seen.setdefault(name, []).append(v))
     ex.run(np.asarray(demo_heldout_tokens[:T]))
     # Wo -> att LIF of block 1 (static encoding), and a host-bound Dense (dynamic encoding)
     for name, lif in (("blocks.1.att.output", "blocks.1.att.lif"), ("blocks.2.ffn.value", None)):

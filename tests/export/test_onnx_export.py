@@ -34,7 +34,7 @@ from spike2loihi.convert import artifact, ir
 from spike2loihi.convert.records import DenseParams, Encoding, LifParams
 from spike2loihi.backends.onnxruntime import OnnxRuntimeBackend
 from spike2loihi.execute.kernels import DenseKernel, dense_graded_output, lif_update
-from spike2loihi.execute.model_emulator import Executor, flatten_state
+from spike2loihi.execute.model_emulator import ModelEmulator, flatten_state
 from spike2loihi.convert.fixed_point import VTH_SHIFT
 from spike2loihi.model.reference import ReferenceModel
 
@@ -182,7 +182,7 @@ def compare_converted_sync(model, tokens):
     g = model.graph
     be = OnnxRuntimeBackend(OX.to_bytes(OX.export_artifact(model, probes=True)))
     trace = {}
-    ex = Executor(model, trace=lambda n, v: trace.__setitem__(n, v))
+    ex = ModelEmulator(model, trace=lambda n, v: trace.__setitem__(n, v))
     order = [n for n in g.nodes.values() if not isinstance(n, ir.Sampler)]
     chip = [n for n in order if n.placement.where == ir.CHIP]
     host = [n for n in order if n.placement.where == ir.HOST]
@@ -245,7 +245,7 @@ def _bits(logits, tokens):
 def compare_converted_free(model, tokens):
     """Free-running over `tokens` (teacher forced): the file as users run it (no probes)."""
     be = OnnxRuntimeBackend(OX.to_bytes(OX.export_artifact(model)))
-    ex = Executor(model)
+    ex = ModelEmulator(model)
     st = be.initial_state()
     lo, le = [], []
     f = dict(tokens=len(tokens), logits_identical_tokens=0, first_logit_difference=None, spike_flips=0,
@@ -463,7 +463,7 @@ def test_every_opset_in_range_runs(opset):
     _check_float(f)
     model = convert(spec, tokens_for(20, 20))
     be = OnnxRuntimeBackend(OX.to_bytes(OX.export_artifact(model, opset=opset)))
-    st, ex = be.initial_state(), Executor(model)
+    st, ex = be.initial_state(), ModelEmulator(model)
     for tok in tokens_for(20, 8, seed=2):
         assert np.array_equal(be.run([tok], st)[OX.LOGITS], ex.step([tok]).logits)
 
@@ -472,7 +472,7 @@ def test_batch_dimension_is_free(demo_model, held):
     be = OnnxRuntimeBackend(OX.to_bytes(OX.export_artifact(demo_model)))
     seqs = np.asarray([held[:12], held[100:112]])
     st = be.initial_state(batch=2)
-    ex = Executor(demo_model, batch_size=2)
+    ex = ModelEmulator(demo_model, batch_size=2)
     for t in range(seqs.shape[1]):
         assert np.array_equal(be.run(seqs[:, t], st)[OX.LOGITS], ex.step(seqs[:, t]).logits)
 

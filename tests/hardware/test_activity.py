@@ -13,7 +13,7 @@ from spike2loihi.hardware import activity as A, activity_report as R, energy as 
 from spike2loihi.convert import artifact, ir
 from spike2loihi.cli import group as cliutil
 from spike2loihi.cli.profile import profile as profile_command
-from spike2loihi.execute.model_emulator import Executor
+from spike2loihi.execute.model_emulator import ModelEmulator
 
 
 def converted(n_layer, n_embd, vocab, seed=3, n_tokens=32):
@@ -38,7 +38,7 @@ def two_layers():
 def test_rates_equal_the_executors_own_spike_counts(two_layers):
     model, counts = two_layers
     act = A.measure(model, counts)
-    ex = Executor(model, batch_size=1, stats=True)
+    ex = ModelEmulator(model, batch_size=1, stats=True)
     spikes = {}
     ex.run(np.asarray(TOKENS), lambda t, s: [spikes.setdefault(k, []).append(v[0].copy()) for k, v in s.spikes.items()])
     rates = act.rates()
@@ -47,7 +47,7 @@ def test_rates_equal_the_executors_own_spike_counts(two_layers):
         s = np.stack(rows)
         assert rates[name] == pytest.approx(s.mean(), abs=0)
         assert s.sum() == counts.node(name).out_nonzero
-        # (Stats' own "spikes" counter adds each spike twice: lif_update's counter and Executor.step)
+        # (Stats' own "spikes" counter adds each spike twice: lif_update's counter and ModelEmulator.step)
         assert ex.stats.counts[name]["neuron_steps"] == counts.node(name).out_elements
     assert 0 < act.mean_rate() < 1
 
@@ -62,7 +62,7 @@ def test_synaptic_events_from_an_independent_trace(two_layers):
         if name.endswith(".in"):
             seen.setdefault(name[:-3], []).append(np.asarray(value.q).copy())
 
-    Executor(model, batch_size=1, trace=trace).run(np.asarray(TOKENS))
+    ModelEmulator(model, batch_size=1, trace=trace).run(np.asarray(TOKENS))
     graded = 0
     for name, payloads in seen.items():
         node = g.nodes[name]

@@ -19,7 +19,7 @@ from conftest import ROOT
 from spike2loihi.convert import artifact, ir
 from spike2loihi.backends import generate
 from spike2loihi.backends.emulator import EmulatorBackend
-from spike2loihi.execute.model_emulator import Executor, spikes_by_population
+from spike2loihi.execute.model_emulator import ModelEmulator, spikes_by_population
 from spike2loihi.convert.schedule import schedule
 from conftest import convert_spec as convert, random_spec, tokens_for
 
@@ -43,7 +43,7 @@ def test_schedule_of_the_graded_mapping(demo_spec):
 
 def _emulator_run(model, prompt, n_new, **sampling):
     """The emulator's prompt logits/spikes and the generate loop's tokens, logits and spikes."""
-    steps = Executor(model).run(np.asarray(prompt))
+    steps = ModelEmulator(model).run(np.asarray(prompt))
     res = generate.run(EmulatorBackend(model), prompt, max_new_tokens=n_new, keep_logits=True, keep_spikes=True,
                        **sampling)
     return steps, res
@@ -63,7 +63,7 @@ def _assert_equal_to_emulator(model, prompt, n_new, **sampling):
     # generated tokens run through the graph too: the whole sequence, teacher forced, is the emulator's
     if n_new > 1:
         full = prompt + emu.generated_tokens[:-1]
-        steps = Executor(model).run(np.asarray(full))
+        steps = ModelEmulator(model).run(np.asarray(full))
         assert np.array_equal(lava.logits, np.stack([s.logits[0] for s in steps]))
         att = np.stack([spikes_by_population(model.graph, s.spikes)[0] for s in steps])
         assert np.array_equal(lava.att_spikes.astype(bool), att)

@@ -11,7 +11,7 @@ pytest.importorskip("lava.magma.core.run_configs")
 
 from conftest import ROOT, convert_spec  # noqa: E402
 from spike2loihi.execute import onchip_ops as oc  # noqa: E402
-from spike2loihi.execute.model_emulator import Executor  # noqa: E402
+from spike2loihi.execute.model_emulator import ModelEmulator  # noqa: E402
 
 pytestmark = pytest.mark.lava   # every test here runs Lava's simulator
 
@@ -29,7 +29,7 @@ def traced(demo_spec):
     train, held = demo_corpus.corpus()
     model = convert_spec(demo_spec, demo_spec.tokenizer.encode(train[:200]), placement="chip")[0]
     vals, steps = {}, []
-    ex = Executor(model, trace=lambda name, v: vals.__setitem__(name, getattr(v, "q", v)))
+    ex = ModelEmulator(model, trace=lambda name, v: vals.__setitem__(name, getattr(v, "q", v)))
     for tok in demo_spec.tokenizer.encode(held[:T]):
         vals.clear()
         ex.step([tok])
@@ -135,7 +135,7 @@ def _emulated(model, prompt, n_new):
     """Greedy: the emulator's logits (prompt and generated), spikes, and generated tokens."""
     from spike2loihi.execute.model_emulator import spikes_by_population
 
-    ex = Executor(model)
+    ex = ModelEmulator(model)
     logits, att, ffn, gen = [], [], [], []
 
     def step(tok):
