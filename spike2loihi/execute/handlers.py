@@ -58,30 +58,40 @@ class Payload:
 # ---------------------------------------------------------------------------
 # Prepared parameters: what the handlers read (float32 host params, chip kernels)
 # ---------------------------------------------------------------------------
-class Params:
-    """Host float32 parameters and chip integer parameters of a ConvertedModel, ready to run."""
+class _Lazy(dict):
+    """A dict that builds a missing entry once, on first use (a host block never runs a chip Dense, so
+    it never builds its kernel)."""
 
-    def __init__(self, model: ConvertedModel, kernels: bool = True, floats: Optional[dict] = None):
+    def __init__(self, build: Callable[[str], object]):
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, key):
+        self[key] = value = self._build(key)
+        return value
+
+
+class Params:
+    """Host float32 parameters and chip integer parameters of a ConvertedModel, ready to run: each built
+    once, when a handler first asks for it (`kernels[name]`: a chip Dense's `DenseKernel`; `row_scale[name]`:
+    a host-bound Dense's float step per row)."""
+
+    def __init__(self, model: ConvertedModel, floats: Optional[dict] = None):
         self.model = model
         self.graph = model.graph
         self.q = model.nodes
         self.floats = {k: np.asarray(v, np.float32) for k, v in (floats or {}).items()}
         self._host: Dict[str, np.ndarray] = {}
-        self.kernels: Dict[str, DenseKernel] = {}
-        self.row_scale: Dict[str, np.ndarray] = {}
-        for node in self.graph.nodes.values() if kernels else ():
-            if node.dense and node.placement.where == ir.CHIP:
-                qn = self.q[node.name]
-                self.kernels[node.name] = DenseKernel.from_mantissa(model.tensors[qn.mantissa], qn.truncate_bits)
-                if qn.row_scale:
-                    self.row_scale[node.name] = np.asarray(model.tensors[qn.row_scale], dtype=np.float32)
+        self.kernels: Dict[str, DenseKernel] = _Lazy(
+            lambda name: DenseKernel.from_mantissa(model.tensors[self.q[name].mantissa], self.q[name].truncate_bits))
+        self.row_scale: Dict[str, np.ndarray] = _Lazy(
+            lambda name: np.asarray(model.tensors[self.q[name].row_scale], dtype=np.float32))
 
     @classmethod
     def float_only(cls, graph: ir.Graph, tensors: Dict[str, np.ndarray], floats: Optional[dict] = None) -> "Params":
-        """Float parameters only (no chip kernels): to run any op's float handler, e.g. on a model's
+        """Float parameters only (no chip records): to run any op's float handler, e.g. on a model's
         float checkpoint tensors during conversion; `floats`: the float matrices by node name."""
-        return cls(ConvertedModel(graph=graph, nodes={}, tensors=tensors, manifest={}), kernels=False,
-                   floats=floats)
+        return cls(ConvertedModel(graph=graph, nodes={}, tensors=tensors, manifest={}), floats=floats)
 
     def ints(self, key: str) -> np.ndarray:
         """An integer chip parameter as int64 (cached)."""
