@@ -16,7 +16,7 @@ The stages and the modules that register them (`STAGE_MODULES`):
 | `records` | `convert.records` | the typed quantization record of a chip node |
 | `quantize.host`, `quantize.chip` | `convert.quantize_host`, `convert.quantize_chip` | integer formats per mapping |
 | `lava.chip` | `lava.lowering` | the Lava process(es) of a chip node |
-| `plan.chip` | `hardware.planner` | neurocore populations |
+| `plan.chip` | `hardware.populations` | neurocore populations |
 | `activity.chip` | `hardware.activity` | synaptic events and neuron updates |
 | `onnx.float`, `onnx.host`, `onnx.integer` (and their `.state` stages) | `export.onnx_emitters` | ONNX emission |
 
@@ -36,7 +36,7 @@ STAGE_MODULES = (
     "spike2loihi.convert.quantize_host",
     "spike2loihi.convert.quantize_chip",
     "spike2loihi.lava.lowering",
-    "spike2loihi.hardware.planner",
+    "spike2loihi.hardware.populations",
     "spike2loihi.hardware.activity",
     "spike2loihi.export.onnx_emitters",
 )

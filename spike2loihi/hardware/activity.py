@@ -377,7 +377,7 @@ def _lif_activity(s: _Seen, t: _Tally) -> LayerActivity:
 @ACTIVITY.register(ir.LayerNorm, ir.TokenShift, ir.Sigmoid, ir.Product, ir.ReLU2, ir.Residual)
 def _population_activity(s: _Seen, t: _Tally) -> LayerActivity:
     """`--placement chip` populations, as the planner maps them (estimates)."""
-    from spike2loihi.hardware.planner import chip_node
+    from spike2loihi.hardware.populations import chip_node
 
     n, c, T = s.node, s.c, s.tokens
     pop = chip_node(s.model.graph, n, s.model.nodes.get(n.name))
