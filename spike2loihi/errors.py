@@ -113,3 +113,8 @@ class DoesNotFit(Spike2LoihiError):
 
 class ExportError(Spike2LoihiError):
     """The model cannot be exported (an op ONNX cannot express exactly, a bad opset, a size limit)."""
+
+
+class InputFileError(Spike2LoihiError):
+    """An input path is missing, not a regular file (a directory, a named pipe, a device), unreadable or
+    larger than that input may be."""
