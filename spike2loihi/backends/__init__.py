@@ -21,6 +21,7 @@ whole request at once (`teacher_forced`, `generate`) instead of `step`; `loihi2`
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Protocol, runtime_checkable
 
@@ -67,16 +68,28 @@ def source_checkpoint(model, checkpoint: Optional[str] = None):
     from converters.spikegpt import load_checkpoint
     from spike2loihi.convert.artifact import K_SOURCE, sha256_file
 
+    from spike2loihi.inputs import check_input_file, regular_file
+
     src = model.manifest.get(K_SOURCE) or {}
-    path = Path(checkpoint) if checkpoint else (Path(src["path"]) if src.get("path") else None)
+    if not isinstance(src, dict):
+        src = {}
+    recorded = src.get("path") if isinstance(src.get("path"), str) else None
+    path = Path(checkpoint) if checkpoint else (Path(recorded) if recorded else None)
     if path is None:
         raise BackendError("the artifact records no source checkpoint; give --checkpoint PATH")
-    if not path.exists():
+    if not checkpoint and not os.path.lexists(path):
         raise BackendError(f"source checkpoint {path} is gone (the artifact was converted from it); "
                            "give --checkpoint PATH to point elsewhere")
+    if not checkpoint and not regular_file(path):   # a path from inside the artifact: never opened otherwise
+        raise BackendError(f"the artifact's source checkpoint {path} is not a regular file; give --checkpoint "
+                           "PATH")
+    check_input_file(path, "--checkpoint" if checkpoint else "source checkpoint")
     want = src.get("sha256")
+    if not isinstance(want, str) or len(want) != 64:
+        raise BackendError("the artifact records no sha256 of its source checkpoint, so the float reference "
+                           "cannot be verified to be the model it was converted from; convert again")
     got = sha256_file(path)
-    if want and got != want:
+    if got != want:
         raise BackendError(f"{path}: sha256 {got[:12]}... differs from the artifact's source "
                            f"{want[:12]}...: not the checkpoint this model was converted from")
     spec = load_checkpoint(path, find_tokenizer=False)
@@ -97,6 +110,9 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
 
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    from spike2loihi.inputs import check_input_file
+
+    check_input_file(path)   # a named pipe or a device is refused unread
     from spike2loihi.backends.onnxruntime import is_onnx
 
     if is_onnx(path) or name == "onnxruntime":
@@ -133,7 +149,6 @@ def open_backend(name: str, path, checkpoint: Optional[str] = None, semantics: O
             from spike2loihi.backends import loihi2 as L2
 
             return L2.Loihi2Backend(model, loihi2), tok
-        from spike2loihi.model.spec import Semantics
         from spike2loihi.model.reference import ReferenceModel
 
         spec = source_checkpoint(model, checkpoint)

@@ -5,7 +5,7 @@ import torch
 
 from spike2loihi.convert.artifact import ConvertedModel
 from spike2loihi.execute.model_emulator import ModelEmulator, spikes_by_population
-from spike2loihi.model.spec import ModelConfig, Semantics
+from spike2loihi.model.spec import ModelConfig
 from spike2loihi.model.reference import StepOutput
 
 

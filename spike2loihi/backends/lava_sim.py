@@ -10,7 +10,7 @@ from typing import Callable, List, Optional
 
 from spike2loihi.convert.artifact import ConvertedModel
 from spike2loihi.errors import BackendError
-from spike2loihi.model.spec import ModelConfig, Semantics
+from spike2loihi.model.spec import ModelConfig
 
 
 def require_lava() -> None:

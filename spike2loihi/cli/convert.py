@@ -37,7 +37,7 @@ def _calibration_tokens(spec, sem, calib, calib_tokens_file, calib_len, seed):
         ids = _encode_file(spec.tokenizer, _read_text_file(calib, "--calib"), "--calib", calib)
         return ids[:calib_len], {"source": "text", "path": str(Path(calib).resolve()), "sha256": sha256_file(calib)}
     if calib_tokens_file is not None:
-        ids = _read_token_file(calib_tokens_file, V)
+        ids = _read_token_file(calib_tokens_file, V, "--calib-tokens-file")
         return ids[:calib_len], {"source": "tokens", "path": str(Path(calib_tokens_file).resolve()),
                                  "sha256": sha256_file(calib_tokens_file)}
     import torch

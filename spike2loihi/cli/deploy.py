@@ -29,6 +29,7 @@ from spike2loihi.cli.progress import Progress
 from spike2loihi.cli.rules import OUTPUT_PATH
 from spike2loihi.backends.loihi2 import DEFAULT_LIF_PLACEMENT, LIF_PLACEMENTS, LOIHI_GENS
 from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.inputs import check_input_file
 
 MAX_NEW_TOKENS_CAP = 4096
 
@@ -104,6 +105,7 @@ def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, t
     host = L2.host_selection(partition, board, None, loihi_gen or prof.system.lava_loihi_gen.value
                              or L2.DEFAULT_LOIHI_GEN)
     options = L2.Loihi2Options(host, lif_placement)
+    check_input_file(model_path)   # a named pipe or a device is refused unread
     if not artifact.is_artifact(model_path):
         if not Path(model_path).exists():
             raise Spike2LoihiError(f"{model_path}: no such file")

@@ -16,6 +16,7 @@ from spike2loihi.cli.params import SEED, Int, cap_threads
 from spike2loihi.cli.progress import Progress
 from spike2loihi.cli.rules import OUTPUT_PATH, OutputSet, check_output_paths
 from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.inputs import check_input_file
 
 
 @click.command(name="eval")
@@ -57,10 +58,10 @@ def eval_(ctx, model_path, text, tokens_file, backends, max_tokens, noise_floor,
     from spike2loihi.reports import evaluate
     from spike2loihi.backends import open_backend, source_checkpoint as load_source
     from spike2loihi.backends.emulator import EmulatorBackend
-    from spike2loihi.model.spec import Semantics
 
     if threads:
         torch.set_num_threads(threads)
+    check_input_file(model_path)   # a named pipe or a device is refused unread
     if not artifact.is_artifact(model_path):
         raise Spike2LoihiError(f"{model_path}: not a converted .s2l model; eval compares a converted model with "
                                f"its float source: run `spike2loihi convert {model_path} -o MODEL.s2l` first")

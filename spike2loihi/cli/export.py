@@ -21,6 +21,7 @@ from spike2loihi.cli.params import Int
 from spike2loihi.cli.progress import Progress
 from spike2loihi.cli.rules import OUTPUT_PATH, OutputSet, check_output_paths, warn
 from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.inputs import check_input_file
 
 FORMATS = ("onnx",)
 # = spike2loihi.export.onnx.MIN_OPSET / MAX_OPSET / DEFAULT_OPSET (a test keeps them equal; importing
@@ -74,6 +75,7 @@ def export(ctx, model_path, fmt, output, opset, semantics, tokenizer_path, as_js
     from spike2loihi.convert import artifact
 
     semantics_given = _explicit(ctx, "semantics")
+    check_input_file(model_path)   # a named pipe or a device is refused unread
     if artifact.is_artifact(model_path):
         model = artifact.load(model_path)
         artifact.require_host_placement(model, model_path, "export")

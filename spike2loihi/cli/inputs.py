@@ -4,13 +4,13 @@ dropped, and one-line errors), and whether an option was given on the command li
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 from click.core import ParameterSource
 
 from spike2loihi.cli.params import parse_int_list
 from spike2loihi.cli.rules import show_examples, warn
 from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.inputs import MAX_TEXT_BYTES, MAX_TOKENS_FILE_BYTES, read_input_text
 
 
 def _plural(n: int, word: str) -> str:
@@ -52,21 +52,16 @@ def _encode_prompt(tok, prompt: str):
     return ids
 
 
-def _read_token_file(path, vocab: int):
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise Spike2LoihiError(f"{path}: cannot read token file ({exc})") from None
-    return parse_int_list(text, str(path), 0, vocab - 1)
+def _read_token_file(path, vocab: int, option: str = "--tokens-file"):
+    """Token ids of a file of whitespace- or comma-separated integers below `vocab` (a regular file of
+    bounded size)."""
+    text = read_input_text(path, option, MAX_TOKENS_FILE_BYTES)
+    return parse_int_list(text, f"{option} {path}", 0, vocab - 1)
 
 
 def _read_text_file(path, option: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise Spike2LoihiError(f"{option} {path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise Spike2LoihiError(f"{option} {path}: cannot read ({exc.strerror})") from None
+    """A UTF-8 text file (a regular file of bounded size)."""
+    return read_input_text(path, option, MAX_TEXT_BYTES)
 
 
 def _encode_file(tok, text: str, option: str, path, min_tokens: int = 2) -> list:

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from spike2loihi.cli.options import SEMANTICS_CHOICES
+from spike2loihi.inputs import check_input_file
 
 
 def _rescale_text(sem: dict, n_layer: int) -> str:
@@ -40,6 +41,7 @@ def inspect(checkpoint, tokenizer_path, graph, semantics, placement, as_json):
     .s2l model (its manifest); with --graph, the op graph with its chip/host placement."""
     from spike2loihi.convert import artifact
 
+    check_input_file(checkpoint)   # a named pipe or a device is refused unread
     if artifact.is_artifact(checkpoint):
         model = artifact.load(checkpoint)
         if graph:

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import click
 
-from spike2loihi.cli.inputs import _encode_file, _explicit, _read_text_file
+from spike2loihi.cli.inputs import _encode_file, _explicit, _read_text_file, _read_token_file
 from spike2loihi.cli.interrupts import begin_work
-from spike2loihi.cli.params import Int, parse_int_list
+from spike2loihi.cli.params import Int
 from spike2loihi.cli.progress import Progress
 from spike2loihi.cli.rules import OUTPUT_PATH, OutputSet, check_output_paths, warn
 from spike2loihi.errors import DoesNotFit, Spike2LoihiError
 from spike2loihi.fileio import json_default
+from spike2loihi.inputs import check_input_file
 
 ACTIVITY_BACKENDS = ("emulator", "lava-sim")
 
@@ -38,11 +39,7 @@ def _read_tokens(model, model_path, text, tokens_file, max_tokens):
         ids = _encode_file(tok, _read_text_file(text, "--text"), "--text", text, min_tokens=0)
         source = f"--text {text}"
     else:
-        try:
-            content = Path(tokens_file).read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise Spike2LoihiError(f"--tokens-file {tokens_file}: cannot read ({exc})") from None
-        ids = parse_int_list(content, f"--tokens-file {tokens_file}", 0, V - 1)
+        ids = _read_token_file(tokens_file, V)
         source = f"--tokens-file {tokens_file}"
     if not ids:
         raise Spike2LoihiError(f"{source}: no tokens after encoding; the activity run needs at least one")
@@ -95,6 +92,7 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
         activity.check_backend(backend)  # before any work
     prof = hardware.load_profile(hw)
     systems = planner.packaged_profiles()
+    check_input_file(model_path)   # a named pipe or a device is refused unread
     if not artifact.is_artifact(model_path):
         if not Path(model_path).exists():
             raise Spike2LoihiError(f"{model_path}: no such file")
@@ -107,6 +105,7 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
     plan = planner.plan_model(model, prof, systems, name)
     other = None
     if compare_path is not None:
+        check_input_file(compare_path, "--compare")
         if not artifact.is_artifact(compare_path):
             raise Spike2LoihiError(f"--compare {compare_path}: not a converted .s2l model")
         other = artifact.load(compare_path)

@@ -22,6 +22,7 @@ from spike2loihi.cli.params import SEED, SEED_MAX, Float, Int, cap_threads, pars
 from spike2loihi.cli.progress import Progress
 from spike2loihi.cli.rules import OUTPUT_PATH, OutputSet, check_output_paths, warn
 from spike2loihi.errors import Spike2LoihiError
+from spike2loihi.inputs import check_input_file
 
 MIN_TEMPERATURE = 1e-6  # below ~1e-300 logits / T overflows float64; 1e-6 already is the argmax in practice
 
@@ -199,6 +200,7 @@ def _open_model(ctx, checkpoint, backend, source_checkpoint, semantics, tokenize
 
     if threads:
         torch.set_num_threads(threads)
+    check_input_file(checkpoint)   # a named pipe or a device is refused unread
     is_artifact = artifact.is_artifact(checkpoint)
     is_onnx = str(checkpoint).lower().endswith(".onnx")  # an exported step graph: its semantics are fixed
     backend = backend or ("emulator" if is_artifact else "onnxruntime" if is_onnx else "torch")

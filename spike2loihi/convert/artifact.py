@@ -27,7 +27,7 @@ import numpy as np
 
 from spike2loihi.convert import ir
 from spike2loihi.convert.records import Record, RecordError, nodes_to_dict, record_for
-from spike2loihi.errors import ArtifactError, PlacementError
+from spike2loihi.errors import ArtifactError, InputFileError, PlacementError
 
 MAGIC = b"S2LMODEL"
 FORMAT_VERSION = 1
@@ -219,20 +219,30 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> ConvertedModel:
 
 
 def load(path) -> ConvertedModel:
+    """Read and check a `.s2l` file (a regular file: a named pipe or a device is refused unread)."""
+    from spike2loihi.inputs import check_input_file
+
     path = Path(path)
-    if not path.exists():
-        raise ArtifactError(f"{path}: no such file")
-    if path.is_dir():
-        raise ArtifactError(f"{path}: is a directory, expected a .s2l model file")
     try:
-        data = path.read_bytes()
+        st = check_input_file(path)
+    except InputFileError as exc:
+        hint = ", expected a .s2l model file" if path.is_dir() else ""
+        raise ArtifactError(f"{exc}{hint}") from None
+    try:
+        with open(path, "rb") as f:
+            data = f.read(st.st_size + 1)
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read ({exc.strerror})") from None
     return from_bytes(data, str(path))
 
 
 def is_artifact(path) -> bool:
-    """True when the file starts with the .s2l magic (cheap: reads 8 bytes)."""
+    """True when `path` is a regular file that starts with the .s2l magic (cheap: reads 8 bytes; a named
+    pipe or a device is never opened)."""
+    from spike2loihi.inputs import regular_file
+
+    if not regular_file(path):
+        return False
     try:
         with open(path, "rb") as f:
             return f.read(8) == MAGIC

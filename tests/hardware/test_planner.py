@@ -261,7 +261,7 @@ def test_cli_does_not_fit_lists_everything_exits_1_writes_nothing(small_s2l, tmp
 def test_cli_input_errors_are_one_line(small_s2l, tmp_path):
     for args, needle in [
         ((tmp_path / "none.s2l", "--hw", "oheo_gulch"), "no such file"),
-        ((small_s2l.parent, "--hw", "oheo_gulch"), "not a converted .s2l model"),
+        ((small_s2l.parent, "--hw", "oheo_gulch"), "is a directory"),
         ((small_s2l, "--hw", "kapohopoint"), "did you mean kapoho_point"),
         ((small_s2l, "--hw", "oheo_gulch", "--text", small_s2l, "--tokens-file", small_s2l),
          "give at most one of --text and --tokens-file"),
