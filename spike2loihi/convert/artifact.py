@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +26,9 @@ from typing import Dict
 
 import numpy as np
 
-from spike2loihi.convert import ir
+from spike2loihi.convert import ir, validate
 from spike2loihi.convert.records import Record, RecordError, nodes_to_dict, record_for
-from spike2loihi.errors import ArtifactError, InputFileError, PlacementError
+from spike2loihi.errors import ArtifactError, InputFileError, PlacementError, one_line
 
 MAGIC = b"S2LMODEL"
 FORMAT_VERSION = 1
@@ -191,31 +192,47 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> ConvertedModel:
         raise ArtifactError(f"{source}: checksum mismatch: the file is corrupt or truncated")
     try:
         manifest = json.loads(data[_HEADER.size:_HEADER.size + mlen].decode("utf-8"))
+    except RecursionError:
+        raise ArtifactError(f"{source}: manifest is not valid (nested too deep)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{source}: manifest is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{source}: manifest is not valid (not an object)")
+    try:
         graph = ir.Graph.from_dict(manifest.pop(K_GRAPH))
         raw_nodes = manifest.pop(K_NODES)
         entries = manifest.pop(K_TENSORS)
+        if not isinstance(raw_nodes, dict):
+            raise ValueError("nodes is not an object")
         unknown = sorted(set(raw_nodes) - set(graph.nodes))
         if unknown:
             raise ValueError(f"node {unknown[0]!r} is not in the graph")
         nodes = {name: record_for(graph.nodes[name], d) for name, d in raw_nodes.items()}
     except RecordError as exc:
         raise ArtifactError(f"{source}: manifest is not valid ({exc})") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ArtifactError(f"{source}: manifest is not valid ({exc})") from None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise ArtifactError(f"{source}: manifest is not valid ({one_line(exc)[:300]})") from None
     start = _HEADER.size + mlen
     start += _pad(start)
+    good, bad = validate.tensor_entries(entries, start, len(body))
+    if bad:
+        raise ArtifactError(f"{source}: manifest is not valid ({_listed(bad)})")
     tensors = {}
-    for e in entries:
-        lo, hi = start + int(e["offset"]), start + int(e["offset"]) + int(e["nbytes"])
-        if e["dtype"] not in _DTYPES or hi > len(body):
-            raise ArtifactError(f"{source}: tensor {e.get('name')!r} is out of bounds or of unknown dtype")
-        arr = np.frombuffer(data, dtype=np.dtype(e["dtype"]).newbyteorder("<"), count=-1, offset=lo)
-        count = int(np.prod(e["shape"])) if e["shape"] else 1
-        if arr.itemsize * count != hi - lo:
-            raise ArtifactError(f"{source}: tensor {e['name']!r}: shape {e['shape']} does not match its size")
-        tensors[e["name"]] = arr[:count].reshape(e["shape"])
+    for e in good:
+        arr = np.frombuffer(data, dtype=np.dtype(e["dtype"]).newbyteorder("<"), count=math.prod(e["shape"]),
+                            offset=start + e["offset"])
+        tensors[e["name"]] = arr.reshape(e["shape"])
     manifest[K_FORMAT] = version
-    return ConvertedModel(graph=graph, nodes=nodes, tensors=tensors, manifest=manifest)
+    model = ConvertedModel(graph=graph, nodes=nodes, tensors=tensors, manifest=manifest)
+    bad = validate.problems(model)
+    if bad:
+        raise ArtifactError(f"{source}: not a valid model ({_listed(bad)})")
+    return model
+
+
+def _listed(problems, shown: int = 5) -> str:
+    more = len(problems) - shown
+    return "; ".join(problems[:shown]) + (f"; and {more} more" if more > 0 else "")
 
 
 def load(path) -> ConvertedModel:
