@@ -3,6 +3,11 @@
 The official trainer writes `vocab.json` as {"0": "\\n", "1": " ", ...} in UTF-16
 with a BOM; UTF-8 files are accepted too. The 216M model uses the GPT-NeoX 20B
 tokenizer, a `tokenizers` JSON file.
+
+A tokenizer file is read as hostile (`spike2loihi.inputs.read_input_bytes`): a regular
+file of at most `MAX_TOKENIZER_BYTES`, a named pipe or a device refused unread. A
+tokenizer embedded in a converted model is named as such in messages, not by the file
+name it was once read from.
 """
 from __future__ import annotations
 
@@ -11,12 +16,17 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from spike2loihi.errors import TokenizerError
+from spike2loihi.errors import InputFileError, TokenizerError
+from spike2loihi.inputs import MAX_TOKENIZER_BYTES, read_input_bytes, regular_file
 
 DEFAULT_UNKNOWN_CHAR = " "  # what the official book model maps unknown characters to
 
 
-def _decode_text(path: Path, raw: bytes) -> str:
+EMBEDDED = "the model's embedded tokenizer"
+
+
+def _decode_text(path, raw: bytes) -> str:
+    """`raw` decoded (UTF-16 with or without a BOM, UTF-8); `path` labels it in the error."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         enc = "utf-16"
     elif raw.startswith(b"\xef\xbb\xbf"):
@@ -41,8 +51,10 @@ class CharTokenizer:
 
     kind = "char"
 
-    def __init__(self, itos: Dict[int, str], path: str = "", unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR):
+    def __init__(self, itos: Dict[int, str], path: str = "", unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR,
+                 label: Optional[str] = None):
         self.path = path
+        self.label = label or path  # how messages name it (an embedded tokenizer has no file)
         self.itos = dict(itos)
         self.stoi = {c: i for i, c in self.itos.items()}
         self.unknown_id = self.stoi.get(unknown_char) if unknown_char is not None else None
@@ -56,7 +68,7 @@ class CharTokenizer:
         for ch in text:
             i = self.stoi.get(ch, self.unknown_id)
             if i is None:
-                raise TokenizerError(f"{self.path}: character {ch!r} is not in the vocabulary "
+                raise TokenizerError(f"{self.label}: character {ch!r} is not in the vocabulary "
                                      "and the vocabulary has no fallback character")
             ids.append(i)
         return ids
@@ -88,7 +100,7 @@ class CharTokenizer:
         try:
             return "".join(self.itos[int(i)] for i in ids)
         except KeyError as exc:
-            raise TokenizerError(f"{self.path}: token id {exc.args[0]} is outside the vocabulary "
+            raise TokenizerError(f"{self.label}: token id {exc.args[0]} is outside the vocabulary "
                                  f"(0..{self.vocab_size - 1})") from None
 
     def to_json_text(self) -> str:
@@ -111,9 +123,10 @@ class HFTokenizer:
 
     kind = "huggingface"
 
-    def __init__(self, tok, path: str = ""):
+    def __init__(self, tok, path: str = "", label: Optional[str] = None):
         self.tok = tok
         self.path = path
+        self.label = label or path  # how messages name it (an embedded tokenizer has no file)
 
     @property
     def vocab_size(self) -> int:
@@ -167,7 +180,8 @@ class HFTokenizer:
         return self.tok.decode([int(i) for i in ids])
 
 
-def _char_vocab(path: Path, obj: dict, unknown_char) -> CharTokenizer:
+def _char_vocab(path, obj: dict, unknown_char, name: Optional[str] = None) -> CharTokenizer:
+    """`path` labels the vocabulary in errors; `name` (default `path`) is the tokenizer's `path`."""
     itos = {}
     for k, v in obj.items():
         # Canonical ASCII decimals only: str.isdigit() accepts '²' (int() then fails) and
@@ -186,22 +200,37 @@ def _char_vocab(path: Path, obj: dict, unknown_char) -> CharTokenizer:
             raise TokenizerError(f"{path}: char vocabulary maps indices {seen[itos[i]]} and {i} "
                                  f"to the same character {itos[i]!r}")
         seen[itos[i]] = i
-    return CharTokenizer(itos, path=str(path), unknown_char=unknown_char)
+    return CharTokenizer(itos, path=str(path if name is None else name), unknown_char=unknown_char,
+                         label=str(path))
 
 
 def load_tokenizer(path, unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR):
-    """Read a char vocabulary or a `tokenizers` JSON file, by its content."""
+    """Read a char vocabulary or a `tokenizers` JSON file, by its content (a regular file of at most
+    MAX_TOKENIZER_BYTES: a named pipe, a device or a directory is refused unread)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TokenizerError(f"{path}: cannot read tokenizer file ({exc.strerror})") from None
-    return tokenizer_from_bytes(raw, str(path), unknown_char)
+        raw = read_input_bytes(path, "tokenizer", MAX_TOKENIZER_BYTES)
+    except InputFileError as exc:
+        raise TokenizerError(str(exc)) from None
+    return _parse(raw, str(path), str(path), unknown_char)
 
 
-def tokenizer_from_bytes(raw: bytes, name: str = "", unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR):
-    """A tokenizer from a file's bytes (`name` labels it in messages, e.g. the artifact it came from)."""
-    path = name
+def tokenizer_from_bytes(raw: bytes, name: str = "", unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR,
+                         embedded: Optional[bool] = None):
+    """A tokenizer from a file's bytes; `name` is the file name it was read from (the tokenizer's `path`).
+
+    When `embedded` (by default: when `name` is not an existing file), the bytes came from inside a
+    model (an artifact, an ONNX file), and messages call it "the model's embedded tokenizer" rather
+    than name a file that is not there."""
+    if embedded is None:
+        embedded = not (name and regular_file(name))
+    label = (f"{EMBEDDED} ({name})" if name else EMBEDDED) if embedded else name
+    return _parse(raw, label, name, unknown_char)
+
+
+def _parse(raw: bytes, label: str, name: str, unknown_char: Optional[str]):
+    """A tokenizer of `raw` bytes: `label` names it in errors, `name` becomes its `path`."""
+    path = label
     text = _decode_text(path, raw)
     try:
         obj = json.loads(text)
@@ -214,11 +243,11 @@ def tokenizer_from_bytes(raw: bytes, name: str = "", unknown_char: Optional[str]
     if "model" in obj and isinstance(obj.get("model"), dict):
         try:
             from tokenizers import Tokenizer
-            return HFTokenizer(Tokenizer.from_str(text), path=str(path))
+            return HFTokenizer(Tokenizer.from_str(text), path=str(name), label=str(label))
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise TokenizerError(f"{path}: invalid tokenizers JSON ({first})") from None
-    return _char_vocab(path, obj, unknown_char)
+    return _char_vocab(path, obj, unknown_char, name=name)
 
 
 def artifact_tokenizer(model, unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR):
@@ -227,4 +256,4 @@ def artifact_tokenizer(model, unknown_char: Optional[str] = DEFAULT_UNKNOWN_CHAR
     if stored is None:
         return None
     raw, name = stored
-    return tokenizer_from_bytes(raw, name=name, unknown_char=unknown_char)
+    return tokenizer_from_bytes(raw, name=name, unknown_char=unknown_char, embedded=True)

@@ -6,6 +6,26 @@ tokenizer. The state is a dict of numpy arrays named like the graph's state inpu
 (`blocks.0.att.wkv/aa`, ...); `step` feeds it with the token and replaces each entry by
 its `.next` output, in place, as the other backends update theirs.
 
+A `.onnx` file is read as hostile input (`spike2loihi.inputs`), and onnxruntime never opens
+a file itself:
+
+* the model must be a regular file of at most `MAX_MODEL_BYTES` (a named pipe or a device
+  is refused unread); its bytes are read once and parsed with the `onnx` package (protobuf
+  only) before onnxruntime sees anything;
+* every tensor stored as *external data* (initializers, sparse initializers, tensors in node
+  attributes, in subgraphs, in model-local functions and training graphs) must name a
+  relative `location` that resolves, symlinks followed, inside the model's own folder, to a
+  regular file that holds `offset` + `length`; spike2loihi reads those bytes itself and puts
+  them into the model, so that onnxruntime is given one protobuf with no path in it (no
+  `/etc/passwd`, no `../`, no `*/_ORT_MEM_ADDR_/*` address: such a model is one
+  `BackendError` line naming the tensor and the location);
+* the metadata is checked against a small schema (`_check_metadata`) before any of it is
+  used: every problem is named in one line, and the state it implies is bounded
+  (`MAX_STATE_ELEMENTS` per batch row);
+* onnxruntime's own logging is turned down to fatal messages (`ORT_LOG_SEVERITY`, on the default
+  logger, the session and every run): at severity 3 (error) it still prints a coloured line for
+  each error that it also raises, and every error it raises becomes our one `BackendError` line.
+
 Sessions run with onnxruntime's default graph optimizations (constant folding turns the
 int8 weight mantissas into the MatMul's dtype once) and one intra-op thread: a step is a
 chain of small ops, which more threads only slow down.
@@ -13,15 +33,38 @@ chain of small ops, which more threads only slow down.
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
+import stat
 from pathlib import Path
-from typing import Dict, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from spike2loihi.errors import BackendError
+from spike2loihi.errors import BackendError, InputFileError, one_line
 
 SUFFIX = ".onnx"
+
+GiB = 1 << 30
+MiB = 1 << 20
+#: A protobuf message (the .onnx file, and the model handed to onnxruntime once its external
+#: data is read in) cannot exceed 2 GiB; spike2loihi's exporter refuses larger models.
+MAX_MODEL_BYTES = 2 * GiB - 1
+#: Bounds on the metadata (`spike2loihi.export.onnx.M_*`).
+MAX_N_LAYER = 10_000
+MAX_N_EMBD = 1_000_000
+MAX_VOCAB = 1_000_000
+MAX_STATE_DIM = 10_000_000                 # one state tensor's width
+MAX_STATE_TENSORS_PER_LAYER = 32           # the exports write 7 (float) or 9 (converted)
+MAX_STATE_ELEMENTS = 1 << 26               # all state tensors together, per batch row
+MAX_META_JSON_CHARS = 1 * MiB              # config, semantics
+MAX_STATE_JSON_CHARS = 64 * MiB
+MAX_NAME_CHARS = 1024                      # a state tensor's name, the tokenizer's file name
+#: State dtypes and their ONNX element types (TensorProto.FLOAT, DOUBLE, INT32, INT64).
+STATE_DTYPES = {"float32": 1, "float64": 11, "int32": 6, "int64": 7}
+#: onnxruntime's log severity: 0 verbose .. 3 error, 4 fatal. Its errors are raised (and become one line).
+ORT_LOG_SEVERITY = 4
 
 
 def is_onnx(path) -> bool:
@@ -38,6 +81,444 @@ def _ort_message(exc: Exception) -> str:
     return m.group(1) if m and m.group(1) else text
 
 
+def _show(text: str, limit: int = 200) -> str:
+    """A string from the file, quoted for a one-line message (control characters escaped, cut short)."""
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _name(text: str, limit: int = 200) -> str:
+    """A name from the file as it is when printable, else quoted with its control characters escaped."""
+    text = str(text)
+    return text if text.isprintable() and len(text) <= limit else _show(text, limit)
+
+
+# ---------------------------------------------------------------------------
+# Reading the file: a regular file, bounded, parsed by protobuf only
+# ---------------------------------------------------------------------------
+def _open_regular(path: str, flags: int = 0) -> Tuple[int, os.stat_result]:
+    """An fd on `path` opened without blocking (a FIFO swapped in after a stat is not waited on) and its
+    fstat, which must be a regular file; OSError otherwise (the caller names it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IsADirectoryError(0, "not a regular file") if stat.S_ISDIR(st.st_mode) else \
+                OSError(0, "not a regular file")
+        os.set_blocking(fd, True)
+        return fd, st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _pread_all(fd: int, length: int, offset: int) -> bytes:
+    chunks, done = [], 0
+    while done < length:
+        chunk = os.pread(fd, min(length - done, 64 * MiB), offset + done)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        done += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_model_file(path: Path) -> bytes:
+    from spike2loihi.inputs import check_input_file
+
+    try:
+        check_input_file(path, "", max_bytes=MAX_MODEL_BYTES)
+    except InputFileError as exc:
+        hint = ", expected an .onnx model file" if str(exc).endswith("is a directory") else ""
+        raise BackendError(f"{exc}{hint}") from None
+    try:
+        fd, st = _open_regular(str(path))
+    except OSError as exc:
+        raise BackendError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data = _pread_all(fd, min(st.st_size, MAX_MODEL_BYTES) + 1, 0)
+    except OSError as exc:
+        raise BackendError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_MODEL_BYTES:   # it grew after the check
+        raise BackendError(f"{path}: more than the {MAX_MODEL_BYTES:,} bytes an ONNX model may have")
+    return data
+
+
+def _parse(data: bytes, where: str):
+    import onnx
+
+    try:
+        return onnx.load_model_from_string(data)
+    except Exception as exc:   # google.protobuf.message.DecodeError, RecursionError (nesting), ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BackendError(f"{where}: onnxruntime cannot load it (not an ONNX protobuf: {first})") from None
+
+
+# ---------------------------------------------------------------------------
+# External data: confined to the model's folder, read here, put into the model
+# ---------------------------------------------------------------------------
+def _all_tensors(proto) -> List[Tuple[object, str]]:
+    """Every TensorProto of the model with a label: initializers, sparse initializers, node attributes
+    (t, tensors, sparse_tensor(s)), subgraphs at any depth, model-local functions, training graphs."""
+    out: List[Tuple[object, str]] = []
+    graphs = [(proto.graph, "")]
+    nodes: List[Tuple[object, str]] = []
+    for f in proto.functions:
+        nodes.extend((n, f"function {_name(f.name)}: ") for n in f.node)
+    for i, ti in enumerate(proto.training_info):
+        graphs.append((ti.initialization, f"training_info[{i}].initialization: "))
+        graphs.append((ti.algorithm, f"training_info[{i}].algorithm: "))
+
+    def sparse(sp, label):
+        out.append((sp.values, f"{label} (values)"))
+        out.append((sp.indices, f"{label} (indices)"))
+
+    while graphs or nodes:
+        if graphs:
+            g, ctx = graphs.pop()
+            for t in g.initializer:
+                out.append((t, f"{ctx}initializer {_name(t.name)}"))
+            for sp in g.sparse_initializer:
+                sparse(sp, f"{ctx}sparse initializer {_name(sp.values.name)}")
+            nodes.extend((n, ctx) for n in g.node)
+            continue
+        n, ctx = nodes.pop()
+        node = _name(n.name or n.op_type)
+        for a in n.attribute:
+            label = f"{ctx}attribute {_name(a.name)} of node {node}"
+            if a.HasField("t"):
+                out.append((a.t, label + (f" (tensor {_name(a.t.name)})" if a.t.name else "")))
+            for i, t in enumerate(a.tensors):
+                out.append((t, f"{label}[{i}]"))
+            if a.HasField("sparse_tensor"):
+                sparse(a.sparse_tensor, label)
+            for i, sp in enumerate(a.sparse_tensors):
+                sparse(sp, f"{label}[{i}]")
+            if a.HasField("g"):
+                graphs.append((a.g, f"{ctx}subgraph {_name(a.name)} of node {node}: "))
+            for i, g in enumerate(a.graphs):
+                graphs.append((g, f"{ctx}subgraph {_name(a.name)}[{i}] of node {node}: "))
+    return out
+
+
+def _uses_external_data(t) -> bool:
+    from onnx import TensorProto
+
+    return t.data_location == TensorProto.EXTERNAL or len(t.external_data) > 0
+
+
+_DATA_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
+
+
+def _external_entry(t, label: str, folder: Optional[str], where: str) -> Tuple[str, int, Optional[int]]:
+    """(resolved path, offset, length or None) of a tensor's external data, checked."""
+    entries: Dict[str, str] = {}
+    for e in t.external_data:
+        if e.key in entries:
+            raise BackendError(f"{where}: {label}: external data key {_show(e.key)} given twice")
+        entries[e.key] = e.value
+    location = entries.get("location", "")
+    loc = _show(location)
+    if not location:
+        raise BackendError(f"{where}: {label}: external data without a location")
+    if folder is None:
+        raise BackendError(f"{where}: {label}: external data at {loc}, but the model was given as bytes, not as "
+                           "a file in a folder; give the .onnx file's path")
+    if "\x00" in location or os.path.isabs(location):
+        raise BackendError(f"{where}: {label}: external data at {loc}: an absolute path; external data must be "
+                           "a relative path inside the model's folder")
+    real = os.path.realpath(os.path.join(folder, location))
+    if real == folder or os.path.commonpath([folder, real]) != folder:
+        raise BackendError(f"{where}: {label}: external data at {loc} resolves to {_show(real)}, outside the "
+                           f"model's folder {_show(folder)}")
+    nums = {}
+    for key in ("offset", "length"):
+        if key in entries:
+            v = entries[key]
+            if not re.fullmatch(r"[0-9]{1,19}", v):
+                raise BackendError(f"{where}: {label}: external data at {loc}: {key} {_show(v)} is not a "
+                                   "non-negative integer")
+            nums[key] = int(v)
+    return real, nums.get("offset", 0), nums.get("length")
+
+
+def _inline_external_data(proto, folder: Optional[str], where: str) -> bool:
+    """Check every external-data tensor and replace its reference by the bytes it names; True if any."""
+    from onnx import TensorProto
+
+    found = [(t, label) for t, label in _all_tensors(proto) if _uses_external_data(t)]
+    if not found:
+        return False
+    plans = []
+    total = 0
+    for t, label in found:
+        real, offset, length = _external_entry(t, label, folder, where)
+        loc = _show({e.key: e.value for e in t.external_data}["location"])
+        try:
+            st = os.stat(real)
+        except OSError as exc:
+            raise BackendError(f"{where}: {label}: external data at {loc}: cannot read ({exc.strerror})") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise BackendError(f"{where}: {label}: external data at {loc} is not a regular file")
+        end = st.st_size if length is None else offset + length
+        if offset > st.st_size or end > st.st_size:
+            raise BackendError(f"{where}: {label}: external data at {loc}: offset {offset:,} + length "
+                               f"{end - offset:,} lies past the end of the file ({st.st_size:,} bytes)")
+        total += end - offset
+        if total > MAX_MODEL_BYTES:
+            raise BackendError(f"{where}: external data of more than {MAX_MODEL_BYTES:,} bytes in all: this backend "
+                               "loads a model whole, within protobuf's 2 GiB")
+        plans.append((t, label, loc, real, offset, end - offset))
+    for t, label, loc, real, offset, length in plans:
+        try:    # O_NOFOLLOW: the last component was resolved above; a symlink put there since is refused
+            fd, st = _open_regular(real, getattr(os, "O_NOFOLLOW", 0))
+            try:
+                data = _pread_all(fd, length, offset) if offset + length <= st.st_size else b""
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise BackendError(f"{where}: {label}: external data at {loc}: cannot read "
+                               f"({exc.strerror or exc})") from None
+        if len(data) != length:
+            raise BackendError(f"{where}: {label}: external data at {loc} changed while it was read")
+        for f in _DATA_FIELDS:
+            t.ClearField(f)
+        del t.external_data[:]
+        t.data_location = TensorProto.DEFAULT
+        t.raw_data = data
+    if proto.ByteSize() > MAX_MODEL_BYTES:
+        raise BackendError(f"{where}: with its external data, more than the {MAX_MODEL_BYTES:,} bytes this backend "
+                           "loads (protobuf's 2 GiB)")
+    return True
+
+
+# ---------------------------------------------------------------------------
+# The metadata schema
+# ---------------------------------------------------------------------------
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _json(meta: Dict[str, str], key: str, limit: int, problems: List[str]):
+    text = meta.get(key)
+    if text is None:
+        problems.append(f"{key} missing")
+        return None
+    if len(text) > limit:
+        problems.append(f"{key} of {len(text):,} characters, more than {limit:,}")
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.append(f"{key} is not JSON ({exc.msg} at character {exc.pos})")
+    except RecursionError:
+        problems.append(f"{key} is JSON nested too deeply")
+    except ValueError as exc:                        # an integer of too many digits, ...
+        problems.append(f"{key} is not usable JSON ({one_line(exc)[:100]})")
+    return None
+
+
+def _check_config(cfg, problems: List[str]):
+    from spike2loihi.export.onnx import M_CONFIG as key
+    from spike2loihi.model.spec import ModelConfig
+
+    if cfg is None:
+        return None
+    if not isinstance(cfg, dict):
+        problems.append(f"{key} is a JSON {type(cfg).__name__}, not an object")
+        return None
+    ok = True
+    bounds = {"n_layer": MAX_N_LAYER, "n_embd": MAX_N_EMBD, "vocab_size": MAX_VOCAB}
+    for name, hi in bounds.items():
+        v = cfg.get(name)
+        if name not in cfg:
+            problems.append(f"{key}: {name} missing")
+            ok = False
+        elif not _is_int(v) or not 1 <= v <= hi:
+            problems.append(f"{key}: {name} {_show(json.dumps(v), 40)} is not an integer in 1..{hi:,}")
+            ok = False
+    extra = sorted(set(cfg) - set(bounds))
+    if extra:
+        problems.append(f"{key}: unknown key(s) {', '.join(_show(k, 40) for k in extra[:5])}")
+        ok = False
+    return ModelConfig(**cfg) if ok else None
+
+
+def _check_semantics(sem, problems: List[str]):
+    from spike2loihi.export.onnx import M_SEMANTICS as key
+    from spike2loihi.model.spec import SEMANTICS_CHOICES, Semantics
+
+    if sem is None:
+        return None
+    if not isinstance(sem, dict):
+        problems.append(f"{key} is a JSON {type(sem).__name__}, not an object")
+        return None
+    n = len(problems)
+    if sem.get("name") not in SEMANTICS_CHOICES:
+        problems.append(f"{key}: name {_show(json.dumps(sem.get('name')), 40)} is not one of "
+                        f"{', '.join(SEMANTICS_CHOICES)}")
+    if not isinstance(sem.get("binary_embedding"), bool):
+        problems.append(f"{key}: binary_embedding is not true or false")
+    r = sem.get("rescale_layer")
+    if not _is_int(r) or not 0 <= r <= MAX_N_LAYER:
+        problems.append(f"{key}: rescale_layer {_show(json.dumps(r), 40)} is not an integer in 0..{MAX_N_LAYER:,}")
+    extra = sorted(set(sem) - {"name", "binary_embedding", "rescale_layer"})
+    if extra:
+        problems.append(f"{key}: unknown key(s) {', '.join(_show(k, 40) for k in extra[:5])}")
+    if len(problems) > n:
+        return None
+    try:
+        return Semantics(**sem)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{key}: {one_line(exc)}")
+        return None
+
+
+def _check_state(spec, config, graph_io, token: str, problems: List[str]):
+    """The state spec: a list of {name, next, dtype, dim, init, ...}, consistent with the config and the
+    graph's inputs and outputs, within `MAX_STATE_ELEMENTS`."""
+    from spike2loihi.export.onnx import M_STATE as key
+
+    if spec is None:
+        return None
+    if not isinstance(spec, list) or not spec:
+        problems.append(f"{key} is not a non-empty JSON list" if isinstance(spec, list) else
+                        f"{key} is a JSON {type(spec).__name__}, not a list")
+        return None
+    limit = MAX_STATE_TENSORS_PER_LAYER * (config.n_layer if config else MAX_N_LAYER)
+    if len(spec) > limit:
+        problems.append(f"{key}: {len(spec):,} state tensors, more than {limit:,}")
+        return None
+    inputs, outputs = graph_io
+    dims = {config.n_embd, config.ffn_dim} if config else None
+    n = len(problems)
+    total = sum(s["dim"] for s in spec if isinstance(s, dict) and _is_int(s.get("dim")) and s["dim"] > 0)
+    if total > MAX_STATE_ELEMENTS:
+        problems.append(f"{key}: {total:,} state elements per batch row, more than {MAX_STATE_ELEMENTS:,}")
+    seen, complete = set(), True
+    for i, s in enumerate(spec):
+        at = f"{key}[{i}]"
+        if len(problems) - n >= 5:
+            problems.append(f"{key}: ...")
+            complete = False
+            break
+        if not isinstance(s, dict):
+            problems.append(f"{at} is a JSON {type(s).__name__}, not an object")
+            continue
+        bad = []
+        for field in ("name", "next"):
+            v = s.get(field)
+            if not isinstance(v, str) or not v or len(v) > MAX_NAME_CHARS:
+                bad.append(f"{field} is not a name")
+        dtype, dim, init = s.get("dtype"), s.get("dim"), s.get("init")
+        if dtype not in STATE_DTYPES:
+            bad.append(f"dtype {_show(json.dumps(dtype), 40)} is not one of {', '.join(STATE_DTYPES)}")
+        if not _is_int(dim) or not 1 <= dim <= MAX_STATE_DIM:
+            bad.append(f"dim {_show(json.dumps(dim), 40)} is not an integer in 1..{MAX_STATE_DIM:,}")
+        elif dims is not None and dim not in dims:
+            bad.append(f"dim {dim} is neither n_embd ({config.n_embd}) nor the ffn width ({config.ffn_dim})")
+        if dtype in STATE_DTYPES:
+            if dtype.startswith("int"):
+                info = np.iinfo(dtype)
+                if not _is_int(init) or not info.min <= init <= info.max:
+                    bad.append(f"init {_show(json.dumps(init), 40)} is not a {dtype}")
+            elif not (_is_int(init) or isinstance(init, float)) or not math.isfinite(init) or \
+                    abs(init) > np.finfo(dtype).max:
+                bad.append(f"init {_show(json.dumps(init), 40)} is not a finite {dtype}")
+        if bad:
+            problems.append(f"{at}: {'; '.join(bad)}")
+            continue
+        name, nxt = s["name"], s["next"]
+        if name in seen:
+            problems.append(f"{at}: name {_show(name)} listed twice")
+            continue
+        seen.add(name)
+        if name not in inputs:
+            problems.append(f"{at}: {_show(name)} is not an input of the graph")
+        elif inputs[name][0] != STATE_DTYPES[dtype] or inputs[name][1] not in (None, dim):
+            problems.append(f"{at}: the graph's input {_show(name)} is not {dtype} [batch, {dim}]")
+        if nxt not in outputs:
+            problems.append(f"{at}: next {_show(nxt)} is not an output of the graph")
+    extra = sorted(set(inputs) - {token} - seen) if complete and len(problems) == n else []
+    if extra:
+        problems.append(f"the graph has input(s) {', '.join(_show(x, 60) for x in extra[:3])}"
+                        f"{' ...' if len(extra) > 3 else ''} that {key} does not list")
+    if len(problems) > n:
+        return None
+    return [{k: s[k] for k in ("name", "next", "dtype", "dim", "init")} for s in spec]
+
+
+def _graph_io(proto) -> Tuple[Dict[str, Tuple[int, Optional[int]]], set]:
+    """The graph's inputs that are fed (not initializers): name -> (element type, static width or None);
+    and its output names."""
+    inits = {t.name for t in proto.graph.initializer}
+    inputs = {}
+    for vi in proto.graph.input:
+        if vi.name in inits:
+            continue
+        tt = vi.type.tensor_type
+        width = None
+        if len(tt.shape.dim) == 2 and tt.shape.dim[1].HasField("dim_value"):
+            width = tt.shape.dim[1].dim_value
+        inputs[vi.name] = (tt.elem_type, width)
+    return inputs, {o.name for o in proto.graph.output}
+
+
+def _check_metadata(proto, where: str):
+    """(metadata, kind, config, semantics, state spec) of a spike2loihi step graph; one BackendError line
+    naming the file and every key that is wrong otherwise."""
+    from spike2loihi.export import onnx as OX
+    from spike2loihi.inputs import MAX_TOKENIZER_BYTES
+
+    meta: Dict[str, str] = {}
+    twice = []
+    try:
+        for p in proto.metadata_props:
+            if p.key in meta and p.key.startswith("spike2loihi."):
+                twice.append(p.key)
+            meta.setdefault(p.key, p.value)
+    except Exception as exc:    # a string protobuf cannot decode
+        raise BackendError(f"{where}: unreadable metadata ({one_line(exc)[:200]})") from None
+    if meta.get(OX.M_FORMAT) != OX.FORMAT:
+        raise BackendError(f"{where}: an ONNX model, but not a spike2loihi step graph (no {OX.M_FORMAT} "
+                           "metadata); export one with `spike2loihi export MODEL --format onnx -o OUT.onnx`")
+    version = meta.get(OX.M_FORMAT_VERSION)
+    if version is None or not re.fullmatch(r"[0-9]{1,9}", version) or int(version) < 1:
+        shown = "missing" if version is None else f"{_show(version, 40)} is not a version number"
+        raise BackendError(f"{where}: bad spike2loihi metadata: {OX.M_FORMAT_VERSION} {shown}")
+    if int(version) > OX.FORMAT_VERSION:
+        raise BackendError(f"{where}: step-graph format {int(version)} is newer than this spike2loihi reads "
+                           f"({OX.FORMAT_VERSION}); upgrade spike2loihi")
+    problems: List[str] = [f"{k} given twice" for k in sorted(set(twice))]
+    kind = meta.get(OX.M_KIND)
+    if kind is None:
+        problems.append(f"{OX.M_KIND} missing")
+    elif kind not in (OX.KIND_FLOAT, OX.KIND_CONVERTED):
+        problems.append(f"{OX.M_KIND} {_show(kind, 40)} is not {OX.KIND_FLOAT} or {OX.KIND_CONVERTED}")
+    config = _check_config(_json(meta, OX.M_CONFIG, MAX_META_JSON_CHARS, problems), problems)
+    semantics = _check_semantics(_json(meta, OX.M_SEMANTICS, MAX_META_JSON_CHARS, problems), problems)
+    inputs, outputs = _graph_io(proto)
+    state = _check_state(_json(meta, OX.M_STATE, MAX_STATE_JSON_CHARS, problems), config, (inputs, outputs),
+                         OX.TOKEN, problems)
+    if OX.TOKEN not in inputs or inputs[OX.TOKEN][0] != 7:
+        problems.append(f"the graph has no int64 input {OX.TOKEN!r}")
+    missing = [o for o in (OX.LOGITS, OX.ATT_SPIKES, OX.FFN_SPIKES) if o not in outputs]
+    if missing:
+        problems.append(f"the graph has no output(s) {', '.join(missing)}")
+    tok = meta.get(OX.M_TOKENIZER)
+    if tok is not None and len(tok.encode("utf-8", "surrogatepass")) > MAX_TOKENIZER_BYTES:
+        problems.append(f"{OX.M_TOKENIZER} of more than {MAX_TOKENIZER_BYTES:,} bytes")
+    for k in (OX.M_TOKENIZER_NAME, OX.M_TOKENIZER_KIND):
+        v = meta.get(k)
+        if v is not None and (len(v) > MAX_NAME_CHARS or any(ord(c) < 32 for c in v)):
+            problems.append(f"{k} is not a file name")
+    if problems:
+        raise BackendError(f"{where}: bad spike2loihi metadata: {'; '.join(problems)}")
+    return meta, kind, config, semantics, state
+
+
 class OnnxRuntimeBackend:
     """`initial_state()` / `step(token, state)` over an exported .onnx step graph."""
 
@@ -48,37 +529,32 @@ class OnnxRuntimeBackend:
 
         from spike2loihi.export import onnx as OX
 
-        where = "the ONNX model" if isinstance(model, (bytes, bytearray)) else str(model)
-        if not isinstance(model, (bytes, bytearray)):
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            where, folder, data = "the ONNX model", None, bytes(model)
+            if len(data) > MAX_MODEL_BYTES:
+                raise BackendError(f"{where}: more than the {MAX_MODEL_BYTES:,} bytes an ONNX model may have")
+        else:
             path = Path(model)
-            if not path.exists():
-                raise BackendError(f"{path}: no such file")
-            if path.is_dir():
-                raise BackendError(f"{path}: is a directory, expected an .onnx model file")
-            model = str(path)
+            where = str(path)
+            data = _read_model_file(path)
+            folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+        proto = _parse(data, where)
+        if _inline_external_data(proto, folder, where):
+            data = proto.SerializeToString()
+        self.metadata, self.kind, self.config, self.semantics, self.state_spec = _check_metadata(proto, where)
+        del proto
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(threads)
         so.inter_op_num_threads = 1
-        so.log_severity_level = 3
+        so.log_severity_level = ORT_LOG_SEVERITY
+        ort.set_default_logger_severity(ORT_LOG_SEVERITY)   # what is logged outside the session's logger
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = ORT_LOG_SEVERITY
         try:
-            self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own pybind classes (Fail, InvalidProtobuf, ...)
             raise BackendError(f"{where}: onnxruntime cannot load it ({_ort_message(exc)})") from None
-        meta = dict(self.session.get_modelmeta().custom_metadata_map)
-        if meta.get(OX.M_FORMAT) != OX.FORMAT:
-            raise BackendError(f"{where}: an ONNX model, but not a spike2loihi step graph (no {OX.M_FORMAT} "
-                               "metadata); export one with `spike2loihi export MODEL --format onnx -o OUT.onnx`")
-        version = int(meta.get(OX.M_FORMAT_VERSION, "0") or 0)
-        if version > OX.FORMAT_VERSION:
-            raise BackendError(f"{where}: step-graph format {version} is newer than this spike2loihi reads "
-                               f"({OX.FORMAT_VERSION}); upgrade spike2loihi")
-        from spike2loihi.model.spec import ModelConfig, Semantics
-
-        self.metadata = meta
-        self.kind = meta.get(OX.M_KIND, "")
-        self.config = ModelConfig(**json.loads(meta[OX.M_CONFIG]))
-        self.semantics = Semantics(**json.loads(meta[OX.M_SEMANTICS]))
-        self.state_spec = json.loads(meta[OX.M_STATE])
+        self.where = where
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._ox = OX
 
@@ -90,7 +566,8 @@ class OnnxRuntimeBackend:
             return None
         from converters.tokenizer import tokenizer_from_bytes
 
-        return tokenizer_from_bytes(text.encode("utf-8"), name=self.metadata.get(OX.M_TOKENIZER_NAME, ""))
+        name = self.metadata.get(OX.M_TOKENIZER_NAME) or f"{self.where} (its tokenizer)"
+        return tokenizer_from_bytes(text.encode("utf-8", "surrogatepass"), name=name)
 
     def initial_state(self, batch: int = 1) -> Dict[str, np.ndarray]:
         return {s["name"]: np.full((batch, s["dim"]), s["init"], dtype=np.dtype(s["dtype"])) for s in self.state_spec}
@@ -99,7 +576,15 @@ class OnnxRuntimeBackend:
         """One step for a batch of tokens; updates `state` in place; returns every output by name."""
         feeds = {self._ox.TOKEN: np.asarray(tokens, dtype=np.int64).reshape(-1)}
         feeds.update({s["name"]: state[s["name"]] for s in self.state_spec})
-        outs = dict(zip(self.output_names, self.session.run(None, feeds)))
+        try:
+            outs = dict(zip(self.output_names, self.session.run(None, feeds, self._run_options)))
+        except Exception as exc:   # a graph that loads but cannot run (shapes, indices out of range, ...)
+            raise BackendError(f"{self.where}: onnxruntime cannot run a step ({_ort_message(exc)})") from None
+        for s in self.state_spec:
+            nxt, old = outs[s["next"]], state[s["name"]]
+            if not isinstance(nxt, np.ndarray) or nxt.shape != old.shape or nxt.dtype != old.dtype:
+                raise BackendError(f"{self.where}: output {s['next']!r} is not {s['dtype']} "
+                                   f"{list(old.shape)} like its state {s['name']!r}")
         for s in self.state_spec:
             state[s["name"]] = outs[s["next"]]
         return outs
@@ -111,5 +596,16 @@ class OnnxRuntimeBackend:
 
         OX = self._ox
         outs = self.run([int(token)], state)
+        cfg = self.config
+        want = {OX.LOGITS: (1, cfg.vocab_size), OX.ATT_SPIKES: (1, cfg.n_layer, cfg.n_embd),
+                OX.FFN_SPIKES: (1, cfg.n_layer, cfg.n_embd)}
+        for name, shape in want.items():
+            got = outs[name]
+            if not isinstance(got, np.ndarray) or got.shape != shape or got.dtype != np.float32:
+                raise BackendError(f"{self.where}: output {name!r} is not float32 {list(shape)} (the config's "
+                                   f"shape) but {getattr(got, 'dtype', type(got).__name__)} "
+                                   f"{list(getattr(got, 'shape', ()))}")
+        if not np.isfinite(outs[OX.LOGITS]).all():
+            raise BackendError(f"{self.where}: the model computed logits that are NaN or infinite")
         return StepOutput(torch.from_numpy(outs[OX.LOGITS][0].copy()), torch.from_numpy(outs[OX.ATT_SPIKES][0].copy()),
                           torch.from_numpy(outs[OX.FFN_SPIKES][0].copy()))

@@ -1,4 +1,5 @@
-"""Ctrl-C for every `spike2loihi` command: one line, `interrupted`, and exit code 130.
+"""Ctrl-C (and SIGTERM, treated the same) for every `spike2loihi` command: one line, `interrupted`,
+and exit code 130, whatever the backend.
 
 During start-up (imports, argument checks, loading) a SIGINT handler prints
 `interrupted` and exits at once: nothing has been written yet, and importing torch
@@ -54,13 +55,22 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _sigterm_as_interrupt(signum, frame):
+    """SIGTERM while working: as Ctrl-C (cleanup runs, `interrupted`, exit 130)."""
+    raise KeyboardInterrupt
+
+
+_sigterm_as_interrupt._s2l_work = True
+
+
 def install_startup_interrupt_handler() -> Callable[[], None]:
-    """Make Ctrl-C print `interrupted` and exit 130 at once; return a function that undoes it.
+    """Make Ctrl-C and SIGTERM print `interrupted` and exit 130 at once; return a function that undoes it.
 
     For start-up (imports, argument checks, loading): nothing exists yet that needs
     cleaning up, and an exit straight from the signal handler cannot end in a
     traceback from the middle of `import torch`. A SIGINT that is ignored (nohup,
-    background jobs) or handled by someone else is left alone.
+    background jobs) or handled by someone else is left alone; so is a SIGTERM that is
+    not the default.
     """
     if not _in_main_thread():
         return lambda: None
@@ -68,16 +78,29 @@ def install_startup_interrupt_handler() -> Callable[[], None]:
     if current is not signal.default_int_handler and not _is_startup_handler(current):
         return lambda: None
     signal.signal(signal.SIGINT, _exit_interrupted_now)
+    term = signal.getsignal(signal.SIGTERM)
+    own_term = term is signal.SIG_DFL
+    if own_term:
+        signal.signal(signal.SIGTERM, _exit_interrupted_now)
 
     def restore() -> None:
+        if not _in_main_thread():
+            return
         now = signal.getsignal(signal.SIGINT)
-        if _in_main_thread() and (now is signal.default_int_handler or _is_startup_handler(now)):
+        if now is signal.default_int_handler or _is_startup_handler(now):
             signal.signal(signal.SIGINT, signal.default_int_handler)
+        now = signal.getsignal(signal.SIGTERM)
+        if own_term and (_is_startup_handler(now) or getattr(now, "_s2l_work", False)):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     return restore
 
 
 def begin_work() -> None:
-    """From here on Ctrl-C raises KeyboardInterrupt, so that cleanup and partial reports run."""
-    if _in_main_thread() and _is_startup_handler(signal.getsignal(signal.SIGINT)):
+    """From here on Ctrl-C and SIGTERM raise KeyboardInterrupt, so that cleanup and partial reports run."""
+    if not _in_main_thread():
+        return
+    if _is_startup_handler(signal.getsignal(signal.SIGINT)):
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if _is_startup_handler(signal.getsignal(signal.SIGTERM)):
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)

@@ -12,12 +12,22 @@ Optional extra keys of a leaf: `range: [lo, hi]`, `pessimistic` (a worse but
 defensible value, e.g. Loihi 1's energy) and `max_claimed`.
 
 The schema is the dataclasses below: each field's metadata says its value type,
-its lower bound and who needs it (`plan`: every profile, since the planner and the
+the quantity it is (a key of `LIMITS`: its lower and upper bounds, stated once in
+that table) and who needs it (`plan`: every profile, since the planner and the
 report read it; `hardware`: every profile of kind `hardware`). Loading checks every
-field, refuses unknown and duplicate keys, and reports the first problem as one
-line naming the file and the field (`HardwareProfileError`), e.g.::
+field, refuses unknown and duplicate keys, non-finite numbers and values outside
+their bounds, and reports the first problem as one line naming the file, the field
+and the bound (`HardwareProfileError`), e.g.::
 
     my.yaml: chip.neurons_per_core_plan.value: expected an integer >= 1, got -4
+    my.yaml: system.chips.value: expected an integer <= 1e6 (chips in a system), got 100000000000...
+
+A profile file is read as hostile input: a regular file of at most
+`MAX_PROFILE_BYTES` (a named pipe, a device or a directory is one line, never
+read), parsed by a safe loader that stops at `MAX_DEPTH` levels of nesting and
+`MAX_NODES` values (an alias counted every time it is used, so that a "billion
+laughs" document is refused without being expanded), and every value quoted in
+an error is cut to `SHOW_CHARS` characters without walking more than that much of it.
 
 The planner (`spike2loihi.hardware.planner`) and the activity report
 (`spike2loihi.hardware.activity`) consume `Profile`; nothing here imports Lava.
@@ -25,260 +35,28 @@ The planner (`spike2loihi.hardware.planner`) and the activity report
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import functools
+import itertools
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from spike2loihi.errors import HardwareProfileError
-
-SCHEMA_VERSION = 1
-STATUSES = ("published", "estimate")
-KINDS = ("hardware", "simulator")
-LEAF_KEYS = ("value", "status", "src", "range", "pessimistic", "max_claimed")
-SUFFIXES = (".yaml", ".yml")
-
-
-# ---------------------------------------------------------------------------
-# Facts and the schema
-# ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Fact:
-    """One value with its provenance."""
-
-    value: Any
-    status: str                                    # published | estimate
-    src: str
-    range: Optional[Tuple[float, float]] = None
-    pessimistic: Optional[float] = None
-    max_claimed: Optional[float] = None
-
-    @property
-    def known(self) -> bool:
-        return self.value is not None
-
-    def to_dict(self) -> dict:
-        out = {"value": list(self.value) if isinstance(self.value, tuple) else
-               (dict(self.value) if isinstance(self.value, _FrozenMap) else self.value),
-               "status": self.status, "src": self.src}
-        for k in ("range", "pessimistic", "max_claimed"):
-            v = getattr(self, k)
-            if v is not None:
-                out[k] = list(v) if isinstance(v, tuple) else v
-        return out
-
-
-class _FrozenMap(tuple):
-    """An immutable mapping (tuple of pairs) for dict-valued facts such as `numerics.lif`."""
-
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            for k, v in self:
-                if k == key:
-                    return v
-            raise KeyError(key)
-        return tuple.__getitem__(self, key)
-
-    def get(self, key, default=None):
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def keys(self):
-        return [k for k, _ in self]
-
-    def items(self):
-        return list(self)
-
-
-# Value kinds: int, num (int or float), str, str_list, int_pair, int_map.
-PLAN, HARDWARE = "plan", "hardware"
-
-
-def _fact(kind: str, need: Optional[str] = None, min: float = 1, optional: bool = False, keys: tuple = ()):
-    """A schema field: value kind, lower bound, who needs a value, and whether it may be absent."""
-    return field(metadata={"kind": kind, "need": need, "min": min, "optional": optional, "keys": keys})
-
-
-@dataclass(frozen=True)
-class CoreMemory:
-    words: Fact = _fact("int", PLAN)
-    word_bits: Fact = _fact("int", PLAN)
-    synmem_units_budget: Fact = _fact("num", PLAN)
-    synmem_units_per_dense_synapse: Fact = _fact("num", PLAN, min=0)
-
-
-@dataclass(frozen=True)
-class Chip:
-    name: Fact = _fact("str")
-    generation: Fact = _fact("str")
-    process_node: Fact = _fact("str")
-    die_area_mm2: Fact = _fact("num")
-    neurocores_physical: Fact = _fact("int", PLAN)
-    neurocores_usable: Fact = _fact("int", PLAN)
-    embedded_cpus_physical: Fact = _fact("int")
-    embedded_cpus_usable: Fact = _fact("int")
-    neurons_per_core_max: Fact = _fact("int", PLAN)
-    neurons_per_core_plan: Fact = _fact("int", PLAN)
-    neurons_per_chip_max: Fact = _fact("int", PLAN)
-    synapses_per_chip_max: Fact = _fact("int", PLAN)
-    core_memory: CoreMemory = field(metadata={"nested": True})
-    axons_in_per_core_max: Fact = _fact("int", PLAN)
-    axons_out_per_core_max: Fact = _fact("int", PLAN)
-
-
-LIF_KEYS = ("uv_bits", "decay_bits", "ds_offset", "dm_offset", "act_shift", "vth_bits", "vth_shift",
-            "bias_mant_bits", "bias_exp_bits")
-
-
-@dataclass(frozen=True)
-class Numerics:
-    weight_bits_max: Fact = _fact("int", PLAN)
-    weight_sign_modes: Fact = _fact("str_list")
-    weight_exp_range: Fact = _fact("int_pair")
-    graded_payload_bits: Fact = _fact("int", PLAN)
-    binary_spike_bits: Fact = _fact("int", PLAN)
-    lif: Fact = _fact("int_map", PLAN, min=0, keys=LIF_KEYS)
-    delay_steps_max: Fact = _fact("int", min=0)
-    dense_delay_steps: Fact = _fact("int", PLAN)
-
-
-@dataclass(frozen=True)
-class Timing:
-    timestep_us_typical: Fact = _fact("num", PLAN, min=0)
-    sync_us_per_step: Fact = _fact("num", HARDWARE, min=0)
-    sync_us_per_step_multichip: Fact = _fact("num", HARDWARE, min=0)
-    synops_per_s_per_core: Fact = _fact("num", HARDWARE)
-    neuron_updates_per_s_per_core: Fact = _fact("num", HARDWARE)
-
-
-@dataclass(frozen=True)
-class Energy:
-    e_synop_pj: Fact = _fact("num", HARDWARE, min=0)
-    e_neuron_update_pj: Fact = _fact("num", HARDWARE, min=0)
-    e_spike_pj: Fact = _fact("num", HARDWARE, min=0)
-    e_hop_pj: Fact = _fact("num", HARDWARE, min=0)
-    static_w_per_chip: Fact = _fact("num", HARDWARE, min=0)
-    max_w_per_chip: Fact = _fact("num", min=0)
-
-
-@dataclass(frozen=True)
-class Host:
-    e_fp32_add_pj: Fact = _fact("num", PLAN, min=0)
-    e_fp32_mult_pj: Fact = _fact("num", PLAN, min=0)
-    e_mac_pj: Fact = _fact("num", PLAN, min=0)
-    e_ac_pj: Fact = _fact("num", PLAN, min=0)
-    e_fp32_div_pj: Fact = _fact("num", PLAN, min=0)
-    e_fp32_exp_pj: Fact = _fact("num", PLAN, min=0)
-    e_fp32_sqrt_pj: Fact = _fact("num", PLAN, min=0)
-    e_fp32_sigmoid_pj: Fact = _fact("num", PLAN, min=0)
-    e_fp32_compare_pj: Fact = _fact("num", PLAN, min=0)
-    e_convert_pj: Fact = _fact("num", PLAN, min=0)
-    e_sram64_8kb_pj: Fact = _fact("num", min=0)
-
-
-@dataclass(frozen=True)
-class System:
-    name: Fact = _fact("str", PLAN)
-    chips: Fact = _fact("int", HARDWARE)
-    cores_total: Fact = _fact("int", HARDWARE)
-    neurons_max: Fact = _fact("int")
-    synapses_max: Fact = _fact("int")
-    host_link: Fact = _fact("str")
-    host_io_bytes_per_s: Fact = _fact("num", HARDWARE)
-    host_roundtrip_ms: Fact = _fact("num", PLAN, min=0)
-    e_host_io_pj_per_byte: Fact = _fact("num", HARDWARE, min=0)
-    inter_chip_bytes_per_s_per_chip: Fact = _fact("num")
-    max_power_w: Fact = _fact("num", min=0)
-    lava_loihi_gen: Fact = _fact("str")
-    lava_partition: Fact = _fact("str")
-    static_power_w: Optional[Fact] = _fact("num", min=0, optional=True)
-    embedded_x86: Optional[Fact] = _fact("int", optional=True)
-    memory_bw_bytes_per_s: Optional[Fact] = _fact("num", optional=True)
-    inter_core_bytes_per_s: Optional[Fact] = _fact("num", optional=True)
-    inter_chip_bytes_per_s: Optional[Fact] = _fact("num", optional=True)
-    synops_per_s: Optional[Fact] = _fact("num", optional=True)
-    neuron_ops_per_s: Optional[Fact] = _fact("num", optional=True)
-    tops_per_w_8bit: Optional[Fact] = _fact("num", optional=True)
-    form_factor: Optional[Fact] = _fact("str", optional=True)
-
-
-SECTIONS = {"chip": Chip, "numerics": Numerics, "timing": Timing, "energy": Energy, "host": Host, "system": System}
-NESTED = {(Chip, "core_memory"): CoreMemory}
-TOP_KEYS = ("schema_version", "profile", "kind", "description", "sources") + tuple(SECTIONS)
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A checked hardware profile: frozen, with every fact's provenance."""
-
-    name: str                  # the profile's id (`profile:`), e.g. kapoho_point
-    kind: str                  # hardware | simulator
-    description: str
-    path: str                  # the file it was read from
-    chip: Chip
-    numerics: Numerics
-    timing: Timing
-    energy: Energy
-    host: Host
-    system: System
-    sources: Tuple[Tuple[str, str], ...] = ()
-
-    @property
-    def is_hardware(self) -> bool:
-        return self.kind == "hardware"
-
-    @property
-    def title(self) -> str:
-        return str(self.system.name.value)
-
-    def fact(self, dotted: str) -> Fact:
-        """A fact by its dotted path, e.g. `chip.core_memory.words`."""
-        obj: Any = self
-        for part in dotted.split("."):
-            obj = getattr(obj, part)
-        if not isinstance(obj, Fact):
-            raise KeyError(f"{dotted} is not a fact")
-        return obj
-
-    def facts(self) -> Dict[str, Fact]:
-        """Every fact by dotted path, in schema order."""
-        out: Dict[str, Fact] = {}
-        for sec in SECTIONS:
-            _collect(getattr(self, sec), sec, out)
-        return out
-
-    def to_dict(self) -> dict:
-        return {"schema_version": SCHEMA_VERSION, "profile": self.name, "kind": self.kind,
-                "description": self.description, "path": self.path,
-                **{sec: _section_dict(getattr(self, sec)) for sec in SECTIONS},
-                "sources": dict(self.sources)}
-
-
-def _collect(obj, prefix: str, out: Dict[str, Fact]) -> None:
-    for f in dataclasses.fields(obj):
-        v = getattr(obj, f.name)
-        if isinstance(v, Fact):
-            out[f"{prefix}.{f.name}"] = v
-        elif dataclasses.is_dataclass(v):
-            _collect(v, f"{prefix}.{f.name}", out)
-
-
-def _section_dict(obj) -> dict:
-    out = {}
-    for f in dataclasses.fields(obj):
-        v = getattr(obj, f.name)
-        if isinstance(v, Fact):
-            out[f.name] = v.to_dict()
-        elif dataclasses.is_dataclass(v):
-            out[f.name] = _section_dict(v)
-    return out
-
+from spike2loihi.errors import HardwareProfileError, InputFileError
+from spike2loihi.hardware.profile_yaml import (MAX_DEPTH, MAX_INT_CHARS, MAX_NODES, SHOW_CHARS,  # noqa: F401
+                                               _check_size, _clip, _key, _loader_class, _Refused, _show,
+                                               _unknown)
+from spike2loihi.hardware.profile_schema import (HARDWARE, KINDS, LEAF_KEYS, LIF_KEYS, LIMITS,  # noqa: F401
+                                                 MAX_LIST_ITEMS, MAX_NAME_CHARS, MAX_TEXT_CHARS, NESTED, PLAN,
+                                                 SCHEMA_VERSION, SECTIONS, STATUSES, SUFFIXES, TOP_KEYS, Chip,
+                                                 CoreMemory, Energy, Fact, Host, Limit, Numerics, Profile, System,
+                                                 Timing, _FrozenMap)
+from spike2loihi.inputs import MAX_PROFILE_BYTES, read_input_text
 
 # ---------------------------------------------------------------------------
 # Finding and loading
@@ -300,36 +78,45 @@ def _normalise(name: str) -> str:
 
 
 def resolve(name_or_path) -> Path:
-    """The file a `--hw` value names: an existing file, else a packaged profile's name."""
+    """The file a `--hw` value names: an existing path, else a packaged profile's name.
+
+    An existing path that is not a regular file (a named pipe, a device) is returned unopened, for
+    `load_profile` to name what it is (it never reads one); a directory is refused here."""
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
-    if path.is_file():
+    try:
+        st: Optional[os.stat_result] = os.stat(path)   # stat never opens: a named pipe cannot block it
+        problem: Optional[BaseException] = None
+    except (OSError, ValueError) as exc:               # ValueError: an embedded NUL character
+        st, problem = None, exc
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise HardwareProfileError(f"{text}: is a directory, expected a hardware profile (.yaml) or one of "
+                                       f"{', '.join(available_profiles())}")
         return path
-    if path.is_dir():
-        raise HardwareProfileError(f"{text}: is a directory, expected a hardware profile (.yaml) or one of "
-                                   f"{', '.join(available_profiles())}")
     looks_like_path = os.sep in text or text.endswith(SUFFIXES)
     key = _normalise(text)
     if not looks_like_path and key in available_profiles():
         return profile_dir() / f"{key}.yaml"
     if looks_like_path:
+        if isinstance(problem, OSError) and not isinstance(problem, (FileNotFoundError, NotADirectoryError)):
+            raise HardwareProfileError(f"{text}: cannot read ({problem.strerror or problem})")
         raise HardwareProfileError(f"{text}: no such file (a hardware profile .yaml, or a name: "
                                    f"{', '.join(available_profiles())})")
-    close = difflib.get_close_matches(key, available_profiles(), n=1)
+    close = difflib.get_close_matches(key, available_profiles(), n=1) if len(key) <= 100 else []
     hint = f" (did you mean {close[0]}?)" if close else ""
-    raise HardwareProfileError(f"unknown hardware profile {text!r}{hint}: choose one of "
+    raise HardwareProfileError(f"unknown hardware profile {_show(text)}{hint}: choose one of "
                                f"{', '.join(available_profiles())}, or give a .yaml file")
 
 
 def load_profile(name_or_path) -> Profile:
-    """Load and check a profile by name (packaged) or file path."""
+    """Load and check a profile by name (packaged) or file path (read as hostile input: a regular file of
+    at most `MAX_PROFILE_BYTES`, UTF-8)."""
     path = resolve(name_or_path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise HardwareProfileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise HardwareProfileError(f"{path}: cannot read ({exc.strerror})") from None
+        text = read_input_text(path, "--hw", MAX_PROFILE_BYTES)
+    except InputFileError as exc:
+        raise HardwareProfileError(str(exc)) from None
     return parse_profile(text, str(path))
 
 
@@ -337,47 +124,33 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
     """Check the YAML text of a profile against the schema; `source` names it in errors."""
     import yaml
 
+    loader = None
     try:
-        data = yaml.load(text, Loader=_loader_class())  # noqa: S506 - a SafeLoader subclass
-    except _DuplicateKey as exc:
+        loader = _loader_class()(text)          # the reader refuses control characters here
+        data = loader.get_single_data()
+    except _Refused as exc:
         raise HardwareProfileError(f"{source}: {exc}") from None
+    except RecursionError:
+        raise HardwareProfileError(f"{source}: nested too deeply for the YAML reader (a hardware profile may "
+                                   f"nest at most {MAX_DEPTH} levels)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise HardwareProfileError(f"{source}: not valid YAML{where}: {problem}") from None
+        raise HardwareProfileError(f"{source}: not valid YAML{where}: {_clip(problem)}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    _check_size(data, source)
     return _Checker(source).profile(data)
 
 
-class _DuplicateKey(Exception):
-    pass
-
-
-@functools.lru_cache(maxsize=None)
-def _loader_class():
-    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def construct_mapping(loader, node, deep=False):
-        seen = {}
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise _DuplicateKey(f"key {key!r} appears twice (lines {seen[key] + 1} and "
-                                    f"{key_node.start_mark.line + 1})")
-            seen[key] = key_node.start_mark.line
-        return yaml.SafeLoader.construct_mapping(loader, node, deep)
-
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    return Loader
-
-
-def _unknown(key, allowed) -> str:
-    close = difflib.get_close_matches(str(key), list(allowed), n=1)
-    return f"unknown field{' (did you mean ' + close[0] + '?)' if close else ''}"
+def _bound(x: float) -> str:
+    """A bound as an error states it: 64, 0.5, 1e6."""
+    if float(x).is_integer() and abs(x) < 1e4:
+        return str(int(x))
+    mantissa, exponent = f"{x:.6e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
 _NUMBER_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -388,7 +161,10 @@ def _is_int(v) -> bool:
 
 
 def _is_num(v) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+    """An int (any size: it is finite) or a finite float; not a bool."""
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
 
 
 class _Checker:
@@ -399,31 +175,61 @@ class _Checker:
     def fail(self, where: str, message: str):
         raise HardwareProfileError(f"{self.source}: {where}: {message}" if where else f"{self.source}: {message}")
 
+    def text(self, v, where: str, limit: int, what: str, noun: str) -> str:
+        """A non-empty string (`what`, for the error) of at most `limit` characters (`noun`: what it is)."""
+        if not isinstance(v, str) or not v.strip():
+            self.fail(where, f"expected {what}, got {_show(v)}")
+        if len(v) > limit:
+            self.fail(where, f"{len(v):,} characters, more than the {limit:,} {noun} may have")
+        return v.strip()
+
+    def number(self, v, limit: Limit, integer: bool, where: str):
+        """`v` checked against `limit` (named in the error): an int, or a finite number (a string such as
+        `2.7e9`, which YAML 1.1 reads as a string, is read as one)."""
+        shown = v
+        if not integer and isinstance(v, str) and len(v) <= 400 and _NUMBER_RE.fullmatch(v.strip()):
+            v = float(v)
+            shown = v if math.isfinite(v) else shown
+        noun = "an integer" if integer else "a finite number"
+        low = f"> {_bound(limit.lo)}" if limit.open_lo else f">= {_bound(limit.lo)}"
+        if not (_is_int(v) if integer else _is_num(v)) or v < limit.lo or (limit.open_lo and v <= limit.lo):
+            self.fail(where, f"expected {noun} {low}, got {_show(shown)}")
+        if v > limit.hi:
+            self.fail(where, f"expected {noun} <= {_bound(limit.hi)} ({limit.what}), got {_show(shown)}")
+        return v
+
     def profile(self, data) -> Profile:
         if not isinstance(data, dict):
             self.fail("", f"expected a mapping of fields at the top, found {type(data).__name__}")
         for key in data:
             if key not in TOP_KEYS:
-                self.fail(str(key), _unknown(key, TOP_KEYS))
+                self.fail(_key(key), _unknown(key, TOP_KEYS))
         for key in ("schema_version", "profile", "kind") + tuple(SECTIONS):
             if key not in data:
                 self.fail(key, "missing (required)")
-        if data["schema_version"] != SCHEMA_VERSION:
-            self.fail("schema_version", f"{data['schema_version']!r} is not supported (this spike2loihi reads "
-                                        f"version {SCHEMA_VERSION})")
-        if not isinstance(data["profile"], str) or not data["profile"].strip():
-            self.fail("profile", "expected the profile's name (a non-empty string)")
+        if not (_is_int(data["schema_version"]) and data["schema_version"] == SCHEMA_VERSION):
+            self.fail("schema_version", f"{_show(data['schema_version'])} is not supported (this spike2loihi "
+                                        f"reads version {SCHEMA_VERSION})")
+        name = self.text(data["profile"], "profile", MAX_NAME_CHARS, "the profile's name (a non-empty string)",
+                         "a name")
         if data["kind"] not in KINDS:
-            self.fail("kind", f"{data['kind']!r} is not one of {', '.join(KINDS)}")
+            self.fail("kind", f"{_show(data['kind'])} is not one of {', '.join(KINDS)}")
         self.kind = data["kind"]
         desc = data.get("description", "")
         if not isinstance(desc, str):
             self.fail("description", "expected a string")
+        if len(desc) > MAX_TEXT_CHARS:
+            self.fail("description", f"{len(desc):,} characters, more than the {MAX_TEXT_CHARS:,} a description "
+                                     "may have")
         sources = data.get("sources") or {}
         if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
             self.fail("sources", "expected a mapping of source keys to descriptions or URLs")
+        for k, v in sources.items():
+            if len(str(k)) > MAX_NAME_CHARS or len(v) > MAX_TEXT_CHARS:
+                self.fail(f"sources.{_key(k)}", f"more than the {MAX_NAME_CHARS:,} characters a source key or the "
+                                                f"{MAX_TEXT_CHARS:,} a source's description may have")
         sections = {name: self.section(data[name], cls, name) for name, cls in SECTIONS.items()}
-        prof = Profile(name=data["profile"].strip(), kind=self.kind, description=desc.strip(), path=self.source,
+        prof = Profile(name=name, kind=self.kind, description=desc.strip(), path=self.source,
                        sources=tuple((str(k), v) for k, v in sources.items()), **sections)
         self.cross_checks(prof)
         return prof
@@ -434,7 +240,7 @@ class _Checker:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         for key in data:
             if key not in fields:
-                self.fail(f"{where}.{key}", _unknown(key, fields))
+                self.fail(f"{where}.{_key(key)}", _unknown(key, fields))
         values = {}
         for name, f in fields.items():
             path = f"{where}.{name}"
@@ -457,18 +263,19 @@ class _Checker:
             self.fail(path, "expected {value: ..., status: published|estimate, src: ...}")
         for key in data:
             if key not in LEAF_KEYS:
-                self.fail(f"{path}.{key}", _unknown(key, LEAF_KEYS))
+                self.fail(f"{path}.{_key(key)}", _unknown(key, LEAF_KEYS))
         for key in ("value", "status", "src"):
             if key not in data:
                 self.fail(f"{path}.{key}", "missing (every value carries value, status and src)")
         status = data["status"]
         if status not in STATUSES:
-            self.fail(f"{path}.status", f"{status!r} is not published or estimate")
+            self.fail(f"{path}.status", f"{_show(status)} is not published or estimate")
         src = data["src"]
         if not isinstance(src, str) or not src.strip():
             what = "a published value names its source" if status == "published" else \
                 "an estimate gives its reasoning"
             self.fail(f"{path}.src", f"missing: {what}")
+        src = self.text(src, f"{path}.src", MAX_TEXT_CHARS, "a source or a reasoning", "a src")
         value = data["value"]
         need = meta["need"]
         needed = need == PLAN or (need == HARDWARE and self.kind == "hardware")
@@ -480,57 +287,61 @@ class _Checker:
                 self.fail(f"{path}.value", f"null, but {who} needs it (the planner and the report use it)")
         else:
             value = self.value(value, meta, f"{path}.value")
+        limit = LIMITS[meta["limit"]] if meta["kind"] in ("int", "num") else None
         extras = {}
         if "range" in data and data["range"] is not None:
             r = data["range"]
-            if not (isinstance(r, list) and len(r) == 2 and all(_is_num(x) for x in r) and r[0] <= r[1]):
-                self.fail(f"{path}.range", f"expected [low, high] numbers with low <= high, got {r!r}")
+            if not (isinstance(r, list) and len(r) == 2 and all(_is_num(x) or limit and isinstance(x, str)
+                                                                for x in r)):
+                self.fail(f"{path}.range", f"expected [low, high] numbers with low <= high, got {_show(r)}")
+            if limit is not None:
+                r = [self.number(x, limit, False, f"{path}.range") for x in r]
+            if not r[0] <= r[1]:
+                self.fail(f"{path}.range", f"expected [low, high] numbers with low <= high, got {_show(r)}")
             if _is_num(value) and not r[0] <= value <= r[1]:
-                self.fail(f"{path}.range", f"value {value} lies outside its range {r}")
+                self.fail(f"{path}.range", f"value {_show(value)} lies outside its range {_show(r)}")
             extras["range"] = (r[0], r[1])
         for key in ("pessimistic", "max_claimed"):
             if key in data and data[key] is not None:
+                if limit is not None:
+                    extras[key] = self.number(data[key], limit, False, f"{path}.{key}")
+                    continue
                 if not _is_num(data[key]) or data[key] < 0:
-                    self.fail(f"{path}.{key}", f"expected a number >= 0, got {data[key]!r}")
+                    self.fail(f"{path}.{key}", f"expected a number >= 0, got {_show(data[key])}")
                 extras[key] = data[key]
-        return Fact(value=value, status=status, src=src.strip(), **extras)
+        return Fact(value=value, status=status, src=src, **extras)
 
     def value(self, v, meta: dict, path: str):
-        kind, lo = meta["kind"], meta["min"]
+        kind = meta["kind"]
+        limit = LIMITS[meta["limit"]] if meta["limit"] else None
         if kind == "int":
-            if not _is_int(v) or v < lo:
-                self.fail(path, f"expected an integer >= {lo:g}, got {v!r}")
-            return v
+            return self.number(v, limit, True, path)
         if kind == "num":
-            if isinstance(v, str) and _NUMBER_RE.fullmatch(v.strip()):
-                v = float(v)  # PyYAML (YAML 1.1) reads 2.7e9 as a string: it needs 2.7e+9
-            if not _is_num(v) or v < lo or (lo == 1 and v <= 0):
-                bound = "> 0" if lo == 1 else f">= {lo:g}"
-                self.fail(path, f"expected a finite number {bound}, got {v!r}")
+            v = self.number(v, limit, False, path)
             return float(v) if isinstance(v, float) else v
         if kind == "str":
-            if not isinstance(v, str) or not v.strip():
-                self.fail(path, f"expected a non-empty string, got {v!r}")
-            return v.strip()
+            return self.text(v, path, MAX_NAME_CHARS, "a non-empty string", "a name")
         if kind == "str_list":
             if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
-                self.fail(path, f"expected a list of names, got {v!r}")
+                self.fail(path, f"expected a list of names, got {_show(v)}")
+            if len(v) > MAX_LIST_ITEMS or any(len(x) > MAX_NAME_CHARS for x in v):
+                self.fail(path, f"expected at most {MAX_LIST_ITEMS} names of at most {MAX_NAME_CHARS} characters, "
+                                f"got {_show(v)}")
             return tuple(v)
         if kind == "int_pair":
             if not (isinstance(v, list) and len(v) == 2 and all(_is_int(x) for x in v) and v[0] <= v[1]):
-                self.fail(path, f"expected [low, high] integers with low <= high, got {v!r}")
-            return (v[0], v[1])
+                self.fail(path, f"expected [low, high] integers with low <= high, got {_show(v)}")
+            return tuple(self.number(x, limit, True, path) for x in v)
         if kind == "int_map":
             if not isinstance(v, dict):
-                self.fail(path, f"expected a mapping of names to integers, got {v!r}")
+                self.fail(path, f"expected a mapping of names to integers, got {_show(v)}")
             for key in v:
                 if key not in meta["keys"]:
-                    self.fail(f"{path}.{key}", _unknown(key, meta["keys"]))
+                    self.fail(f"{path}.{_key(key)}", _unknown(key, meta["keys"]))
             for key in meta["keys"]:
                 if key not in v:
                     self.fail(f"{path}.{key}", "missing (required)")
-                if not _is_int(v[key]) or v[key] < lo:
-                    self.fail(f"{path}.{key}", f"expected an integer >= {lo:g}, got {v[key]!r}")
+                self.number(v[key], limit, True, f"{path}.{key}")
             return _FrozenMap((k, v[k]) for k in meta["keys"])
         raise AssertionError(kind)  # pragma: no cover - the schema uses only the kinds above
 

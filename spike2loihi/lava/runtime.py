@@ -1,12 +1,24 @@
 """Run a converted model's Lava graph in the CPU simulator, and always stop it.
 
 What exits cleanly (DESIGN.md "Lava runtime facts", measured on lava-nc 0.10.0):
-SIGINT is ignored while the runtime forks its processes (so the children never
-see Ctrl-C) and restored after; SIGTERM becomes KeyboardInterrupt; `stop()`
-runs in `finally`; and if `stop()` does not return in time (a child that
-failed), every process the runtime forked is killed by PID. Host blocks never
-raise: they write their error to the record folder, which is checked after
-every chunk of steps and turned into one clear line.
+
+* SIGINT and SIGTERM are only remembered while the runtime forks its processes: the
+  children inherit that (Ctrl-C to the terminal's process group never stops them), and a
+  signal that comes during start-up acts once the runtime exists (KeyboardInterrupt:
+  the runtime is stopped, `interrupted`, exit 130). SIGTERM is KeyboardInterrupt
+  throughout.
+* Every process forked while a runtime is alive dies with its parent, also when the
+  parent is SIGKILLed (`PR_SET_PDEATHSIG`, set in each child at fork), so a Lava run
+  never leaves orphans.
+* `stop()` runs in `finally`; if it does not return in time (a child that failed),
+  every process the runtime forked is killed by PID.
+* Record folders are temporary folders named with this process's PID; one left by a
+  process that was killed is removed by the next run.
+* The records are bounded (`MAX_RECORD_BYTES`, `MAX_NEW_TOKENS`): a request beyond them is
+  refused in one line before anything starts.
+
+Host blocks never raise: they write their error to the record folder, which is checked
+after every chunk of steps and turned into one clear line.
 """
 from __future__ import annotations
 
@@ -30,6 +42,10 @@ from spike2loihi.lava.build import build
 from spike2loihi.lava.plans import IO_PLAN
 
 STOP_TIMEOUT_S = 20.0
+RECORDS_PREFIX = "s2l-lava-"
+#: Bounds on what a run records (logits, spikes and tokens of every token, memory-mapped).
+MAX_NEW_TOKENS = 1_000_000
+MAX_RECORD_BYTES = 16 << 30
 
 
 @dataclass
@@ -81,7 +97,15 @@ def kill_descendants(before: Optional[set] = None) -> int:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
+    import multiprocessing
+    import multiprocessing.process
+
+    ours = {p.pid: p for p in list(multiprocessing.process._children)}   # multiprocessing's own children
     for pid in killed:   # reap our own children, so that no zombie stays either
+        if pid in ours:   # through multiprocessing, so that it knows (else its atexit join fails)
+            with contextlib.suppress(Exception):
+                multiprocessing.Process.join(ours[pid], 5)
+            continue
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, 0)
     return len(killed)
@@ -103,12 +127,152 @@ def _sigterm_as_interrupt():
             signal.signal(signal.SIGTERM, old)
 
 
+def _quiet_stop(anchor) -> None:
+    """Lava's stop(), whose failures (a runtime interrupted while it started, a child that died) are not
+    the user's: whatever it leaves, `_force_stop` and `kill_descendants` end."""
+    with contextlib.suppress(BaseException):
+        anchor.stop()
+
+
+def _force_stop(anchor) -> None:
+    """After a failed or hung stop(): kill Lava's worker processes through multiprocessing, then shut its
+    shared-memory manager down (which unlinks every segment, so that none leaks)."""
+    mi = getattr(getattr(anchor, "runtime", None), "_messaging_infrastructure", None)
+    for actor in list(getattr(mi, "actors", None) or []):
+        with contextlib.suppress(Exception):
+            if actor.is_alive():
+                actor.kill()
+        with contextlib.suppress(Exception):
+            actor.join()
+    smm = getattr(mi, "smm", None)
+    if smm is not None:
+        with contextlib.suppress(Exception):
+            smm.shutdown()
+
+
 def _stop(anchor, before: set) -> None:
-    t = threading.Thread(target=anchor.stop, daemon=True)
+    done = threading.Event()
+
+    def stop():
+        _quiet_stop(anchor)
+        done.set()
+
+    t = threading.Thread(target=stop, daemon=True)
     t.start()
     t.join(STOP_TIMEOUT_S)
+    if not done.is_set() or set(_descendants(os.getpid())) - before:
+        _force_stop(anchor)
     # anything the runtime forked and left behind (a hung stop, a failed child)
     kill_descendants(before)
+
+
+# ---------------------------------------------------------------------------
+# Lifetime: children die with their parent; signals during start-up are kept
+# ---------------------------------------------------------------------------
+_FORK = {"on": False, "parent": 0, "registered": False}
+PR_SET_PDEATHSIG = 1
+
+
+def _before_fork() -> None:
+    _FORK["parent"] = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    if not _FORK["on"]:
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):   # not Linux: the parent's stop() still ends its children
+        return
+    if os.getppid() != _FORK["parent"]:   # the parent died before the line above
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def _children_die_with_parent():
+    """While active, every process this one forks (and they fork) gets SIGKILL when its parent dies."""
+    if not _FORK["registered"]:
+        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+        _FORK["registered"] = True
+    was = _FORK["on"]
+    _FORK["on"] = True
+    try:
+        yield
+    finally:
+        _FORK["on"] = was
+
+
+_PENDING: List[int] = []
+
+
+def _remember(signum, frame) -> None:
+    _PENDING.append(signum)
+
+
+@contextlib.contextmanager
+def _signals_remembered():
+    """While the runtime forks its processes: SIGINT and SIGTERM are only remembered (the children inherit
+    this handler, so a Ctrl-C to the terminal's process group never stops them); once the block is done, a
+    remembered signal acts as KeyboardInterrupt. (Blocking the signals instead loses them: one delivered to
+    another thread runs Python's handler in the middle of a fork callback, which swallows the exception.)"""
+    if not _main_thread():
+        yield
+        return
+    _PENDING.clear()
+    old = {s: signal.signal(s, _remember) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if _PENDING:
+        _PENDING.clear()
+        raise KeyboardInterrupt
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_records(folder: Optional[str] = None) -> int:
+    """Remove record folders left by runs whose process no longer exists (killed); returns how many."""
+    import shutil
+
+    root = Path(folder or tempfile.gettempdir())
+    n = 0
+    for p in root.glob(RECORDS_PREFIX + "*"):
+        try:
+            pid = int(p.name[len(RECORDS_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if p.is_dir() and not _alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+            n += 1
+    return n
+
+
+def record_bytes(n_tokens: int, vocab: int, n_lif: int, width: int, n_nodes: int) -> int:
+    """Bytes of a run's record files (spike2loihi.lava.blocks.Records) for `n_tokens` tokens."""
+    return n_tokens * (4 * vocab + n_lif * width + 8) + 40 * n_nodes
+
+
+def check_request(model: ConvertedModel, n_prompt: int, max_new_tokens: int) -> None:
+    """One line unless the records of this request fit their bounds."""
+    cfg = model.config
+    n = n_prompt + max_new_tokens
+    size = record_bytes(n, cfg["vocab_size"], len(ir.lif_nodes(model.graph)), cfg["n_embd"], len(model.graph.nodes))
+    if max_new_tokens > MAX_NEW_TOKENS or size > MAX_RECORD_BYTES:
+        raise LavaRunError(f"--max-new-tokens {max_new_tokens:,}: a Lava run records every token's logits and spikes "
+                           f"({size / (1 << 30):,.1f} GiB here); at most {MAX_NEW_TOKENS:,} tokens and "
+                           f"{MAX_RECORD_BYTES >> 30} GiB of records")
 
 
 def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0, greedy: bool = True,
@@ -134,9 +298,13 @@ def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0,
     if bad or T == 0:
         raise LavaRunError(f"token id {bad[0]} is outside the vocabulary 0..{cfg['vocab_size'] - 1}" if bad
                            else "no tokens to run")
+    if N < 0:
+        raise LavaRunError(f"--max-new-tokens {N} is negative")
+    check_request(model, T, N)
     run_args = {"prompt": [int(t) for t in prompt], "max_new_tokens": N, "greedy": bool(greedy),
                 "temperature": float(temperature), "top_p": float(top_p), "seed": int(seed), "probes": bool(count)}
-    with tempfile.TemporaryDirectory(prefix="s2l-lava-") as tmp:
+    remove_stale_records()
+    with tempfile.TemporaryDirectory(prefix=f"{RECORDS_PREFIX}{os.getpid()}-") as tmp:
         records = Records(Path(tmp), max_tokens=T + N, vocab=cfg["vocab_size"], n_lif=len(lifs),
                           width=cfg["n_embd"], n_plans=cfg["n_layer"] + 1,
                           n_nodes=len(model.graph.nodes)).create()
@@ -153,21 +321,13 @@ def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0,
         timings = {}
         shown = 0
         reported = {"prefill": -1 if T else T, "generate": 0}
-        # The runtime forks its processes with SIGINT ignored (Ctrl-C reaches only us) and the
-        # default SIGTERM; afterwards SIGTERM here becomes KeyboardInterrupt, so `finally` stops them.
-        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
-        old_term = signal.signal(signal.SIGTERM, signal.SIG_DFL) if _main_thread() else None
-        try:
-            anchor.create_runtime(run_cfg=cfg_run)
-        except BaseException:
-            _stop(anchor, before)
-            raise
-        finally:
-            if old_int is not None:
-                signal.signal(signal.SIGINT, old_int)
-                signal.signal(signal.SIGTERM, old_term)
-        with _sigterm_as_interrupt():
+        # The runtime forks its processes with SIGINT and SIGTERM only remembered (the children inherit that:
+        # Ctrl-C reaches only us) and with every child set to die with its parent; a signal during start-up
+        # acts once the runtime exists, inside the `try` whose `finally` stops it.
+        with _children_die_with_parent(), _sigterm_as_interrupt():
             try:
+                with _signals_remembered():
+                    anchor.create_runtime(run_cfg=cfg_run)
                 timings["compile_s"] = time.perf_counter() - t0
                 t1 = time.perf_counter()
                 done = 0
