@@ -29,7 +29,8 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import ROOT, one_line_error, random_spec
-from spike2loihi.backends.onnxruntime import MAX_STATE_DIM, OnnxRuntimeBackend
+from spike2loihi.backends.onnx_metadata import MAX_STATE_DIM
+from spike2loihi.backends.onnxruntime import OnnxRuntimeBackend
 from spike2loihi.errors import BackendError
 from spike2loihi.export import onnx as OX
 
