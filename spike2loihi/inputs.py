@@ -68,11 +68,23 @@ def check_input_file(path: PathLike, what: str = "", max_bytes: Optional[int] = 
 def read_input_bytes(path: PathLike, what: str = "", max_bytes: int = MAX_TEXT_BYTES) -> bytes:
     """The bytes of a regular file of at most `max_bytes` (checked before and while reading)."""
     check_input_file(path, what, max_bytes)
+    try:   # opened non-blocking and checked again: a file swapped for a named pipe after the check never blocks
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InputFileError(f"{_where(what, path)}: cannot read ({exc.strerror})") from None
     try:
-        with open(path, "rb") as f:
+        kind = _kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise InputFileError(f"{_where(what, path)}: {kind}")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
             data = f.read(max_bytes + 1)
     except OSError as exc:
         raise InputFileError(f"{_where(what, path)}: cannot read ({exc.strerror})") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if len(data) > max_bytes:   # it grew after the check
         raise InputFileError(f"{_where(what, path)}: more than the {max_bytes:,} bytes this input may have")
     return data

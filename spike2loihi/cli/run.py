@@ -289,6 +289,8 @@ def _generate(model, tok, ids, backend, max_new_tokens, greedy, temperature, top
 
 def _write_dumps(paths, res) -> None:
     """--dump-logits and --dump-spikes, all or nothing."""
+    import io
+
     import numpy as np
 
     if paths:
@@ -297,8 +299,10 @@ def _write_dumps(paths, res) -> None:
                 with outs.open("--dump-logits") as f:
                     np.save(f, res.prompt_logits.astype(np.float32))
             if "--dump-spikes" in paths:
-                with outs.open("--dump-spikes") as f:
-                    np.savez(f, att_spikes=res.att_spikes, ffn_spikes=res.ffn_spikes)
+                with outs.open("--dump-spikes") as f:   # the zip is built in memory: a full disk fails a
+                    buf = io.BytesIO()                   # plain write, not a ZipFile's __del__
+                    np.savez(buf, att_spikes=res.att_spikes, ffn_spikes=res.ffn_spikes)
+                    f.write(buf.getvalue())
 
 
 def _graph_key(backend: str) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -188,7 +189,7 @@ Resource plan (`{PLAN_FILE}`, estimates): {plan}.
 
 ## Steps on the INRC host
 
-1. Copy this folder to the INRC host (e.g. `scp -r {info['bundle_name']} <you>@<inrc-host>:`),
+1. Copy this folder to the INRC host (e.g. `scp -r {shlex.quote(info['bundle_name'])} <you>@<inrc-host>:`),
    then check it there: `sha256sum -c {SUMS_FILE}`.
 2. Use the Python environment INRC provides with lava-nc 0.10.0 and lava-loihi (CPython 3.10;
    lava-loihi is distributed to INRC members only, see INRC's page "Get started with the
