@@ -8,6 +8,7 @@ import errno
 import os
 import signal
 import sys
+import warnings
 
 import click
 
@@ -67,6 +68,9 @@ class CommandGroup(click.Group):
             raise _BrokenPipe() from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        # numpy's RuntimeWarnings (an exp that overflows to the right answer, 1 / (1 + inf) = 0) are not
+        # messages for the user: where a value matters, the code checks it is finite and says so in one line
+        warnings.simplefilter("ignore", RuntimeWarning)
         restore = install_startup_interrupt_handler()
         try:
             code = self._main(args, prog_name or self.name, complete_var, **extra)

@@ -22,7 +22,7 @@ import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -72,6 +72,7 @@ class ConvertedModel:
     nodes: Dict[str, Record]                # chip node name -> its quantization record
     tensors: Dict[str, np.ndarray]          # host float params by checkpoint key; chip integers by node
     manifest: dict = field(default_factory=dict)
+    path: Optional[str] = None              # the file it was loaded from (messages name it), not stored
 
     @property
     def config(self) -> dict:
@@ -250,7 +251,9 @@ def load(path) -> ConvertedModel:
             data = f.read(st.st_size + 1)
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read ({exc.strerror})") from None
-    return from_bytes(data, str(path))
+    model = from_bytes(data, str(path))
+    model.path = str(path)
+    return model
 
 
 def is_artifact(path) -> bool:

@@ -37,7 +37,7 @@ from spike2loihi.convert import ir
 from spike2loihi.convert.fixed_point import (INT32_MAX, MAX_MESSAGE_BITS, WEIGHT_EXP_MIN, SignMode, lif_decays,
                                              payload_shift, quantize_rows, sqnr_db, truncate_bits,
                                              worst_row_accumulation)
-from spike2loihi.convert.quantize_host import lif_bound
+from spike2loihi.convert.quantize_host import lif_bound, naming
 from spike2loihi.convert.records import (CHIP_GRID, STATIC, DenseParams, Encoding, GridParams, LayerNormParams,
                                          LifParams, ProductParams, ResidualParams, SigmoidParams, out_frac)
 from spike2loihi.execute import onchip_ops as oc
@@ -223,7 +223,8 @@ class ChipQuantizer:
         self.prepare_weights()
         for n in self.g.nodes.values():
             if n.placement.where == ir.CHIP:
-                QUANTIZE_CHIP.lookup(n)(self, n)
+                with naming(n.name):
+                    QUANTIZE_CHIP.lookup(n)(self, n)
         for n in self.g.nodes.values():
             if n.placement.where == ir.CHIP and n.name not in self.nodes:
                 raise ValueError(f"{n.name}: the chip quantizer chose no parameters for it")

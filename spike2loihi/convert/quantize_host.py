@@ -27,6 +27,7 @@ chip nodes in graph order:
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable, Dict, List, Optional
 
@@ -38,7 +39,7 @@ from spike2loihi.convert.fixed_point import (INT32_MAX, MAX_MESSAGE_BITS, WEIGHT
                                              payload_shift, quantize_rows, quantize_weights, v_scale_for_threshold,
                                              worst_accumulation, worst_row_accumulation)
 from spike2loihi.convert.records import DYNAMIC, STATIC, DenseParams, Encoding, LifParams
-from spike2loihi.errors import QuantizationError
+from spike2loihi.errors import FixedPointError, QuantizationError
 
 #: |a| into a LIF such that u = a << 6 and |v| <= 2|u| stay inside 24 bits.
 LIF_INPUT_LIMIT = ((1 << 23) - 1) // (2 << 6)
@@ -171,6 +172,16 @@ def host_fed_lif(xmax: float, opts) -> LifParams:
 # ---------------------------------------------------------------------------
 # The pass
 # ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def naming(where: str):
+    """A conversion error inside names the node it is about (one line: `node: what`)."""
+    try:
+        yield
+    except (FixedPointError, QuantizationError, ValueError) as exc:
+        text = str(exc)
+        raise QuantizationError(text if text.startswith(where) else f"{where}: {text}") from None
+
+
 class HostQuantizer:
     """Chooses every chip node's record for `--placement host`: `run()` calls each chip node's
     `quantize.host` handler in graph order, then quantizes the side-by-side groups."""
@@ -192,11 +203,14 @@ class HostQuantizer:
     def run(self) -> None:
         chip = [n for n in self.g.nodes.values() if n.placement.where == ir.CHIP]
         for idx, node in enumerate(chip):
-            QUANTIZE_HOST.lookup(node)(self, node)
+            with naming(node.name):
+                QUANTIZE_HOST.lookup(node)(self, node)
             if self.progress:
                 self.progress("quantize", idx + 1, len(chip))
         for members in self.groups.values():
-            done = host_bound_group([(n.name, self.floats[n.name].numpy()) for n in members], self.opts, self.out)
+            with naming("+".join(n.name for n in members)):
+                done = host_bound_group([(n.name, self.floats[n.name].numpy()) for n in members], self.opts,
+                                        self.out)
             for n in members:
                 self.nodes[n.name], rec = done[n.name]
                 self.recs[n.name] = dict(node=n.name, layer=n.layer, op=n.kind, shape=f"{n.dim}x{n.n_in}", **rec)

@@ -337,8 +337,8 @@ def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0,
                     anchor.run(condition=RunSteps(num_steps=n))
                     done += n
                     if int(counters[:, C_ERROR].max()):
-                        raise LavaRunError("; ".join(e.splitlines()[0] for e in records.errors())
-                                           or "a host block failed")
+                        what = "; ".join(e.splitlines()[0] for e in records.errors()) or "a host block failed"
+                        raise LavaRunError(f"{model.path}: {what}" if model.path else what)
                     n_logits = int(counters[io_row, C_LOGITS])
                     n_gen = int(counters[io_row, C_GENERATED])
                     if progress is not None:

@@ -114,3 +114,19 @@ def test_every_command_refuses_a_tampered_model_in_one_line(case, good, tmp_path
                  ["profile", bad, "--hw", "simulator"], ["eval", bad, "--tokens-file", bad]):
         res = CliRunner().invoke(main, [str(a) for a in args])
         one_line_error(res, CASES[case][1])
+
+
+@pytest.mark.parametrize("placement", ["host", "chip"])
+def test_a_conversion_error_names_its_layer(placement):
+    from conftest import convert_spec, spiking_state_dict
+    from converters.spikegpt import spec_from_state_dict
+    from spike2loihi.errors import QuantizationError
+
+    sd = spiking_state_dict(2, 16, 40, seed=0)
+    for k, t in sd.items():
+        if k.endswith(".weight") and t.dim() == 2:
+            sd[k] = t / t.abs().max() * 9000          # finite and within the reader's bound, beyond Lava's
+    with pytest.raises(QuantizationError) as exc:
+        convert_spec(spec_from_state_dict(sd), list(range(1, 13)), placement=placement)
+    msg = str(exc.value)
+    assert msg.startswith("blocks.") and "\n" not in msg, msg
