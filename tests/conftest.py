@@ -1,5 +1,8 @@
-"""Shared fixtures: the bundled demo checkpoint and seeded random checkpoints."""
+"""Shared fixtures: the bundled demo checkpoint and seeded random checkpoints; shared assertions."""
+import contextlib
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +47,42 @@ def spiking_state_dict(n_layer, n_embd, vocab, seed=0, dtype=None, gain=3.0):
         if k.startswith("blocks.") and k.endswith(".weight") and t.dim() == 2:
             sd[k] = (t.float() * gain).to(dtype)
     return sd
+
+
+@contextlib.contextmanager
+def deadline(seconds: float, hard: float = None):
+    """The block finishes within `seconds`; an alarm at `hard` (default: `seconds`) turns a hang (a
+    blocking open or read, a loop in Python code) into a failure instead of a stuck suite."""
+    hard = hard or seconds
+
+    def expired(signum, frame):
+        raise TimeoutError(f"still running after {hard:g} s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, hard)
+    t0 = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert time.monotonic() - t0 < seconds, f"took {time.monotonic() - t0:.1f} s, more than {seconds:g}"
+
+
+def one_line_message(excinfo, err_type, path, *fragments) -> str:
+    """The raised error is exactly `err_type`, one line, names `path` and every fragment; returns the
+    message with `path` replaced by "<path>"."""
+    err = excinfo.value
+    assert type(err) is err_type, f"{type(err).__name__}: {err}"
+    msg = str(err)
+    assert msg.strip(), "empty message"
+    assert "\n" not in msg and "\r" not in msg, f"message is not one line: {msg!r}"
+    if path is not None:
+        assert str(path) in msg, f"message does not name {path}: {msg}"
+        msg = msg.replace(str(path), "<path>")   # fragments must come from the message, not the path
+    for frag in fragments:
+        assert frag in msg, f"{frag!r} not in message: {msg}"
+    return msg
 
 
 def one_line_error(res, needle, code=2):

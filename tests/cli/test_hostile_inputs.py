@@ -1,16 +1,14 @@
 """Input paths are read as hostile: a named pipe, a device, a directory or an oversized file given to any
 command ends in one `error:` line within seconds, nothing written; a path recorded inside an artifact is
 never opened unless it is a regular file whose sha256 the artifact records."""
-import contextlib
 import dataclasses
 import os
-import signal
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import DEMO, DEMO_CKPT, convert_spec, converted_random, one_line_error
+from conftest import convert_spec, converted_random, deadline, DEMO, DEMO_CKPT, one_line_error
 from spike2loihi import inputs
 from spike2loihi.cli.app import main
 from spike2loihi.convert import artifact
@@ -18,21 +16,6 @@ from spike2loihi.convert import artifact
 
 def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-@contextlib.contextmanager
-def deadline(seconds: float):
-    """Fail (instead of hanging) when the block runs longer than `seconds`."""
-    def expired(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s: the input blocked")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture(scope="module")

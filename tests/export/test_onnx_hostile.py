@@ -14,13 +14,10 @@ What an attacker tried against `OnnxRuntimeBackend`, each now refused in one lin
 A legitimate model with its external data inside its own folder still runs, and computes
 what the same model with its weights inline computes.
 """
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import onnx
@@ -28,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import ROOT, one_line_error, random_spec
+from conftest import deadline, one_line_error, random_spec, ROOT
 from spike2loihi.backends.onnx_metadata import MAX_STATE_DIM
 from spike2loihi.backends.onnxruntime import OnnxRuntimeBackend
 from spike2loihi.errors import BackendError
@@ -37,26 +34,9 @@ from spike2loihi.export import onnx as OX
 LIMIT_S = 10    # every refusal is well under this; a blocked read or a huge allocation is not
 
 
-@contextlib.contextmanager
-def deadline(seconds=LIMIT_S):
-    """Fail (not hang) if the block takes `seconds`: SIGALRM interrupts a blocking open or read."""
-    def expired(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    t0 = time.monotonic()
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-    assert time.monotonic() - t0 < seconds
-
-
 def refused(model, *needles):
     """The one-line BackendError that opening `model` raises, checked to contain every needle."""
-    with deadline():
+    with deadline(LIMIT_S):
         with pytest.raises(BackendError) as exc:
             OnnxRuntimeBackend(model)
     msg = str(exc.value)
@@ -73,7 +53,7 @@ def invoke(*args):
 
 
 def cli_refuses(path, needle):
-    with deadline():
+    with deadline(LIMIT_S):
         res = invoke("run", path, "--backend", "onnxruntime", "--tokens", "1")
     return one_line_error(res, needle)
 
@@ -236,7 +216,7 @@ def test_external_data_inside_the_folder_still_runs(tiny, tmp_path):
         stored = onnx.load(str(path), load_external_data=False).graph.initializer
         assert all(t.data_location == TensorProto.EXTERNAL and not t.raw_data for t in stored)
         assert (folder / location).stat().st_size >= sum(len(t.raw_data) for t in tiny.graph.initializer)
-        with deadline():
+        with deadline(LIMIT_S):
             be = OnnxRuntimeBackend(path)
         st, want_st = be.initial_state(), want_be.initial_state()
         for tok in (1, 5, 9, 0):

@@ -1,10 +1,8 @@
 """Hostile hardware profiles (`--hw NAME|FILE`): an alias bomb, deep nesting, absurd or non-finite numbers,
 a named pipe, a directory, a device, an oversized file. Each is refused as one `HardwareProfileError` line,
 quickly: never a hang, never memory exhaustion, never a traceback, never an absurd value accepted."""
-import contextlib
 import dataclasses
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,33 +11,16 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import ROOT, one_line_error, saved_random
+from conftest import deadline, one_line_error, ROOT, saved_random
 from spike2loihi.hardware import profile_yaml as Y, profiles as H
 
 LIMIT_S = 5.0
 BASE = (H.profile_dir() / "oheo_gulch.yaml").read_text()
 
 
-@contextlib.contextmanager
-def within(seconds=LIMIT_S):
-    """The block finishes in `seconds`; an alarm at twice that turns a hang in Python code into a failure."""
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"still running after {2 * seconds:g} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(2 * seconds))
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-    assert time.perf_counter() - t0 < seconds
-
-
 def refused(path_or_text, needle, tmp_path=None, max_len=400) -> str:
     """The one-line HardwareProfileError that loading a file (or parsing a text) gives, within the time limit."""
-    with within():
+    with deadline(LIMIT_S, hard=2 * LIMIT_S):
         with pytest.raises(H.HardwareProfileError) as exc:
             if tmp_path is None:
                 H.load_profile(path_or_text)
@@ -89,7 +70,7 @@ def test_alias_bomb_past_the_budget_is_quoted_without_expanding_it(tmp_path, mon
 
 def test_show_cuts_a_value_without_walking_it():
     data = yaml.safe_load(alias_bomb(10, 10))     # cheap: the 10**10 leaves share ten lists
-    with within(1):
+    with deadline(1, hard=2 * (1)):
         shown = H._show(data)
     assert len(shown) <= H.SHOW_CHARS and shown.startswith("[['x', 'x'") and shown.endswith("...")
     loop = []
@@ -303,7 +284,7 @@ def test_cli_profile_with_a_hostile_hw_is_one_error_line(small_model, hostile_fi
     main = cliutil.CommandGroup(name="spike2loihi")
     main.add_command(profile)
     path, needle = hostile_files[case]
-    with within():
+    with deadline(LIMIT_S, hard=2 * LIMIT_S):
         res = CliRunner().invoke(main, ["profile", str(small_model), "--hw", str(path)])
     one_line_error(res, needle)
 

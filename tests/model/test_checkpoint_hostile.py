@@ -8,11 +8,9 @@ a device or a directory, and finite but huge weights are all refused with one `C
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
-import signal
 import struct
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ from safetensors.torch import save_file
 
 import converters.spikegpt as S
 from _factories import char_vocab, random_state_dict, write_char_vocab
-from conftest import DEMO_CKPT, ROOT, convert_spec, one_line_error as cli_one_line_error, spiking_state_dict
+from conftest import convert_spec, deadline, DEMO_CKPT, one_line_error as cli_one_line_error, one_line_message, ROOT, spiking_state_dict
 from converters.spikegpt import load_checkpoint, spec_from_state_dict
 from converters.tokenizer import CharTokenizer, artifact_tokenizer, load_tokenizer, tokenizer_from_bytes
 from spike2loihi.errors import CheckpointError, TokenizerError
@@ -34,21 +32,6 @@ from spike2loihi.model.spec import ModelConfig, expected_tensors
 L, C, V = 2, 8, 11
 WIDE = 65536  # what the attacker's checkpoint claims
 SHARED_12x192 = ROOT.parent / "shared" / "models" / "spikegpt-12x192" / "spikegpt-12x192.pth"
-
-
-@contextlib.contextmanager
-def deadline(seconds: float):
-    """Fail (instead of hanging) when the block runs longer than `seconds`."""
-    def expired(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s: the input blocked")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def peak_rss_mib() -> float:
@@ -62,21 +45,7 @@ def refused(path, err_type=CheckpointError, *fragments, **kwargs) -> str:
     with deadline(20), pytest.raises(err_type) as excinfo:
         load_checkpoint(path, **kwargs)
     assert time.perf_counter() - t0 < 10
-    return message(excinfo, err_type, path, *fragments)
-
-
-def message(excinfo, err_type, path, *fragments) -> str:
-    err = excinfo.value
-    assert type(err) is err_type, f"{type(err).__name__}: {err}"
-    msg = str(err)
-    assert msg.strip() and "\n" not in msg and "\r" not in msg, f"not one line: {msg!r}"
-    assert "Traceback" not in msg
-    if path is not None:
-        assert str(path) in msg, f"message does not name {path}: {msg}"
-        msg = msg.replace(str(path), "<path>")
-    for frag in fragments:
-        assert frag in msg, f"{frag!r} not in message: {msg}"
-    return msg
+    return one_line_message(excinfo, err_type, path, *fragments)
 
 
 @pytest.fixture
@@ -167,7 +136,7 @@ def test_storage_check_names_a_tensor_larger_than_its_storage():
     t.untyped_storage().resize_(4)
     with pytest.raises(CheckpointError) as excinfo:
         S._check_backing({"ln_out.bias": t}, "memory")
-    message(excinfo, CheckpointError, "memory", "'ln_out.bias'", "claims 32 bytes but its storage holds 4")
+    one_line_message(excinfo, CheckpointError, "memory", "'ln_out.bias'", "claims 32 bytes but its storage holds 4")
 
 
 def test_expanded_tensor_in_memory_is_not_materialised():
@@ -175,7 +144,7 @@ def test_expanded_tensor_in_memory_is_not_materialised():
     sd["emb.weight"] = torch.zeros(1).expand(V, C)
     with pytest.raises(CheckpointError) as excinfo:
         spec_from_state_dict(sd, source="mem")
-    message(excinfo, CheckpointError, "mem", "'emb.weight'", "zero stride")
+    one_line_message(excinfo, CheckpointError, "mem", "'emb.weight'", "zero stride")
 
 
 # --------------------------------------------------------------------------- safetensors headers
@@ -295,7 +264,7 @@ def test_huge_weights_in_memory_are_refused_too():
     sd["head.weight"].mul_(1e28)
     with pytest.raises(CheckpointError) as excinfo:
         spec_from_state_dict(sd, source="mem")
-    message(excinfo, CheckpointError, "mem", "'head.weight'", "beyond")
+    one_line_message(excinfo, CheckpointError, "mem", "'head.weight'", "beyond")
 
 
 def test_weights_at_the_bound_keep_the_reference_finite():
@@ -340,7 +309,7 @@ def test_tokenizer_special_files_are_refused(tmp_path, fifo):
     for path, what in ((fifo, "named pipe"), (Path("/dev/zero"), "is a device"), (tmp_path, "is a directory")):
         with deadline(20), pytest.raises(TokenizerError) as excinfo:
             load_tokenizer(path)
-        message(excinfo, TokenizerError, path, what, "tokenizer")
+        one_line_message(excinfo, TokenizerError, path, what, "tokenizer")
 
 
 def test_pipe_named_vocab_json_beside_the_checkpoint(tmp_path):
@@ -349,7 +318,7 @@ def test_pipe_named_vocab_json_beside_the_checkpoint(tmp_path):
     os.mkfifo(tmp_path / "vocab.json")
     with deadline(20), pytest.raises(TokenizerError) as excinfo:
         load_checkpoint(path)
-    message(excinfo, TokenizerError, tmp_path / "vocab.json", "named pipe")
+    one_line_message(excinfo, TokenizerError, tmp_path / "vocab.json", "named pipe")
 
 
 def test_oversized_tokenizer_is_refused_before_it_is_read(tmp_path, monkeypatch):
@@ -359,7 +328,7 @@ def test_oversized_tokenizer_is_refused_before_it_is_read(tmp_path, monkeypatch)
     monkeypatch.setattr(T, "MAX_TOKENIZER_BYTES", 10)
     with pytest.raises(TokenizerError) as excinfo:
         load_tokenizer(path)
-    message(excinfo, TokenizerError, path, "more than the 10")
+    one_line_message(excinfo, TokenizerError, path, "more than the 10")
 
 
 # --------------------------------------------------------------------------- the official checkpoints still load
@@ -404,11 +373,11 @@ def test_corrupt_embedded_tokenizer_names_the_model_not_a_file(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)  # no vocab.json here
     with pytest.raises(TokenizerError) as excinfo:
         artifact_tokenizer(_Stored(raw, "vocab.json"))
-    msg = message(excinfo, TokenizerError, None, "the model's embedded tokenizer", fragment)
+    msg = one_line_message(excinfo, TokenizerError, None, "the model's embedded tokenizer", fragment)
     assert not msg.startswith("vocab.json"), msg
     with pytest.raises(TokenizerError) as excinfo:  # a name that is no file: embedded as well
         tokenizer_from_bytes(raw, name="vocab.json")
-    message(excinfo, TokenizerError, None, "the model's embedded tokenizer (vocab.json)", fragment)
+    one_line_message(excinfo, TokenizerError, None, "the model's embedded tokenizer (vocab.json)", fragment)
 
 
 def test_tokenizer_bytes_of_a_real_file_name_the_file(tmp_path):
@@ -416,7 +385,7 @@ def test_tokenizer_bytes_of_a_real_file_name_the_file(tmp_path):
     path.write_bytes(b'{"0": ')
     with pytest.raises(TokenizerError) as excinfo:
         tokenizer_from_bytes(path.read_bytes(), name=str(path))
-    msg = message(excinfo, TokenizerError, path, "not valid JSON")
+    msg = one_line_message(excinfo, TokenizerError, path, "not valid JSON")
     assert "embedded" not in msg
 
 
@@ -425,7 +394,7 @@ def test_embedded_tokenizer_keeps_its_name_and_decode_errors_name_the_model():
     assert tok.path == "vocab.json" and tok.vocab_size == 2
     with pytest.raises(TokenizerError) as excinfo:
         tok.decode([5])
-    message(excinfo, TokenizerError, None, "the model's embedded tokenizer", "outside the vocabulary")
+    one_line_message(excinfo, TokenizerError, None, "the model's embedded tokenizer", "outside the vocabulary")
 
 
 @pytest.fixture(scope="module")
@@ -450,7 +419,7 @@ def test_corrupt_tokenizer_inside_an_artifact(corrupt_tokenizer_artifact):
 
     with pytest.raises(TokenizerError) as excinfo:
         artifact_tokenizer(artifact.load(corrupt_tokenizer_artifact))
-    message(excinfo, TokenizerError, None, "the model's embedded tokenizer (vocab.json)", "not valid JSON")
+    one_line_message(excinfo, TokenizerError, None, "the model's embedded tokenizer (vocab.json)", "not valid JSON")
 
 
 # --------------------------------------------------------------------------- through the CLI

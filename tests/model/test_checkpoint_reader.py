@@ -14,6 +14,8 @@ import zipfile
 
 import pytest
 import torch
+
+from conftest import one_line_message
 from safetensors.torch import save_file
 
 from _factories import char_vocab, random_state_dict, train_hf_tokenizer, write_char_vocab
@@ -38,24 +40,6 @@ def save(sd, path, fmt="zip"):
     else:
         raise ValueError(fmt)
     return path
-
-
-def one_line_error(excinfo, err_type, path, *fragments):
-    """The raised error is exactly `err_type`, one line, names `path` and every fragment.
-
-    Returns the message with `path` replaced by "<path>"."""
-    err = excinfo.value
-    assert type(err) is err_type, f"{type(err).__name__}: {err}"
-    msg = str(err)
-    assert msg.strip(), "empty message"
-    assert "\n" not in msg and "\r" not in msg, f"message is not one line: {msg!r}"
-    if path is not None:
-        assert str(path) in msg, f"message does not name {path}: {msg}"
-        # fragments must come from the message itself, not from the (test-named) path
-        msg = msg.replace(str(path), "<path>")
-    for frag in fragments:
-        assert frag in msg, f"{frag!r} not in message: {msg}"
-    return msg
 
 
 def problem_about(msg, key):
@@ -195,7 +179,7 @@ def test_all_problems_reported_at_once(tmp_path):
     sd["blocks.0.ffn.value.weight"] = torch.zeros(C, 4 * C - 1)
     del sd["ln_out.bias"]
     path = save(sd, tmp_path / "three.pth")
-    msg = one_line_error(load_error(path), CheckpointError, path, "3 problem")
+    msg = one_line_message(load_error(path), CheckpointError, path, "3 problem")
     seg = problem_about(msg, "blocks.1.att.key.weight")
     assert re.search(r"expected\D*8x8\b.*found\D*8x9\b", seg), seg
     seg = problem_about(msg, "blocks.0.ffn.value.weight")
@@ -209,7 +193,7 @@ def test_nonfinite_values_are_reported_with_the_other_problems(tmp_path):
     sd["blocks.0.att.key.weight"] = torch.zeros(C, C + 1)
     sd["head.weight"][3, 4] = float("nan")
     path = save(sd, tmp_path / "two.pth")
-    msg = one_line_error(load_error(path), CheckpointError, path, "2 problem")
+    msg = one_line_message(load_error(path), CheckpointError, path, "2 problem")
     assert "9" in problem_about(msg, "blocks.0.att.key.weight")
     assert "NaN" in problem_about(msg, "head.weight")
 
@@ -263,7 +247,7 @@ def test_single_problem_names_the_key(tmp_path, case):
     sd = random_state_dict(L, C, V, seed=10)
     change(sd)
     path = save(sd, tmp_path / f"{case}.pth")
-    msg = one_line_error(load_error(path), CheckpointError, path, "1 problem")
+    msg = one_line_message(load_error(path), CheckpointError, path, "1 problem")
     seg = problem_about(msg, key)
     for frag in fragments:
         assert frag in seg, f"{frag!r} not in {seg!r}"
@@ -274,28 +258,28 @@ def test_problems_found_in_memory_name_the_source():
     sd["blocks.0.att.extra"] = torch.zeros(3)
     with pytest.raises(CheckpointError) as excinfo:
         spec_from_state_dict(sd, source="my-model")
-    problem_about(one_line_error(excinfo, CheckpointError, "my-model"), "blocks.0.att.extra")
+    problem_about(one_line_message(excinfo, CheckpointError, "my-model"), "blocks.0.att.extra")
 
 
 def test_key_with_a_newline_keeps_the_message_on_one_line(tmp_path):
     sd = random_state_dict(L, C, V, seed=12)
     sd["blocks.0.att.extra\nTraceback: injected"] = torch.zeros(1)
     path = save(sd, tmp_path / "newline.pth")
-    one_line_error(load_error(path), CheckpointError, path, "blocks.0.att.extra\\nTraceback")
+    one_line_message(load_error(path), CheckpointError, path, "blocks.0.att.extra\\nTraceback")
 
 
 def test_missing_embedding_is_named(tmp_path):
     sd = random_state_dict(L, C, V, seed=13)
     del sd["emb.weight"]
     path = save(sd, tmp_path / "noemb.pth")
-    one_line_error(load_error(path), CheckpointError, path, "'emb.weight'")
+    one_line_message(load_error(path), CheckpointError, path, "'emb.weight'")
 
 
 def test_missing_block_is_named(tmp_path):
     sd = random_state_dict(3, C, V, seed=14)
     sd = {k: v for k, v in sd.items() if not k.startswith("blocks.1.")}
     path = save(sd, tmp_path / "gap.pth")
-    msg = one_line_error(load_error(path), CheckpointError, path, "blocks.2")
+    msg = one_line_message(load_error(path), CheckpointError, path, "blocks.2")
     assert re.search(r"blocks?\W+1\b", without_paths(msg, path)), msg
 
 
@@ -305,7 +289,7 @@ def test_huge_block_index_is_refused_quickly(tmp_path):
     sd["blocks.1000000000.att.key.weight"] = torch.zeros(C, C)
     path = save(sd, tmp_path / "huge.pth")
     t0 = time.perf_counter()
-    one_line_error(load_error(path), CheckpointError, path, "blocks.1000000000")
+    one_line_message(load_error(path), CheckpointError, path, "blocks.1000000000")
     assert time.perf_counter() - t0 < 5
 
 
@@ -313,7 +297,7 @@ def test_huge_block_index_is_refused_quickly(tmp_path):
                                        ({"emb.weight": torch.zeros(V, C)}, "blocks")])
 def test_not_a_state_dict(tmp_path, obj, what):
     path = save(obj, tmp_path / "odd.pth")
-    one_line_error(load_error(path), CheckpointError, path, what)
+    one_line_message(load_error(path), CheckpointError, path, what)
 
 
 # --------------------------------------------------------------------------- hostile or malformed files
@@ -357,7 +341,7 @@ def _plain_zip(path):
 def test_malformed_file_is_refused_in_one_line(tmp_path, case):
     path = tmp_path / f"{case}.pth"
     path.write_bytes(MALFORMED[case](tmp_path))
-    msg = one_line_error(load_error(path), CheckpointError, path)
+    msg = one_line_message(load_error(path), CheckpointError, path)
     assert "Traceback" not in msg
     if case.startswith("truncated"):
         # a damaged file is reported as damaged, not as a malicious one
@@ -370,18 +354,18 @@ def test_malformed_file_is_refused_in_one_line(tmp_path, case):
 def test_plain_zip_archive_is_refused(tmp_path):
     path = tmp_path / "archive.pth"
     _plain_zip(path)
-    one_line_error(load_error(path), CheckpointError, path)
+    one_line_message(load_error(path), CheckpointError, path)
 
 
 def test_directory_is_refused(tmp_path):
     path = tmp_path / "ckpt.pth"
     path.mkdir()
-    one_line_error(load_error(path), CheckpointError, path, "directory")
+    one_line_message(load_error(path), CheckpointError, path, "directory")
 
 
 def test_missing_path_is_refused(tmp_path):
     path = tmp_path / "nowhere" / "ckpt.pth"
-    one_line_error(load_error(path), CheckpointError, path)
+    one_line_message(load_error(path), CheckpointError, path)
 
 
 # Code-execution payloads. Each test first shows that the payload is live (an unsafe
@@ -450,7 +434,7 @@ HOWS = ["pickle_p2", "pickle_p0", "pickle_p4", "zip", "legacy", "wrapped_zip"]
 def test_os_system_pickle_is_refused_without_running(tmp_path, how):
     marker = tmp_path / "MARKER"
     path = _payload_file(tmp_path / f"evil_{how}.pth", how, SystemPayload(f"touch '{marker}'"))
-    msg = one_line_error(load_error(path), CheckpointError, path)
+    msg = one_line_message(load_error(path), CheckpointError, path)
     assert not marker.exists(), "the payload ran"
     if how in ("pickle_p2", "zip", "legacy", "wrapped_zip"):
         assert "system" in msg and "refused" in msg, msg  # names what the pickle wanted to call
@@ -462,7 +446,7 @@ def test_os_system_pickle_is_refused_without_running(tmp_path, how):
 def test_custom_reduce_is_refused_without_running(tmp_path, how):
     CALLS.clear()
     path = _payload_file(tmp_path / f"reduce_{how}.pth", how, RecordPayload())
-    msg = one_line_error(load_error(path), CheckpointError, path, "record_call")
+    msg = one_line_message(load_error(path), CheckpointError, path, "record_call")
     assert CALLS == []
     _unsafe_load(path)  # control: an unsafe load does call it (a raw pickle may be tried twice)
     assert CALLS and set(CALLS) == {"ran"}
@@ -472,7 +456,7 @@ def test_custom_reduce_is_refused_without_running(tmp_path, how):
 @pytest.mark.parametrize("how", ["zip", "legacy"])
 def test_custom_class_is_refused(tmp_path, how):
     path = _payload_file(tmp_path / f"class_{how}.pth", how, NotATensor())
-    one_line_error(load_error(path), CheckpointError, path, "NotATensor", "refused")
+    one_line_message(load_error(path), CheckpointError, path, "NotATensor", "refused")
     assert isinstance(_unsafe_load(path)["blocks.0.att.key.weight"], NotATensor)
 
 
@@ -513,7 +497,7 @@ def test_explicit_wrong_size_tokenizer_is_used_and_refused(tmp_path):
     path = _ckpt(tmp_path)
     write_char_vocab(tmp_path / "vocab.json", char_vocab(V))  # would fit, but is overridden
     explicit = write_char_vocab(tmp_path / "other.json", char_vocab(V + 1))
-    msg = one_line_error(load_error(path, TokenizerError, tokenizer_path=str(explicit)),
+    msg = one_line_message(load_error(path, TokenizerError, tokenizer_path=str(explicit)),
                          TokenizerError, explicit, str(path))
     rest = without_paths(msg, explicit, path)
     assert re.search(r"\b12\b", rest) and re.search(r"\b11\b", rest), msg
@@ -522,7 +506,7 @@ def test_explicit_wrong_size_tokenizer_is_used_and_refused(tmp_path):
 def test_vocab_json_of_wrong_size_names_both_sizes(tmp_path):
     path = _ckpt(tmp_path)
     vocab = write_char_vocab(tmp_path / "vocab.json", char_vocab(V + 2))
-    msg = one_line_error(load_error(path, TokenizerError), TokenizerError, vocab, str(path))
+    msg = one_line_message(load_error(path, TokenizerError), TokenizerError, vocab, str(path))
     rest = without_paths(msg, vocab, path)
     assert re.search(r"\b13\b", rest) and re.search(r"\b11\b", rest), msg
 
@@ -531,7 +515,7 @@ def test_broken_vocab_json_beside_is_reported(tmp_path):
     path = _ckpt(tmp_path)
     vocab = tmp_path / "vocab.json"
     vocab.write_text('{"0": "a", "1": "bc"}', encoding="utf-8")
-    one_line_error(load_error(path, TokenizerError), TokenizerError, vocab, "'bc'")
+    one_line_message(load_error(path, TokenizerError), TokenizerError, vocab, "'bc'")
 
 
 def test_explicit_huggingface_tokenizer(tmp_path):
@@ -550,7 +534,7 @@ def test_spec_from_state_dict_checks_the_tokenizer(tmp_path):
     sd = random_state_dict(L, C, V, seed=19)
     with pytest.raises(TokenizerError) as excinfo:
         spec_from_state_dict(sd, source="mem", tokenizer=tok)
-    rest = without_paths(one_line_error(excinfo, TokenizerError, tmp_path / "v.json"), tmp_path / "v.json")
+    rest = without_paths(one_line_message(excinfo, TokenizerError, tmp_path / "v.json"), tmp_path / "v.json")
     assert re.search(r"\b10\b", rest) and re.search(r"\b11\b", rest)
     ok = load_tokenizer(write_char_vocab(tmp_path / "w.json", char_vocab(V)))
     assert spec_from_state_dict(sd, tokenizer=ok).tokenizer is ok
@@ -598,7 +582,7 @@ def test_prefix_shared_by_only_some_keys_is_kept_and_reported(tmp_path):
     sd = random_state_dict(L, C, V, seed=22)
     sd = {("module." + k if k.startswith(("head.", "ln_out.")) else k): v for k, v in sd.items()}
     path = save(sd, tmp_path / "partial.pth")
-    one_line_error(load_error(path), CheckpointError, path, "unknown key 'module.head.weight'",
+    one_line_message(load_error(path), CheckpointError, path, "unknown key 'module.head.weight'",
                    "missing key 'head.weight'")
 
 
@@ -607,5 +591,5 @@ def test_dict_that_contains_itself_is_refused_not_looped_on(tmp_path):
     d["model"] = d  # pickle (and torch.load weights_only) keep the cycle
     path = save(d, tmp_path / "cycle.pth")
     t0 = time.perf_counter()
-    one_line_error(load_error(path), CheckpointError, path, "emb.weight")
+    one_line_message(load_error(path), CheckpointError, path, "emb.weight")
     assert time.perf_counter() - t0 < 5
