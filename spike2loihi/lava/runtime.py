@@ -178,6 +178,9 @@ def _before_fork() -> None:
 
 
 def _after_fork_in_child() -> None:
+    """In each child forked while a runtime lives: SIGKILL when the parent dies. (The kernel ties this to
+    the *thread* that forked; Lava 0.10 forks from the main thread, so the child lives as long as the
+    parent process. A Lava that forked from a short-lived worker thread would need another tie.)"""
     if not _FORK["on"]:
         return
     import ctypes
