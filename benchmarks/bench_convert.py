@@ -1,10 +1,11 @@
 """Conversion and the whole-model emulator: time, memory, tokens/s, printed as JSON.
 
     .venv/bin/python benchmarks/bench_convert.py [--threads 1] [--tokens 200] [--skip-216m]
+        [--placements host,chip]
 
 Cases: the bundled model, and a seeded random checkpoint with the 216M model's
 shapes (18 x 768, vocabulary 50277: the RESCALE quirk applies), written to a
-temporary folder. For each case, in one run:
+temporary folder, each converted with every placement. For each case, in one run:
 
 * `spike2loihi convert` as a user runs it (a child process: wall time and its
   own peak RSS), calibrating on --calib-len tokens;
@@ -40,6 +41,9 @@ def child_speed(args):
 
     torch.set_num_threads(args.threads)
     from converters.spikegpt import load_checkpoint
+    from spike2loihi.execute import kernels
+
+    kernels.set_threads(args.threads)
     from spike2loihi.convert import artifact
     from spike2loihi.execute.model_emulator import ModelEmulator
     from spike2loihi.model.reference import ReferenceModel
@@ -124,6 +128,7 @@ def main():
     ap.add_argument("--tokens-216m", type=int, default=20)
     ap.add_argument("--calib-len", type=int, default=256, help="as convert's default")
     ap.add_argument("--skip-216m", action="store_true")
+    ap.add_argument("--placements", default="host,chip", help="comma-separated --placement values")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--ckpt", help=argparse.SUPPRESS)
@@ -153,12 +158,16 @@ def main():
                       ["--calib-tokens-file", str(ids)], args.tokens_216m))
     report = {"threads": args.threads, "calib_len": args.calib_len, "cases": []}
     for name, ckpt, calib, tokens in cases:
-        print(f"{name}: convert ...", file=sys.stderr, flush=True)
-        out = d / (ckpt.stem + ".s2l")
-        entry = {"case": name, **convert_case(ckpt, out, calib, args.threads)}
-        print(f"{name}: speed ...", file=sys.stderr, flush=True)
-        entry.update(speed_case(out, ckpt, args, tokens))
-        report["cases"].append(entry)
+        for placement in args.placements.split(","):
+            print(f"{name}, --placement {placement}: convert ...", file=sys.stderr, flush=True)
+            out = d / f"{ckpt.stem}-{placement}.s2l"
+            entry = {"case": name, "placement": placement,
+                     **convert_case(ckpt, out, calib + ["--placement", placement], args.threads)}
+            print(f"{name}, --placement {placement}: speed ...", file=sys.stderr, flush=True)
+            if "error" not in entry:
+                entry.update(speed_case(out, ckpt, args, tokens))
+            out.unlink(missing_ok=True)
+            report["cases"].append(entry)
     tmp.cleanup()
     print(json.dumps(report, indent=2))
 

@@ -110,6 +110,8 @@ def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits
 
     if threads:
         torch.set_num_threads(threads)
+        from spike2loihi.execute import kernels
+        kernels.set_threads(threads)   # the integer kernels' onnxruntime sessions
     opts = quantize.QuantOptions(weight_bits, act_bits, lif_input_bits, placement)
     opts.check()
     spec = load_checkpoint(checkpoint, tokenizer_path=str(tokenizer_path) if tokenizer_path else None)

@@ -61,6 +61,8 @@ def eval_(ctx, model_path, text, tokens_file, backends, max_tokens, noise_floor,
 
     if threads:
         torch.set_num_threads(threads)
+        from spike2loihi.execute import kernels
+        kernels.set_threads(threads)   # the integer kernels' onnxruntime sessions
     check_input_file(model_path)   # a named pipe or a device is refused unread
     if not artifact.is_artifact(model_path):
         raise Spike2LoihiError(f"{model_path}: not a converted .s2l model; eval compares a converted model with "

@@ -200,6 +200,8 @@ def _open_model(ctx, checkpoint, backend, source_checkpoint, semantics, tokenize
 
     if threads:
         torch.set_num_threads(threads)
+        from spike2loihi.execute import kernels
+        kernels.set_threads(threads)   # the integer kernels' onnxruntime sessions
     check_input_file(checkpoint)   # a named pipe or a device is refused unread
     is_artifact = artifact.is_artifact(checkpoint)
     is_onnx = str(checkpoint).lower().endswith(".onnx")  # an exported step graph: its semantics are fixed

@@ -29,7 +29,7 @@ from spike2loihi.convert.artifact import ConvertedModel
 from spike2loihi.convert.fixed_point import VTH_SHIFT
 from spike2loihi.convert.records import DYNAMIC
 from spike2loihi.execute import host_ops, onchip_ops
-from spike2loihi.execute.kernels import DenseKernel, dense_graded_output, lif_update
+from spike2loihi.execute.kernels import dense_graded_output, dense_kernel, lif_update
 
 HOST = registry.stage("execute.host", lambda t, mapping, where: where == ir.HOST and t.per_token,
                       "a host op on float32 values (spike2loihi.execute.handlers)")
@@ -82,8 +82,8 @@ class Params:
         self.q = model.nodes
         self.floats = {k: np.asarray(v, np.float32) for k, v in (floats or {}).items()}
         self._host: Dict[str, np.ndarray] = {}
-        self.kernels: Dict[str, DenseKernel] = _Lazy(
-            lambda name: DenseKernel.from_mantissa(model.tensors[self.q[name].mantissa], self.q[name].truncate_bits))
+        self.kernels: Dict[str, object] = _Lazy(
+            lambda name: dense_kernel(model.tensors[self.q[name].mantissa], self.q[name].truncate_bits))
         self.row_scale: Dict[str, np.ndarray] = _Lazy(
             lambda name: np.asarray(model.tensors[self.q[name].row_scale], dtype=np.float32))
 

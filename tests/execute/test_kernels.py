@@ -1,0 +1,43 @@
+"""The whole-model emulator's integer kernel (int8 weights in onnxruntime's MatMulInteger) gives exactly the
+integers of `DenseKernel` (float BLAS on exact integers, the kernel checked against Lava's Dense): every
+input width (one base-256 digit up to int32 payloads), every truncation shift, binary inputs, zero rows."""
+import numpy as np
+import pytest
+
+from spike2loihi.execute.kernels import DenseKernel, Int8Kernel, dense_graded_output, dense_kernel
+
+
+@pytest.mark.parametrize("n_out,n_in", [(1, 1), (7, 300), (64, 1024), (300, 64)])
+@pytest.mark.parametrize("k", [0, 1, 3])
+def test_int8_kernel_equals_the_blas_kernel_at_every_input_width(n_out, n_in, k):
+    rng = np.random.default_rng(n_out * 1000 + n_in + k)
+    m = rng.integers(-128, 128, (n_out, n_in)).astype(np.int8)
+    m[0, 0] = -128                                   # the mantissa's extremes
+    fast, ref = Int8Kernel(m, k), DenseKernel.from_mantissa(m, k)
+    assert np.array_equal(fast.w, ref.w)
+    for top in (1, 127, 128, 255, 32767, 1 << 15, (1 << 23) - 1, (1 << 31) - 1):
+        for batch in (1, 5):
+            s = rng.integers(-top, top + 1, (batch, n_in))
+            s[0, :min(3, n_in)] = [-top, top, -top - 1 if top < (1 << 31) - 1 else -top][:min(3, n_in)]
+            want = ref.accumulate(s)
+            assert np.array_equal(fast.accumulate(s), want), (top, batch)
+            assert np.array_equal(fast.accumulate(s, max_abs=int(np.abs(s).max())), want)
+    mask = rng.random((3, n_in)) < 0.3
+    assert np.array_equal(fast.accumulate_binary(mask), ref.accumulate_binary(mask))
+    assert np.array_equal(fast.accumulate(np.zeros((2, n_in), np.int64)), np.zeros((2, n_out), np.int64))
+
+
+def test_through_lavas_dense_arithmetic_the_kernels_agree():
+    rng = np.random.default_rng(5)
+    m = rng.integers(-127, 128, (40, 500)).astype(np.int8)
+    s = rng.integers(-(1 << 20), 1 << 20, (8, 500))
+    for e in (-8, -3, 0, 4):
+        assert np.array_equal(dense_graded_output(Int8Kernel(m, 1), s, e),
+                              dense_graded_output(DenseKernel.from_mantissa(m, 1), s, e))
+
+
+def test_the_kernel_is_chosen_once_per_weight_matrix():
+    m = np.ones((4, 4), np.int8)
+    assert isinstance(dense_kernel(m, 1), Int8Kernel)
+    assert isinstance(dense_kernel(m.astype(np.int16), 1), DenseKernel)   # not an int8 mantissa
+    assert isinstance(dense_kernel(np.zeros((0, 4), np.int8), 1), DenseKernel)
