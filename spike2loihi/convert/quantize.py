@@ -105,11 +105,13 @@ def calibrate(spec: ModelSpec, sem: Semantics, tokens: List[int], info: dict,
 
 
 def _host_tensors(spec: ModelSpec, graph: ir.Graph, host_only: bool = True) -> Dict[str, np.ndarray]:
-    """Every float parameter a host node (or, host_only=False, any node) names, as float32
-    (fp16/bf16 upcast exactly)."""
+    """Every float parameter a host node (or, host_only=False, any node but a weight matrix: those are the
+    reference's, `float_weights`) names, as float32 (fp16/bf16 upcast exactly)."""
     out = {}
     for node in graph.nodes.values():
         if host_only and node.placement.where != ir.HOST:
+            continue
+        if node.dense:   # its matrix is `float_weights`' (RESCALE divisor applied); no second copy
             continue
         for key in node.params().values():
             if isinstance(key, str) and key in spec.tensors:
