@@ -173,11 +173,14 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
                         "maxima": {k: [float(np.float32(v)) for v in vals] for k, vals in calib.maxima.items()}},
     }
     model = ConvertedModel(graph=graph, nodes=nodes, tensors=tensors, manifest=manifest)
-    records, top1 = measure(model, calib, recs, progress)
+    from spike2loihi.execute.handlers import Params
+
+    prepared = Params(model)     # the emulator's kernels, built once for both runs below
+    records, top1 = measure(model, calib, recs, progress, params=prepared)
     if opts.placement == ir.CHIP:
         from spike2loihi.convert import quantize_chip
 
-        errs = quantize_chip.op_errors(model, calib.tokens[:MEASURE_TOKENS], ftens)
+        errs = quantize_chip.op_errors(model, calib.tokens[:MEASURE_TOKENS], ftens, params=prepared)
         records = [dataclasses.replace(r, op_error_pct=errs[r.node]) if r.node in errs else r for r in records]
     model.manifest[K_REPORT] = {**report_summary(records, calib, top1), "placement": opts.placement}
     return model, records

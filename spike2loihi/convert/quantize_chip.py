@@ -366,16 +366,16 @@ def _residual(Q: ChipQuantizer, n: ir.Residual) -> None:
     Q.recs[n.name] = dict(act_bits=oc.STATE_BITS, act_encoding=f"2^-{f + int(n.halve)}")
 
 
-def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray]) -> Dict[str, float]:
+def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray], params=None) -> Dict[str, float]:
     """Per on-chip fixed-point op (not a Dense, a LIF, a delay or a folded mix): max |integer result -
     float op on the same (decoded) inputs| over `tokens`, as a percentage of max |float op| (the op's
-    own error, not the model's drift)."""
+    own error, not the model's drift). `params`: the emulator's prepared kernels, when shared."""
     from spike2loihi.execute import handlers as H
     from spike2loihi.execute.model_emulator import ModelEmulator
 
     g, vals = model.graph, {}
     P = H.Params.float_only(g, ftens)          # the float op of each node
-    ex = ModelEmulator(model, trace=lambda name, v: vals.__setitem__(name, v))
+    ex = ModelEmulator(model, trace=lambda name, v: vals.__setitem__(name, v), params=params)
     worst: Dict[str, List[float]] = {}
     ops = [n for n in g.nodes.values() if n.placement.where == ir.CHIP and not (n.dense or n.spiking
                                                                                or n.folds_on_chip or n.state)]

@@ -53,11 +53,12 @@ class LayerRecord:
 # The report run
 # ---------------------------------------------------------------------------
 def measure(model, calib, recs: Dict[str, dict],
-            progress: Optional[Callable[[str, int, int], None]] = None):
-    """Run the converted model over the calibration tokens; returns (records, top-1 agreement)."""
+            progress: Optional[Callable[[str, int, int], None]] = None, params=None):
+    """Run the converted model over the calibration tokens; returns (records, top-1 agreement).
+    `params`: the emulator's prepared kernels, when the caller shares them."""
     from spike2loihi.execute.model_emulator import ModelEmulator
 
-    ex = ModelEmulator(model, batch_size=1, stats=True)
+    ex = ModelEmulator(model, batch_size=1, stats=True, params=params)
     T = min(len(calib.tokens), MEASURE_TOKENS)
     quant_spikes = {n.name: np.zeros((T, n.dim), dtype=bool) for n in ex.lifs}
     argmax = np.zeros(T, dtype=np.int64)
