@@ -296,9 +296,9 @@ class Int8Kernel:
         """The integer weight matrix (n_out, n_in)."""
         return self.mantissa.astype(np.int64) << self.k
 
-    def _digit(self, lo: np.ndarray) -> np.ndarray:
-        x = (lo + 128).astype(np.uint8)
-        return self._session.run(None, {"x": x})[0].astype(np.int64)
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """MatMulInteger on unsigned digits x (uint8, digit + 128): int32 (rows, n_out)."""
+        return self._session.run(None, {"x": x})[0]
 
     def accumulate(self, s: np.ndarray, max_abs: Optional[int] = None) -> np.ndarray:
         """sum_j W_ij s_bj exactly, s of shape (batch, n_in) (any integers)."""
@@ -309,18 +309,22 @@ class Int8Kernel:
         if top == 0:
             return np.zeros((s.shape[0], self.n_out), dtype=np.int64)
         if top <= 127:
-            out = self._digit(s)
+            out = self._run((s + 128).astype(np.uint8)).astype(np.int64)
         else:
-            r = s.astype(np.int64)
-            out = np.zeros((s.shape[0], self.n_out), dtype=np.int64)
-            shift = 0
-            while True:
-                lo = ((r + 128) & 255) - 128
-                out += self._digit(lo) << shift
-                r = (r - lo) >> 8
-                shift += 8
-                if not r.any():
-                    break
+            # D balanced base-256 digits hold |s| <= 127 * (256^D - 1) / 255; with C = 128 (256^D - 1) / 255,
+            # s + C lies in 0 .. 256^D - 1 and its little-endian bytes are the digits plus 128. All D digits
+            # go in one call (the weights are read once) and are summed in int64.
+            D = 2
+            while top > 127 * ((1 << (8 * D)) - 1) // 255:
+                D += 1
+            b = s.shape[0]
+            x = (s.astype(np.int64) + 128 * ((1 << (8 * D)) - 1) // 255).astype("<i8", copy=False)
+            digits = x.view(np.uint8).reshape(b, self.n_in, 8)[:, :, :D].transpose(2, 0, 1)
+            parts = self._run(np.ascontiguousarray(digits).reshape(D * b, self.n_in)).reshape(D, b, self.n_out)
+            out = parts[D - 1].astype(np.int64)
+            for d in range(D - 2, -1, -1):
+                out <<= 8
+                out += parts[d]
         return out << self.k if self.k else out
 
     def accumulate_binary(self, mask: np.ndarray) -> np.ndarray:
