@@ -318,14 +318,16 @@ class Int8Kernel:
             while top > 127 * ((1 << (8 * D)) - 1) // 255:
                 D += 1
             b = s.shape[0]
-            x = (s.astype(np.int64) + 128 * ((1 << (8 * D)) - 1) // 255).astype("<i8", copy=False)
+            x = (np.asarray(s, dtype=np.int64) + 128 * ((1 << (8 * D)) - 1) // 255).astype("<i8", copy=False)
             digits = x.view(np.uint8).reshape(b, self.n_in, 8)[:, :, :D].transpose(2, 0, 1)
             parts = self._run(np.ascontiguousarray(digits).reshape(D * b, self.n_in)).reshape(D, b, self.n_out)
             out = parts[D - 1].astype(np.int64)
             for d in range(D - 2, -1, -1):
                 out <<= 8
                 out += parts[d]
-        return out << self.k if self.k else out
+        if self.k:
+            out <<= self.k
+        return out
 
     def accumulate_binary(self, mask: np.ndarray) -> np.ndarray:
         """Sum of the weight columns where mask is set."""
