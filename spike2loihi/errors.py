@@ -115,6 +115,10 @@ class ExportError(Spike2LoihiError):
     """The model cannot be exported (an op ONNX cannot express exactly, a bad opset, a size limit)."""
 
 
+class NetxError(Spike2LoihiError):
+    """A netx HDF5 network cannot be read, holds a layer the emulator does not have, or its inputs are wrong."""
+
+
 class InputFileError(Spike2LoihiError):
     """An input path is missing, not a regular file (a directory, a named pipe, a device), unreadable or
     larger than that input may be."""

@@ -6,7 +6,9 @@ checked against Lava's simulator) and `execute.model_emulator` (the whole conver
 * `lava_weights`: the integer weights Lava's Dense/Sparse use from the first step on;
 * `DenseKernel`: exact integer matrix products with one weight matrix, as fast as BLAS allows;
 * `dense_graded_output`: what `PyDenseModelBitAcc` stores for a graded input;
-* `lif_update`: one step of `PyLifModelBitAcc`.
+* `lif_update`: one step of `PyLifModelBitAcc`;
+* `lif_reset_due`: whether `PyLifResetModelBitAcc` (netx's `reset_interval`) zeroes u and v
+  before this step.
 
 Exactness: Lava's int32 arithmetic is replayed by computing the mathematically exact
 value in int64 and wrapping it to int32 (`_wrap32`) exactly where Lava's int32 arrays
@@ -27,7 +29,7 @@ import numpy as np
 from spike2loihi.convert.fixed_point import (ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET,
                                              STATE_MAX, V_LIMIT, SignMode, infer_sign_mode)
 
-__all__ = ["lava_weights", "DenseKernel", "dense_graded_output", "lif_update"]
+__all__ = ["lava_weights", "DenseKernel", "dense_graded_output", "lif_update", "lif_reset_due"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
@@ -230,6 +232,15 @@ def lif_update(u: np.ndarray, v: np.ndarray, a: np.ndarray, du: int, dv: int, ef
         c("a_shift_wrap32", a6 != (a << ACT_SHIFT))
         c("spikes", s)
     return u_new, v_new, s
+
+
+def lif_reset_due(time_step: int, reset_interval: int, reset_offset: int) -> bool:
+    """`PyLifResetModelBitAcc`: u and v are zeroed *before* step `time_step` (1 = the first step)
+    when `time_step % reset_interval == reset_offset % reset_interval`; the step then runs as
+    `lif_update`. netx's `Network(reset_interval=R, reset_offset=o)` gives its k-th block
+    (k = 0 for the first it builds) the offset o + 1 + k: the resets are staggered by one step
+    per layer, the latency of one Dense."""
+    return reset_interval > 0 and time_step % reset_interval == reset_offset % reset_interval
 
 
 # ---------------------------------------------------------------------------

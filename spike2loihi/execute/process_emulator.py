@@ -24,7 +24,7 @@ import numpy as np
 from spike2loihi.convert.fixed_point import VTH_SHIFT, SignMode, find_violations, raise_if_violations
 from spike2loihi.errors import GraphError
 from spike2loihi.execute.kernels import (DenseKernel, _int64, _wrap32, dense_graded_output, lava_weights,
-                                         lif_update)
+                                         lif_reset_due, lif_update)
 
 __all__ = ["SourceProc", "DenseProc", "SparseProc", "LIFProc", "ProcessGraph", "ProcessEmulator", "GraphError",
            "PROBES"]
@@ -83,7 +83,9 @@ class SparseProc(DenseProc):
 
 @dataclass
 class LIFProc:
-    """`PyLifModelBitAcc` with Lava's defaults (vth=10, everything else 0)."""
+    """`PyLifModelBitAcc` with Lava's defaults (vth=10, everything else 0); with
+    `reset_interval` > 0, Lava's `LIFReset` (`PyLifResetModelBitAcc`): u = v = 0 before every
+    step t with t % reset_interval == reset_offset % reset_interval (`kernels.lif_reset_due`)."""
 
     shape: Union[int, Tuple[int]]
     du: int = 0
@@ -93,6 +95,8 @@ class LIFProc:
     bias_exp: Union[int, np.ndarray] = 0
     u: Union[int, np.ndarray] = 0
     v: Union[int, np.ndarray] = 0
+    reset_interval: int = 0
+    reset_offset: int = 0
 
     @property
     def n_out(self) -> int:
@@ -248,6 +252,8 @@ class ProcessEmulator:
                     problems.append(f"LIF {name!r}: only 1-D shapes are supported, got {node.shape}")
                 for key in ("du", "dv", "vth", "bias_mant", "bias_exp", "u", "v"):
                     violations += find_violations(f"{name}.{key}", getattr(node, key), key)
+                if int(node.reset_interval) < 0:
+                    problems.append(f"LIF {name!r}: reset_interval {node.reset_interval} must be >= 0 (0: no reset)")
         for s, d in g.edges:
             for end in (s, d):
                 if end not in g.nodes:
@@ -401,6 +407,9 @@ class ProcessEmulator:
     def _lif_step(self, name: str, st: _LifState, a: np.ndarray) -> np.ndarray:
         if st.eff_vth is None:
             st.eff_vth = st.vth << VTH_SHIFT
+        if lif_reset_due(self.time_step, st.node.reset_interval, st.node.reset_offset):
+            st.u[...] = 0
+            st.v[...] = 0
         st.u, st.v, s = lif_update(st.u, st.v, a, st.du, st.dv, st.eff_vth, st.effective_bias(),
                                    self._counter(name))
         return s.astype(np.int64)
