@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from spike2loihi.cli.netx import inspect_netx, is_netx, netx_options
 from spike2loihi.cli.options import SEMANTICS_CHOICES
 from spike2loihi.inputs import check_input_file
 
@@ -36,12 +37,17 @@ def _rescale_text(sem: dict, n_layer: int) -> str:
 @click.option("--placement", type=click.Choice(["host", "chip"]), default="host", show_default=True,
               help="For --graph of a checkpoint: the mapping to show (see `convert --help`).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def inspect(checkpoint, tokenizer_path, graph, semantics, placement, as_json):
+@netx_options
+def inspect(checkpoint, tokenizer_path, graph, semantics, placement, as_json, skip_layers, reset_interval,
+            reset_offset):
     """Show a checkpoint (config, parameters, dtypes, validation, tokenizer) or a converted
-    .s2l model (its manifest); with --graph, the op graph with its chip/host placement."""
+    .s2l model (its manifest); with --graph, the op graph with its chip/host placement.
+    A lava-dl netx network (NET.net): its layer table and every Loihi constraint violation."""
     from spike2loihi.convert import artifact
 
     check_input_file(checkpoint)   # a named pipe or a device is refused unread
+    if is_netx(checkpoint):
+        return inspect_netx(checkpoint, skip_layers, as_json)
     if artifact.is_artifact(checkpoint):
         model = artifact.load(checkpoint)
         if graph:

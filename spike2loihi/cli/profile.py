@@ -18,6 +18,7 @@ import click
 
 from spike2loihi.cli.inputs import _encode_file, _explicit, _read_text_file, _read_token_file
 from spike2loihi.cli.interrupts import begin_work
+from spike2loihi.cli.netx import is_netx, netx_options, profile_netx, refuse_options
 from spike2loihi.cli.params import Int
 from spike2loihi.cli.progress import Progress
 from spike2loihi.cli.rules import OUTPUT_PATH, OutputSet, check_output_paths, warn
@@ -66,15 +67,22 @@ def _read_tokens(model, model_path, text, tokens_file, max_tokens):
 @click.option("--plot", type=OUTPUT_PATH,
               help="Write a PNG: cores per group (and with --text: firing rates and energy breakdowns).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (plan, profile, activity report).")
+@netx_options
 @click.pass_context
-def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare_path, plot, as_json):
+def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare_path, plot, as_json, skip_layers,
+            reset_interval, reset_offset):
     """Map a converted model (.s2l) onto a Loihi 2 system: neurocores per layer under the
     dense-packing ceiling and the realistic SynMem bound, chips per system, every violation
     when it does not fit (exit 1). With --text or --tokens-file, also run it and report per
     token: measured firing rates, synaptic ops, neuron updates, host float ops by kind,
     host<->chip crossings, messages and bytes, time steps; estimated tokens/s and energy per
     token on each system; the dense float and SpikeGPT-method baselines. Figures are
-    marked [P] published, [M] measured here or [E] estimate."""
+    marked [P] published, [M] measured here or [E] estimate. A lava-dl netx network (NET.net):
+    its cores and chips on every packaged system."""
+    check_input_file(model_path)
+    if is_netx(model_path):
+        refuse_options(ctx, ("text", "tokens_file", "max_tokens", "compare_path", "plot"))
+        return profile_netx(model_path, hw, skip_layers, as_json)
     if text is not None and tokens_file is not None:
         raise Spike2LoihiError("give at most one of --text and --tokens-file")
     paths = check_output_paths({"--plot": plot}, inputs={"MODEL": model_path, "--text": text,

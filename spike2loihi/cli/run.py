@@ -18,6 +18,7 @@ from spike2loihi.cli.inputs import _encode_prompt, _explicit, _read_token_file
 from spike2loihi.cli.interrupts import begin_work
 from spike2loihi.cli.loihi2 import loihi2_options, loihi2_preflight
 from spike2loihi.cli.options import BACKENDS, DEFAULT_MAX_NEW_TOKENS, SEMANTICS_CHOICES
+from spike2loihi.cli.netx import is_netx, netx_options, refuse_options, run_netx_cli
 from spike2loihi.cli.params import SEED, SEED_MAX, Float, Int, cap_threads, parse_int_list
 from spike2loihi.cli.progress import Progress
 from spike2loihi.cli.rules import OUTPUT_PATH, OutputSet, check_output_paths, warn
@@ -123,16 +124,31 @@ def _compare_with_emulator(model, ids, res, max_new_tokens, greedy, temperature,
               help="With --backend lava-sim or loihi2: run the same request on the emulator too and check that the "
                    "prompt's logits and spikes and the generated tokens are identical (a difference is an error).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming text.")
+@click.option("--input", "netx_input", type=click.Path(path_type=Path),
+              help="netx NET.net: the spike input, a .npy of (n_in, T) integers (one column per step).")
+@click.option("--compare-lava", is_flag=True,
+              help="netx NET.net: run netx's own Lava network too (fixed_pt) and report the first divergence.")
+@netx_options
 @loihi2_options
 @click.pass_context
 def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_file, max_new_tokens, greedy,
         temperature, top_p, seed, semantics, tokenizer_path, dump_logits, dump_spikes, threads, compare_emulator,
-        as_json, partition, board, ethernet_host, loihi_gen, lif_placement):
+        as_json, netx_input, compare_lava, skip_layers, reset_interval, reset_offset, partition, board, ethernet_host,
+        loihi_gen, lif_placement):
     """Run a checkpoint or a converted .s2l model on a prompt: teacher-forced prefill, then generation.
 
     Outputs (--dump-logits, --dump-spikes) are checked before any work and written
     all or nothing at the end. Long prompts show progress on stderr.
+
+    A lava-dl netx network (NET.net) runs on --input spikes in the bit-exact emulator
+    (--compare-lava: against netx's own Lava network).
     """
+    if is_netx(checkpoint):
+        refuse_options(ctx, ("backend", "source_checkpoint", "prompt", "tokens_csv", "tokens_file", "dump_logits",
+                             "dump_spikes", "compare_emulator"))
+        return run_netx_cli(checkpoint, netx_input, skip_layers, reset_interval, reset_offset, compare_lava, as_json)
+    if netx_input is not None or compare_lava:
+        raise Spike2LoihiError("--input and --compare-lava are for netx networks (NET.net)")
     # 1. Everything that can be checked without the model, before any work.
     _check_request(prompt, tokens_csv, tokens_file, greedy, temperature, top_p)
     paths = check_output_paths(

@@ -423,6 +423,13 @@ def _fit(groups: List[GroupPlan], neurons: int, synapses: int, profile: Profile)
                      fits_realistic=None if chips is None else nr <= chips)
 
 
+def plan_units(units: List[Tuple[str, List[ChipNode]]], profile: Profile) -> Tuple[List[GroupPlan], SystemFit]:
+    """Core groups and the system fit of chip nodes grouped by the caller (a network that is not a
+    SpikeGPT graph: a netx file's Dense -> LIF blocks), by the same rules as `plan`."""
+    groups = [_group_plan(name, members, profile) for name, members in units]
+    return groups, _fit(groups, sum(g.neurons for g in groups), sum(g.synapses for g in groups), profile)
+
+
 def plan(graph: ir.Graph, quant: Dict[str, object], profile: Profile, model_info: Optional[dict] = None,
          compare: Tuple[Profile, ...] = (), schedule: Optional[dict] = None,
          defaults: Optional[PlanDefaults] = None) -> Plan:

@@ -278,6 +278,21 @@ def check_request(model: ConvertedModel, n_prompt: int, max_new_tokens: int) -> 
                            f"{MAX_RECORD_BYTES >> 30} GiB of records")
 
 
+@contextlib.contextmanager
+def running(anchor, run_cfg):
+    """Create the runtime of `anchor`'s graph, and always stop it: the processes it forks die with this one,
+    Ctrl-C and SIGTERM during start-up act once the runtime exists, and a stop that fails or hangs ends
+    with every forked process killed."""
+    before = set(_descendants(os.getpid()))
+    with _children_die_with_parent(), _sigterm_as_interrupt():
+        try:
+            with _signals_remembered():
+                anchor.create_runtime(run_cfg=run_cfg)
+            yield anchor
+        finally:
+            _stop(anchor, before)
+
+
 def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0, greedy: bool = True,
               temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
               progress: Optional[Callable[[str, int, int], None]] = None,
@@ -318,53 +333,44 @@ def run_graph(model: ConvertedModel, prompt: List[int], max_new_tokens: int = 0,
         cfg_run = (target.run_config(graph) if target is not None else
                    Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=graph.model_map))
         anchor = graph.anchor
-        before = set(_descendants(os.getpid()))
         counters = records.maps("r")["counters"]
         io_row = [p.name for p in graph.plans].index(IO_PLAN)
         timings = {}
         shown = 0
         reported = {"prefill": -1 if T else T, "generate": 0}
-        # The runtime forks its processes with SIGINT and SIGTERM only remembered (the children inherit that:
-        # Ctrl-C reaches only us) and with every child set to die with its parent; a signal during start-up
-        # acts once the runtime exists, inside the `try` whose `finally` stops it.
-        with _children_die_with_parent(), _sigterm_as_interrupt():
-            try:
-                with _signals_remembered():
-                    anchor.create_runtime(run_cfg=cfg_run)
-                timings["compile_s"] = time.perf_counter() - t0
-                t1 = time.perf_counter()
-                done = 0
-                t_prefill_end = None
-                while done < total_steps:
-                    n = min(chunk if done < T else sched.token_period, total_steps - done)
-                    anchor.run(condition=RunSteps(num_steps=n))
-                    done += n
-                    if int(counters[:, C_ERROR].max()):
-                        what = "; ".join(e.splitlines()[0] for e in records.errors()) or "a host block failed"
-                        raise LavaRunError(f"{model.path}: {what}" if model.path else what)
-                    n_logits = int(counters[io_row, C_LOGITS])
-                    n_gen = int(counters[io_row, C_GENERATED])
-                    if progress is not None:
-                        if reported["prefill"] < T:
-                            reported["prefill"] = min(n_logits, T)
-                            progress("prefill", reported["prefill"], T)
-                        if N and n_gen > reported["generate"]:
-                            reported["generate"] = n_gen
-                            progress("generate", n_gen, N)
-                    if t_prefill_end is None and n_logits >= T:
-                        t_prefill_end = time.perf_counter()
-                    if on_token is not None:
-                        toks = records.maps("r")["tokens"]
-                        while shown < n_gen:
-                            on_token(int(toks[T + shown]))
-                            shown += 1
-                t2 = time.perf_counter()
-                timings["prefill_s"] = (t_prefill_end or t2) - t1
-                timings["generate_s"] = t2 - (t_prefill_end or t2)
-                timings["run_s"] = t2 - t1
-                timings["steps_per_s"] = total_steps / max(t2 - t1, 1e-9)
-            finally:
-                _stop(anchor, before)
+        with running(anchor, cfg_run):
+            timings["compile_s"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            done = 0
+            t_prefill_end = None
+            while done < total_steps:
+                n = min(chunk if done < T else sched.token_period, total_steps - done)
+                anchor.run(condition=RunSteps(num_steps=n))
+                done += n
+                if int(counters[:, C_ERROR].max()):
+                    what = "; ".join(e.splitlines()[0] for e in records.errors()) or "a host block failed"
+                    raise LavaRunError(f"{model.path}: {what}" if model.path else what)
+                n_logits = int(counters[io_row, C_LOGITS])
+                n_gen = int(counters[io_row, C_GENERATED])
+                if progress is not None:
+                    if reported["prefill"] < T:
+                        reported["prefill"] = min(n_logits, T)
+                        progress("prefill", reported["prefill"], T)
+                    if N and n_gen > reported["generate"]:
+                        reported["generate"] = n_gen
+                        progress("generate", n_gen, N)
+                if t_prefill_end is None and n_logits >= T:
+                    t_prefill_end = time.perf_counter()
+                if on_token is not None:
+                    toks = records.maps("r")["tokens"]
+                    while shown < n_gen:
+                        on_token(int(toks[T + shown]))
+                        shown += 1
+            t2 = time.perf_counter()
+            timings["prefill_s"] = (t_prefill_end or t2) - t1
+            timings["generate_s"] = t2 - (t_prefill_end or t2)
+            timings["run_s"] = t2 - t1
+            timings["steps_per_s"] = total_steps / max(t2 - t1, 1e-9)
         steps_done = int(counters[:len(graph.plans), C_STEPS].min())
         maps = records.maps("r")
         n_logits = int(counters[io_row, C_LOGITS])
