@@ -23,7 +23,7 @@ from spike2loihi.cli.rules import OUTPUT_PATH, OutputSet, check_output_paths, wa
 from spike2loihi.errors import Spike2LoihiError
 from spike2loihi.inputs import check_input_file
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "netx")
 # = spike2loihi.export.onnx.MIN_OPSET / MAX_OPSET / DEFAULT_OPSET (a test keeps them equal; importing
 # onnx here would slow every command's start-up)
 MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 23, 17
@@ -47,7 +47,8 @@ def _summary(OX, proto, data: bytes, model_path, output, kind: str, semantics: s
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="onnx", show_default=True,
               help="Output format.")
 @click.option("-o", "--output", "output", type=OUTPUT_PATH, required=True,
-              help="The file to write (OUT.onnx; `spike2loihi run` recognises ONNX models by that suffix).")
+              help="The file to write (OUT.onnx; `spike2loihi run` recognises ONNX models by that suffix); "
+                   "with --format netx, a new folder for the netx files.")
 @click.option("--opset", type=Int(min=MIN_OPSET, max=MAX_OPSET), default=DEFAULT_OPSET, show_default=True,
               help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (the newest that onnxruntime here runs).")
 @click.option("--semantics", type=click.Choice(SEMANTICS_CHOICES), default="run", show_default=True,
@@ -55,9 +56,14 @@ def _summary(OX, proto, data: bytes, model_path, output, kind: str, semantics: s
                    "(model.py). A .s2l keeps the semantics it was converted with.")
 @click.option("--tokenizer", "tokenizer_path", type=click.Path(path_type=Path),
               help="Tokenizer stored in the file. Default: vocab.json beside a checkpoint; the one a .s2l carries.")
+@click.option("--text", type=click.Path(path_type=Path),
+              help="--format netx: the text whose tokens the emulator runs to record each layer's inputs and spikes.")
+@click.option("--tokens-file", type=click.Path(path_type=Path), help="--format netx: as --text, with token ids.")
+@click.option("--max-tokens", type=Int(min=1), default=256, show_default=True,
+              help="--format netx: use at most this many tokens.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a summary line.")
 @click.pass_context
-def export(ctx, model_path, fmt, output, opset, semantics, tokenizer_path, as_json):
+def export(ctx, model_path, fmt, output, opset, semantics, tokenizer_path, text, tokens_file, max_tokens, as_json):
     """Export one RNN step as ONNX: token and state in; logits, spikes and the next state out.
 
     From a checkpoint: the float model in the chosen --semantics. From a converted .s2l:
@@ -65,7 +71,17 @@ def export(ctx, model_path, fmt, output, opset, semantics, tokenizer_path, as_js
     in float32, as the emulator computes it. Every ONNX node names its IR op and its
     placement (chip or host, and why), shown by Netron; the file passes onnx.checker's
     full check and runs with `spike2loihi run OUT.onnx`.
+
+    --format netx (a converted .s2l): each Dense -> LIF layer that lava-dl's netx HDF5 format holds
+    exactly, as one netx file per layer in the folder -o DIR, checked in netx's own Lava network
+    against the emulator on --text; every other LIF is listed with the reason.
     """
+    if fmt == "netx":
+        from spike2loihi.cli.netx import export_netx_cli
+
+        return export_netx_cli(model_path, output, text, tokens_file, max_tokens, as_json)
+    if text is not None or tokens_file is not None:
+        raise Spike2LoihiError("--text and --tokens-file are for --format netx")
     paths = check_output_paths({"--output": output},
                                inputs={"MODEL": model_path, "--tokenizer": tokenizer_path})
     if not str(output).lower().endswith(".onnx"):

@@ -39,7 +39,7 @@ def _rescale_text(sem: dict, n_layer: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @netx_options
 def inspect(checkpoint, tokenizer_path, graph, semantics, placement, as_json, skip_layers, reset_interval,
-            reset_offset):
+            reset_offset, input_message_bits):
     """Show a checkpoint (config, parameters, dtypes, validation, tokenizer) or a converted
     .s2l model (its manifest); with --graph, the op graph with its chip/host placement.
     A lava-dl netx network (NET.net): its layer table and every Loihi constraint violation."""

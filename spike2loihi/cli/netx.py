@@ -42,16 +42,19 @@ def netx_options(f):
                      help="netx NET.net: netx's reset_offset (block k resets at offset + 1 + k).")(f)
     f = click.option("--reset-interval", type=Int(min=0), default=0, show_default=True,
                      help="netx NET.net: netx's reset_interval (LIFReset: u = v = 0 every so many steps; 0: none).")(f)
+    f = click.option("--input-message-bits", type=Int(min=0, max=24), default=0, show_default=True,
+                     help="netx NET.net: netx's input_message_bits (0: binary spikes in; > 0: graded payloads, "
+                          "as in the files `export --format netx` writes: see its report).")(f)
     f = click.option("--skip-layers", type=Int(min=0), default=0, show_default=True,
                      help="netx NET.net: build from this file layer on, as netx's skip_layers (e.g. the dense "
                           "part of a network that starts with convolutions).")(f)
     return f
 
 
-def _read(path, skip_layers):
+def _read(path, skip_layers, input_message_bits=0):
     from converters.netx import read_netx
 
-    return read_netx(path, skip_layers=skip_layers)
+    return read_netx(path, skip_layers=skip_layers, input_message_bits=input_message_bits)
 
 
 def inspect_netx(path, skip_layers: int, as_json: bool) -> None:
@@ -109,7 +112,7 @@ def profile_netx(path, hw: str, skip_layers: int, as_json: bool) -> None:
 
 
 def run_netx_cli(path, inputs_path, skip_layers: int, reset_interval: int, reset_offset: int, compare_lava: bool,
-                 as_json: bool) -> None:
+                 as_json: bool, input_message_bits: int = 0) -> None:
     from converters.netx import load_inputs
     from spike2loihi.cli.interrupts import begin_work
     from spike2loihi.cli.progress import Progress
@@ -117,7 +120,7 @@ def run_netx_cli(path, inputs_path, skip_layers: int, reset_interval: int, reset
 
     if inputs_path is None:
         raise Spike2LoihiError("a netx network runs on spike input: give --input X.npy ((n_in, T) integers)")
-    net = _read(path, skip_layers)
+    net = _read(path, skip_layers, input_message_bits)
     x = load_inputs(inputs_path, net.n_in)
     if compare_lava:
         from spike2loihi.backends.lava_sim import require_lava
@@ -165,3 +168,102 @@ def refuse_options(ctx, names) -> None:
              and ctx.get_parameter_source(n).name == "COMMANDLINE"]
     if given:
         raise NetxError(f"{', '.join('--' + g.replace('_', '-') for g in given)}: not for a netx network")
+
+
+def _check_new_dir(raw) -> "Path":
+    """`-o DIR` for the netx export: a new or empty folder (the files are written all or nothing)."""
+    from pathlib import Path
+
+    path = Path(str(raw)).expanduser()
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise Spike2LoihiError(f"--output {raw}: is a file, expected a folder for the netx files")
+        if any(path.iterdir()):
+            raise Spike2LoihiError(f"--output {raw}: exists and is not empty; choose a new folder")
+    return Path(path.absolute())
+
+
+def export_netx_cli(model_path, output, text, tokens_file, max_tokens, as_json) -> None:
+    """`export MODEL.s2l --format netx -o DIR`: the representable Dense -> LIF layers as netx files, each
+    checked in netx's own Lava network against the emulator on the text's tokens."""
+    import numpy as np
+
+    from converters.netx import read_netx
+    from spike2loihi.backends.lava_sim import require_lava
+    from spike2loihi.cli.interrupts import begin_work
+    from spike2loihi.cli.profile import _read_tokens
+    from spike2loihi.cli.progress import Progress
+    from spike2loihi.convert import artifact, ir
+    from spike2loihi.deploy.bundle import BundleWriter
+    from spike2loihi.export import netx as NX
+    from spike2loihi.fileio import json_default
+    from spike2loihi.inputs import check_input_file
+    from spike2loihi.lava.netx import run_netx
+    from spike2loihi.reports.netx import first_divergence
+
+    if (text is None) == (tokens_file is None):
+        raise Spike2LoihiError("--format netx records each layer's inputs on a text: give --text or --tokens-file")
+    dest = _check_new_dir(output)
+    check_input_file(model_path)
+    if not artifact.is_artifact(model_path):
+        raise Spike2LoihiError(f"{model_path}: not a converted .s2l model; --format netx writes a converted model's "
+                               f"layers: run `spike2loihi convert {model_path} -o MODEL.s2l` first")
+    model = artifact.load(model_path)
+    ids = _read_tokens(model, model_path, text, tokens_file, max_tokens)
+    require_lava()
+    layers = []
+    pairs = {}
+    for lif in ir.lif_nodes(model.graph):
+        dense, weights, reason, facts = NX.plan_layer(model, lif)
+        layers.append((lif, dense, weights, reason, facts))
+        if not reason:
+            pairs[lif.name] = dense
+    begin_work()
+    rec = {}
+    if pairs:
+        with Progress("record layer inputs (emulator)", total=len(ids), unit="tokens") as bar:
+            rec = NX.record_layers(model, ids, pairs, progress=bar)
+    rows = []
+    with BundleWriter(dest) as tmp:
+        for lif, dense, weights, reason, facts in layers:
+            if reason:
+                rows.append(NX.NetxLayer(lif=lif.name, dense=dense, written=False, reason=reason, **facts))
+                continue
+            lrec = model.nodes[lif.name]
+            bias = (int(lrec.bias_mant) << int(lrec.bias_exp)) >> NX.NETX_BIAS_EXP
+            fname = NX.layer_file_name(lif.name)
+            NX.write_netx_file(tmp / fname, weights, lrec.du, lrec.dv, lrec.vth, bias)
+            x, s = rec[lif.name]["x"], rec[lif.name]["s"]
+            feed = np.concatenate([x.T, np.zeros((x.shape[1], 1), np.int64)], axis=1)   # a Dense delays one step
+            np.save(tmp / f"{lif.name}.inputs.npy", feed)
+            np.save(tmp / f"{lif.name}.spikes.npy", s.T.astype(np.int8))
+            net = read_netx(tmp / fname, input_message_bits=facts["input_bits"])
+            with Progress(f"{lif.name} in netx's Lava network", total=feed.shape[1], unit="steps") as bar:
+                theirs = run_netx(net, feed, progress=lambda d, t: bar(d, t), state=False)
+            lava_s = next(iter(theirs.values()))["s"][1:]
+            div = first_divergence({"lif": {"s": s}}, {"lif": {"s": lava_s}}, ("s",))
+            rows.append(NX.NetxLayer(lif=lif.name, dense=dense, written=True, reason="", file=fname,
+                                     tokens=len(ids), spikes_emulator=int(s.sum()), spikes_lava=int(lava_s.sum()),
+                                     spikes_equal=div is None, first_divergence=div, **facts))
+        report = {"model": str(model_path), "tokens": len(ids), "source": str(text or tokens_file),
+                  "written": sum(r.written for r in rows), "layers": [r.to_dict() for r in rows],
+                  "files": {"<lif>.net": "netx HDF5: one dense block (Dense -> CUBA LIF)",
+                            "<lif>.inputs.npy": "(n_in, T+1) the Dense's input per token as the emulator recorded "
+                                                "it, one Lava step per token, a zero step last (the Dense's delay)",
+                            "<lif>.spikes.npy": "(n_out, T) the emulator's spikes of that LIF per token "
+                                                "(Lava's spikes at steps 2..T+1)"}}
+        (tmp / "netx_report.json").write_text(json.dumps(report, indent=1, default=json_default) + "\n")
+    if as_json:
+        click.echo(json.dumps({"output": str(dest), **report}, indent=1, default=json_default))
+    else:
+        click.echo(f"wrote {dest}: {report['written']} of {len(rows)} LIF layers as netx files, "
+                   f"checked in Lava on {len(ids)} tokens of {report['source']}")
+        for r in rows:
+            if r.written:
+                verdict = "spikes equal" if r.spikes_equal else f"spikes DIFFER: {r.first_divergence}"
+                click.echo(f"  {r.lif:<24} written   {r.file}: {verdict} ({r.spikes_emulator:,} spikes)")
+            else:
+                click.echo(f"  {r.lif:<24} not written: {r.reason}")
+    bad = [r.lif for r in rows if r.written and not r.spikes_equal]
+    if bad:
+        raise _Exit1(f"netx's Lava spikes differ from the emulator's in {', '.join(bad)} (report above)")

@@ -70,7 +70,7 @@ def _read_tokens(model, model_path, text, tokens_file, max_tokens):
 @netx_options
 @click.pass_context
 def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare_path, plot, as_json, skip_layers,
-            reset_interval, reset_offset):
+            reset_interval, reset_offset, input_message_bits):
     """Map a converted model (.s2l) onto a Loihi 2 system: neurocores per layer under the
     dense-packing ceiling and the realistic SynMem bound, chips per system, every violation
     when it does not fit (exit 1). With --text or --tokens-file, also run it and report per

@@ -133,7 +133,7 @@ def _compare_with_emulator(model, ids, res, max_new_tokens, greedy, temperature,
 @click.pass_context
 def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_file, max_new_tokens, greedy,
         temperature, top_p, seed, semantics, tokenizer_path, dump_logits, dump_spikes, threads, compare_emulator,
-        as_json, netx_input, compare_lava, skip_layers, reset_interval, reset_offset, partition, board, ethernet_host,
+        as_json, netx_input, compare_lava, skip_layers, reset_interval, reset_offset, input_message_bits, partition, board, ethernet_host,
         loihi_gen, lif_placement):
     """Run a checkpoint or a converted .s2l model on a prompt: teacher-forced prefill, then generation.
 
@@ -146,7 +146,8 @@ def run(ctx, checkpoint, backend, source_checkpoint, prompt, tokens_csv, tokens_
     if is_netx(checkpoint):
         refuse_options(ctx, ("backend", "source_checkpoint", "prompt", "tokens_csv", "tokens_file", "dump_logits",
                              "dump_spikes", "compare_emulator"))
-        return run_netx_cli(checkpoint, netx_input, skip_layers, reset_interval, reset_offset, compare_lava, as_json)
+        return run_netx_cli(checkpoint, netx_input, skip_layers, reset_interval, reset_offset, compare_lava, as_json,
+                            input_message_bits)
     if netx_input is not None or compare_lava:
         raise Spike2LoihiError("--input and --compare-lava are for netx networks (NET.net)")
     # 1. Everything that can be checked without the model, before any work.

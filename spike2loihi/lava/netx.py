@@ -18,9 +18,11 @@ from spike2loihi.reports.netx import RUN_VARS
 
 
 def run_netx(net: NetxNetwork, inputs: np.ndarray, reset_interval: int = 0, reset_offset: int = 0,
-             progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, Dict[str, np.ndarray]]:
+             progress: Optional[Callable[[int, int], None]] = None,
+             state: bool = True) -> Dict[str, Dict[str, np.ndarray]]:
     """Run netx's `Network(net.path, skip_layers=net.skipped, ...)` on `inputs` ((n_in, T));
-    returns {block: {"s", "u", "v": (T, n_out) int64}} for the blocks of `net`, in order."""
+    returns {block: {"s", "u", "v": (T, n_out) int64}} for the blocks of `net`, in order (with
+    `state=False` only "s", in one run of T steps instead of T runs of one step)."""
     import io
     from contextlib import redirect_stdout
 
@@ -41,14 +43,15 @@ def run_netx(net: NetxNetwork, inputs: np.ndarray, reset_interval: int = 0, rese
         raise LavaRunError(f"{net.path}: netx built {len(lava_net.layers)} blocks, the reader {len(net.blocks)}")
     src = RingBuffer(data=inputs.astype(np.int32) if first_bits else inputs.astype(bool).astype(np.int32))
     src.s_out.connect(lava_net.inp)
-    out = {f"dense{b.index}": {var: np.zeros((T, b.n_out), np.int64) for var in RUN_VARS} for b in net.blocks}
+    out = {f"dense{b.index}": {var: np.zeros((T, b.n_out), np.int64) for var in (RUN_VARS if state else ("s",))}
+           for b in net.blocks}
     neurons = [(f"dense{b.index}", layer.neuron) for b, layer in zip(net.blocks, lava_net.layers)]
     sinks = []
     for layer in lava_net.layers:
         sinks.append(Sink(shape=layer.out.shape, buffer=T))
         layer.out.connect(sinks[-1].a_in)
     with running(lava_net, Loihi2SimCfg(select_tag="fixed_pt")):
-        for t in range(T):
+        for t in range(T if state else 0):
             lava_net.run(condition=RunSteps(num_steps=1))
             for name, nrn in neurons:
                 rec = out[name]
@@ -56,6 +59,10 @@ def run_netx(net: NetxNetwork, inputs: np.ndarray, reset_interval: int = 0, rese
                 rec["v"][t] = nrn.v.get().astype(np.int64).reshape(-1)
             if progress is not None:
                 progress(t + 1, T)
+        if not state:
+            lava_net.run(condition=RunSteps(num_steps=T))
+            if progress is not None:
+                progress(T, T)
         for (name, _), sink in zip(neurons, sinks):
             out[name]["s"][:] = sink.data.get().reshape(-1, T).T.astype(np.int64)
     return out
