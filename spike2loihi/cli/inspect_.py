@@ -111,7 +111,8 @@ def _show_manifest(path, model, as_json: bool) -> None:
     click.echo(f"config       {c['n_layer']} layers, n_embd {c['n_embd']}, vocabulary {c['vocab_size']}")
     click.echo(f"semantics    {sem['name']}: binary embedding {'on' if sem['binary_embedding'] else 'off'}, "
                + _rescale_text(sem, c["n_layer"]))
-    click.echo(f"quantization weights {q['weight_bits']} bits, activations {q['act_bits']} bits, "
+    lifw = f" (Wo -> LIF: {q['lif_weight_bits']} bits)" if q.get("lif_weight_bits") is not None else ""
+    click.echo(f"quantization weights {q['weight_bits']} bits{lifw}, activations {q['act_bits']} bits, "
                f"ffn LIF input {q['lif_input_bits']} bits")
     click.echo(f"calibration  {cal['tokens']} tokens from {cal.get('source')}"
                + (f" {cal['path']}" if cal.get("path") else "")

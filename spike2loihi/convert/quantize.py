@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
@@ -42,6 +42,15 @@ class QuantOptions:
     act_bits: int = 8
     lif_input_bits: int = 16
     placement: str = ir.HOST     # "host" (the graded mapping) or "chip" (ONCHIP.md; spike2loihi.convert.quantize_chip)
+    lif_weight_bits: Optional[int] = None   # the Dense feeding a LIF (Wo); None: weight_bits
+
+    def for_lif_dense(self) -> "QuantOptions":
+        """The options of a Dense that feeds a LIF (Wo -> att LIF): its own weight bits if given."""
+        return self if self.lif_weight_bits is None else replace(self, weight_bits=self.lif_weight_bits)
+
+    def to_dict(self) -> dict:
+        """For the manifest: an option left at None is not written (artifacts stay byte-identical)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
     def check(self) -> None:
         problems = []
@@ -49,6 +58,8 @@ class QuantOptions:
             problems.append(f"--placement {self.placement!r} is not one of {', '.join(ir.MAPPINGS)}")
         if not 2 <= self.weight_bits <= 8:
             problems.append(f"--weight-bits {self.weight_bits} is outside 2..8 (Loihi's weight mantissa)")
+        if self.lif_weight_bits is not None and not 2 <= self.lif_weight_bits <= 8:
+            problems.append(f"--lif-weight-bits {self.lif_weight_bits} is outside 2..8 (Loihi's weight mantissa)")
         if not 2 <= self.act_bits <= MAX_MESSAGE_BITS:
             problems.append(f"--act-bits {self.act_bits} is outside 2..{MAX_MESSAGE_BITS} (graded payload)")
         if not 2 <= self.lif_input_bits <= MAX_LIF_INPUT_BITS:
@@ -167,7 +178,7 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
         K_SEMANTICS: sem.to_dict(),
         K_TOKENIZER: ({"kind": spec.tokenizer.kind, "name": _tokenizer_name(spec.tokenizer)}
                       if spec.tokenizer is not None else None),
-        K_QUANT_CONFIG: asdict(opts),
+        K_QUANT_CONFIG: opts.to_dict(),
         K_SCHEDULE: sched.to_dict(),
         K_CALIBRATION: {**calib.info, "tokens": len(calib.tokens),
                         "maxima": {k: [float(np.float32(v)) for v in vals] for k, vals in calib.maxima.items()}},

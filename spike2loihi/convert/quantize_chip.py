@@ -332,7 +332,7 @@ def _product(Q: ChipQuantizer, n: ir.Product) -> None:
     out = Q.consumers(n.name)[0]
     if out.dense:                      # Wo -> att LIF
         W = np.asarray(Q.floats[out.name], np.float64)
-        q, rec, lif_q = lif_bound(out.name, W, Q.mx[n.name]["max"], Q.opts, Q.out, pow2=True)
+        q, rec, lif_q = lif_bound(out.name, W, Q.mx[n.name]["max"], Q.opts.for_lif_dense(), Q.out, pow2=True)
         f = int(round(-math.log2(1.0 / q.input.inv_scale)))
         q = dataclasses.replace(q, input=dataclasses.replace(q.input, encoding=CHIP_GRID, frac=f),
                                 in_step=float(2.0 ** -f))

@@ -224,7 +224,7 @@ def _dense(Q: HostQuantizer, node: ir.Projection) -> None:
         Q.groups.setdefault((node.layer, Q.offsets[node.name]), []).append(node)
         return
     W = Q.floats[node.name].double().numpy()
-    q, rec, lif_q = lif_bound(node.name, W, Q.maxima[probe_name(node)][node.layer], Q.opts, Q.out)
+    q, rec, lif_q = lif_bound(node.name, W, Q.maxima[probe_name(node)][node.layer], Q.opts.for_lif_dense(), Q.out)
     Q.nodes[node.name], Q.nodes[lif.name] = q, lif_q
     Q.recs[node.name] = dict(node=node.name, layer=node.layer, op=node.kind, shape=f"{W.shape[0]}x{W.shape[1]}",
                              **rec)

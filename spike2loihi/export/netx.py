@@ -86,8 +86,8 @@ def plan_layer(model: ConvertedModel, lif: ir.Op) -> Tuple[Optional[str], Option
     if e < 0 and tz < -e:
         return src, None, (f"weight_exp {e} (a right shift by {-e}) with weights of {tz} trailing zero bit"
                            f"{'s' if tz != 1 else ''}: netx has no weight exponent (it computes W.x exactly), so the "
-                           f"floor of (W.x) >> {-e} cannot be held; exact with --weight-bits {9 - (-e)} or "
-                           "fewer"), facts
+                           f"floor of (W.x) >> {-e} cannot be held (convert --lif-weight-bits {9 - (-e)} or fewer "
+                           "gives these weights the trailing zeros)"), facts
     file_w = w << e if e >= 0 else w >> -e
     if file_w.max(initial=0) > 254 or file_w.min(initial=0) < -256:
         return src, None, (f"weights times 2^{e} reach {int(np.abs(file_w).max())}, beyond netx's 8-bit synapse "

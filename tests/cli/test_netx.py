@@ -167,13 +167,13 @@ def test_not_hdf5_truncated_and_wrong_inputs_are_one_line(tmp_path):
 
 @pytest.mark.lava
 def test_export_netx_writes_exact_layers_and_lists_the_rest(tmp_path):
-    """The bundled model at --weight-bits 4: every Wo -> att LIF is held exactly by netx (and checked in
-    netx's Lava network by the command); the ffn LIFs and, at 8 bits, Wo are listed with their reasons."""
+    """The bundled model with --lif-weight-bits 5: every Wo -> att LIF is held exactly by netx (and checked
+    in netx's Lava network by the command); the ffn LIFs and, at 8 bits, Wo are listed with their reasons."""
     models = {}
-    for bits in (8, 4):
+    for bits in (8, 5):
         m = tmp_path / f"d{bits}.s2l"
         res = invoke("convert", DEMO_CKPT, "-o", m, "--calib", DEMO / "calib.txt", "--calib-len", 64,
-                     "--weight-bits", bits)
+                     "--lif-weight-bits", bits)
         assert res.exit_code == 0, res.output
         models[bits] = m
     text = tmp_path / "t.txt"
@@ -182,20 +182,21 @@ def test_export_netx_writes_exact_layers_and_lists_the_rest(tmp_path):
     assert res.exit_code == 0, res.output
     r8 = json.loads(res.stdout)
     assert r8["written"] == 0 and all(not row["written"] and row["reason"] for row in r8["layers"])
+    assert all("--lif-weight-bits 5" in row["reason"] for row in r8["layers"] if row["lif"].endswith("att.lif"))
     assert sorted(p.name for p in (tmp_path / "n8").iterdir()) == ["netx_report.json"]
-    res = invoke("export", models[4], "--format", "netx", "-o", tmp_path / "n4", "--text", text, "--max-tokens", 96,
+    res = invoke("export", models[5], "--format", "netx", "-o", tmp_path / "n5", "--text", text, "--max-tokens", 96,
                  "--json")
     assert res.exit_code == 0, res.output
-    r4 = json.loads(res.stdout)
-    written = [row for row in r4["layers"] if row["written"]]
+    r5 = json.loads(res.stdout)
+    written = [row for row in r5["layers"] if row["written"]]
     assert [row["lif"] for row in written] == [f"blocks.{i}.att.lif" for i in range(4)]
     assert all(row["spikes_equal"] and row["spikes_emulator"] > 0 for row in written)
     for row in written:
-        net = read_netx(tmp_path / "n4" / row["file"], input_message_bits=row["input_bits"])
-        feed = np.load(tmp_path / "n4" / f"{row['lif']}.inputs.npy")
-        spikes = np.load(tmp_path / "n4" / f"{row['lif']}.spikes.npy")
+        net = read_netx(tmp_path / "n5" / row["file"], input_message_bits=row["input_bits"])
+        feed = np.load(tmp_path / "n5" / f"{row['lif']}.inputs.npy")
+        spikes = np.load(tmp_path / "n5" / f"{row['lif']}.spikes.npy")
         ours = emulate(net, feed)["dense0"]["s"][1:].T
         assert np.array_equal(ours, spikes)   # the written file, re-read, reproduces the model's spikes
-    assert all("not one chip Dense" in row["reason"] for row in r4["layers"] if not row["written"])
-    one_line_error(invoke("export", models[4], "--format", "netx", "-o", tmp_path / "n4", "--text", text),
+    assert all("not one chip Dense" in row["reason"] for row in r5["layers"] if not row["written"])
+    one_line_error(invoke("export", models[5], "--format", "netx", "-o", tmp_path / "n5", "--text", text),
                    "not empty")
