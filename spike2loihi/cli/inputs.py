@@ -83,3 +83,21 @@ def _encode_file(tok, text: str, option: str, path, min_tokens: int = 2) -> list
 
 def _explicit(ctx, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
+def read_model_tokens(model, model_path, text, tokens_file, max_tokens):
+    """Token ids of --text (with the model's tokenizer) or --tokens-file, cut to --max-tokens."""
+    V = model.config["vocab_size"]
+    if text is not None:
+        from converters.tokenizer import artifact_tokenizer
+        tok = artifact_tokenizer(model)
+        if tok is None:
+            raise Spike2LoihiError(f"{model_path} has no tokenizer: give token ids with --tokens-file")
+        ids = _encode_file(tok, _read_text_file(text, "--text"), "--text", text, min_tokens=0)
+        source = f"--text {text}"
+    else:
+        ids = _read_token_file(tokens_file, V)
+        source = f"--tokens-file {tokens_file}"
+    if not ids:
+        raise Spike2LoihiError(f"{source}: no tokens after encoding; at least one is needed")
+    return ids[:max_tokens] if max_tokens else ids

@@ -191,7 +191,7 @@ def export_netx_cli(model_path, output, text, tokens_file, max_tokens, as_json) 
     from converters.netx import read_netx
     from spike2loihi.backends.lava_sim import require_lava
     from spike2loihi.cli.interrupts import begin_work
-    from spike2loihi.cli.profile import _read_tokens
+    from spike2loihi.cli.inputs import read_model_tokens
     from spike2loihi.cli.progress import Progress
     from spike2loihi.convert import artifact, ir
     from spike2loihi.deploy.bundle import BundleWriter
@@ -209,7 +209,7 @@ def export_netx_cli(model_path, output, text, tokens_file, max_tokens, as_json) 
         raise Spike2LoihiError(f"{model_path}: not a converted .s2l model; --format netx writes a converted model's "
                                f"layers: run `spike2loihi convert {model_path} -o MODEL.s2l` first")
     model = artifact.load(model_path)
-    ids = _read_tokens(model, model_path, text, tokens_file, max_tokens)
+    ids = read_model_tokens(model, model_path, text, tokens_file, max_tokens)
     require_lava()
     layers = []
     pairs = {}

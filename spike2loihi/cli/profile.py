@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from spike2loihi.cli.inputs import _encode_file, _explicit, _read_text_file, _read_token_file
+from spike2loihi.cli.inputs import _explicit, read_model_tokens
 from spike2loihi.cli.interrupts import begin_work
 from spike2loihi.cli.netx import is_netx, netx_options, profile_netx, refuse_options
 from spike2loihi.cli.params import Int
@@ -27,24 +27,6 @@ from spike2loihi.fileio import json_default
 from spike2loihi.inputs import check_input_file
 
 ACTIVITY_BACKENDS = ("emulator", "lava-sim")
-
-
-def _read_tokens(model, model_path, text, tokens_file, max_tokens):
-    """Token ids of --text (with the model's tokenizer) or --tokens-file, cut to --max-tokens."""
-    V = model.config["vocab_size"]
-    if text is not None:
-        from converters.tokenizer import artifact_tokenizer
-        tok = artifact_tokenizer(model)
-        if tok is None:
-            raise Spike2LoihiError(f"{model_path} has no tokenizer: give token ids with --tokens-file")
-        ids = _encode_file(tok, _read_text_file(text, "--text"), "--text", text, min_tokens=0)
-        source = f"--text {text}"
-    else:
-        ids = _read_token_file(tokens_file, V)
-        source = f"--tokens-file {tokens_file}"
-    if not ids:
-        raise Spike2LoihiError(f"{source}: no tokens after encoding; the activity run needs at least one")
-    return ids[:max_tokens] if max_tokens else ids
 
 
 @click.command("profile")
@@ -121,7 +103,7 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
             raise Spike2LoihiError(f"--compare {compare_path}: a different model shape than {model_path} "
                                    f"({other.config.get('n_layer')} x {other.config.get('n_embd')} vs "
                                    f"{model.config.get('n_layer')} x {model.config.get('n_embd')})")
-    ids = _read_tokens(model, model_path, text, tokens_file, max_tokens) if running and plan.fits else None
+    ids = read_model_tokens(model, model_path, text, tokens_file, max_tokens) if running and plan.fits else None
     out = {"plan": plan.to_dict(), "hardware_profile": prof.to_dict(), "activity": None}
     if not plan.fits:
         _print(as_json, out, plan_report.render_text(plan), None)
