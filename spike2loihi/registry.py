@@ -16,6 +16,7 @@ The stages and the modules that register them (`STAGE_MODULES`):
 | `records` | `convert.records` | the typed quantization record of a chip node |
 | `quantize.host`, `quantize.chip` | `convert.quantize_host`, `convert.quantize_chip` | integer formats per mapping |
 | `lava.chip` | `lava.lowering` | the Lava process(es) of a chip node |
+| `lava.processes` | `lava.lowering` | their process types by name, Lava-free (the process inventory) |
 | `plan.chip` | `hardware.populations` | neurocore populations |
 | `activity.chip` | `hardware.activity` | synaptic events and neuron updates |
 | `onnx.float`, `onnx.host`, `onnx.integer` (and their `.state` stages) | `export.onnx_emitters` | ONNX emission |

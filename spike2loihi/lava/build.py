@@ -2,7 +2,10 @@
 
 Chip side: one process (or a few) per chip unit, from its op type's lowering
 (`spike2loihi.lava.lowering`): a chip node, or a group of side-by-side Dense layers the
-conversion grouped into one block-diagonal Sparse process. Host side: one `HostBlock`
+conversion grouped into one block-diagonal Sparse process. Every chip -> host edge leaves from
+a neuron: a Dense/Sparse accumulation through its readout `GradedVec` (vth 0, same step, every
+value passed), a LIF through its own `s_out`. The simulator graph and the Loihi 2 graph are
+this one graph; only the host <-> chip links differ (`connect`). Host side: one `HostBlock`
 per model block plus one for the input/output stage (`spike2loihi.lava.plans`), each
 running its runner (`spike2loihi.lava.blocks`): coarse, because every Lava process is an
 OS process in the simulator.
@@ -36,7 +39,7 @@ from spike2loihi.convert import ir
 from spike2loihi.convert.artifact import ConvertedModel
 from spike2loihi.convert.schedule import Schedule, edge_latency
 from spike2loihi.lava.blocks import ChipHostRunner, HostRunner, Records
-from spike2loihi.lava.lowering import LOWER, Lowered, LowerContext
+from spike2loihi.lava.lowering import LOWER, READOUT_SUFFIX, Lowered, LowerContext, readout
 from spike2loihi.lava.plans import IO_PLAN, HostPlan, chip_groups, chip_host_plans, host_plans
 
 
@@ -98,10 +101,36 @@ def _absorber(g: ir.Graph, src: str) -> Optional[str]:
         n = g.nodes[ins[0]]
 
 
+def waits(model: ConvertedModel) -> Tuple[Dict[str, int], Dict[tuple, int]]:
+    """(steps each Dense delays its output, chip->chip waits no Dense upstream can hold) of the schedule."""
+    g = model.graph
+    lags = _lags(g, model.schedule.offsets)
+    absorbed: Dict[str, int] = collections.Counter()
+    for (src, dst, port), lag in list(lags.items()):
+        a = _absorber(g, src)
+        if a is not None:
+            absorbed[a] += lag
+            del lags[(src, dst, port)]
+    return absorbed, lags
+
+
 def _process_of(g: ir.Graph, name: str) -> str:
     """The chip node whose process carries `name`'s output: a folded mix reads its token shift's [x ; prev]."""
     n = g.nodes[name]
     return g.inputs(name)["prev"] if n.folds_on_chip else name
+
+
+def _leaving(unit: str, lowered: Dict[str, Lowered], extra: Dict[str, object], link) -> object:
+    """The out-port through which `unit`'s output leaves the chip: a neuron's. A synapse's accumulation
+    (Dense/Sparse) goes through its readout `GradedVec`, made once per unit and kept in `extra`."""
+    low = lowered[unit]
+    if not low.synaptic:
+        return low.out
+    name = unit + READOUT_SUFFIX
+    if name not in extra:
+        extra[name] = readout(unit, low)
+        link(low.out, extra[name].a_in)
+    return extra[name].s_out
 
 
 def build(model: ConvertedModel, records: Records, run_args: dict,
@@ -122,13 +151,7 @@ def build(model: ConvertedModel, records: Records, run_args: dict,
     sched = model.schedule
     groups = chip_groups(model)
     plans, runner = HOST_SIDE[ir.placement_of(g)](model, groups, run_args)
-    lags = _lags(g, sched.offsets)
-    absorbed: Dict[str, int] = collections.Counter()
-    for (src, dst, port), lag in list(lags.items()):
-        a = _absorber(g, src)
-        if a is not None:
-            absorbed[a] += lag
-            del lags[(src, dst, port)]
+    absorbed, lags = waits(model)
     procs: Dict[str, object] = {}
     model_map: Dict[object, type] = {}
     for plan in plans:
@@ -169,6 +192,6 @@ def build(model: ConvertedModel, records: Records, run_args: dict,
                         link(out, getattr(procs[other.name], port.name))
         for port in plan.in_ports:
             if port.kind in ("from_chip", "probe", "spikes"):
-                link(lowered[port.node].out, getattr(hp, port.name))
+                link(_leaving(port.node, lowered, extra, link), getattr(hp, port.name))
     procs.update(extra)
     return LavaGraph(sched, plans, procs, model_map, records, lowered=lowered)

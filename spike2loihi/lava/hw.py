@@ -165,10 +165,12 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
     """The converted model's Lava graph for Loihi 2: adapters on every host/chip edge (a LavaGraph
     whose `boundaries` list them and whose `procs` include the adapters as `adapter:<n>`)."""
     from lava.proc.dense.process import Dense
+    from lava.proc.graded.process import GradedVec
     from lava.proc.sparse.process import Sparse
 
     from spike2loihi.backends.loihi2_host import LIF_PLACEMENTS
     from spike2loihi.lava.build import build
+    from spike2loihi.lava.lowering import READOUT_SUFFIX
     from spike2loihi.lava.plans import chip_groups
     from spike2loihi.lava.procs.processes import TokenLIF
 
@@ -178,7 +180,7 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
     members = chip_groups(model)
 
     def side(proc) -> str:
-        if isinstance(proc, (Dense, Sparse)):
+        if isinstance(proc, (Dense, Sparse, GradedVec)):
             return CHIP
         if isinstance(proc, TokenLIF):
             return lif_placement
@@ -193,16 +195,24 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
     def bits_out_of(proc, port) -> int:
         if isinstance(proc, TokenLIF):
             return 0   # spikes
-        return max(int(getattr(model.nodes[m], "output_bits", None) or DEFAULT_OUTPUT_BITS) for m in members[proc.name])
+        unit = proc.name[:-len(READOUT_SUFFIX)] if proc.name.endswith(READOUT_SUFFIX) else proc.name
+        return max(int(getattr(model.nodes[m], "output_bits", None) or DEFAULT_OUTPUT_BITS) for m in members[unit])
 
     boundaries: List[Boundary] = []
     adapters: List[object] = []
+    readouts: List[object] = []   # for an accumulation that crosses to a host process (Wo -> a LIF on the host)
 
     def connect(src, dst) -> None:
         a, b = side(src.process), side(dst.process)
         if a == b:
             src.connect(dst)
             return
+        if a == CHIP and isinstance(src.process, (Dense, Sparse)):   # an accumulation leaves through a neuron
+            gv = GradedVec(shape=src.shape, vth=0)
+            gv.name = src.process.name + READOUT_SUFFIX
+            src.connect(gv.a_in)
+            readouts.append(gv)
+            src = gv.s_out
         width = int(src.shape[0])
         if a == HOST:
             cls, bits, direction = py_to_nx, bits_into(dst.process, dst), TO_CHIP
@@ -219,6 +229,8 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
     graph = build(model, records, run_args, connect=connect)
     for adapter in adapters:
         graph.procs[f"adapter:{adapter.name}"] = adapter
+    for gv in readouts:
+        graph.procs[gv.name] = gv
     for proc in list(graph.procs.values()):
         if isinstance(proc, TokenLIF):
             if lif_placement == CHIP:

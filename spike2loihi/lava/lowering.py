@@ -9,7 +9,7 @@ so this registry loads (and its completeness is tested) where Lava is missing.
 
 | op | Lava process(es) |
 |---|---|
-| Projection, Head | `Dense` (`DelayDense` where its output must wait for a slower path), a block-diagonal `Sparse` for a group |
+| Projection, Head | `Dense` (`DelayDense` where its output must wait for a slower path), a block-diagonal `Sparse` for a group; where its accumulation goes to the host, a readout `GradedVec` (vth 0) after it (`readout`: on a neurocore, what leaves the chip is a neuron's output) |
 | LIF | `TokenLIF`, Lava's LIF with a token gate (custom on a board) |
 | LayerNorm | `FxpLayerNorm` (ours) |
 | TokenShift | `TokenShiftCat` (ours, gated), whose [x ; prev] feeds the projections with the mixes folded in |
@@ -31,6 +31,52 @@ from spike2loihi.convert.schedule import edge_latency
 
 LOWER = registry.stage("lava.chip", lambda t, mapping, where: where == ir.CHIP and not t.folds_on_chip,
                        "the Lava process of a chip op (spike2loihi.lava.lowering)")
+#: Lava-free: the Lava process types a chip unit's lowering builds, by name (the process inventory reads
+#: them; `tests/backends/test_loihi2_backend.py` checks them against the built graph). A handler gets
+#: (members, delayed: its output waits in a DelayDense, to_host: its output goes to the host).
+PROCESSES = registry.stage("lava.processes", lambda t, mapping, where: where == ir.CHIP and not t.folds_on_chip,
+                           "the Lava process types of a chip op, by name (spike2loihi.lava.lowering)")
+
+
+@PROCESSES.register(ir.Projection)
+def _dense_procs(members, delayed: bool, to_host: bool) -> List[str]:
+    kind = "Sparse" if len(members) > 1 else "DelayDense" if delayed else "Dense"
+    return [kind] + (["GradedVec"] if to_host else [])   # the readout neuron
+
+
+@PROCESSES.register(ir.LIF)
+def _lif_procs(members, delayed, to_host) -> List[str]:
+    return ["TokenLIF"]
+
+
+@PROCESSES.register(ir.LayerNorm)
+def _ln_procs(members, delayed, to_host) -> List[str]:
+    return ["FxpLayerNorm"]
+
+
+@PROCESSES.register(ir.TokenShift)
+def _shift_procs(members, delayed, to_host) -> List[str]:
+    return ["TokenShiftCat"]
+
+
+@PROCESSES.register(ir.Sigmoid)
+def _sigmoid_procs(members, delayed, to_host) -> List[str]:
+    return ["FxpSigmoid"]
+
+
+@PROCESSES.register(ir.Product)
+def _product_procs(members, delayed, to_host) -> List[str]:
+    return ["ProdNeuron"]
+
+
+@PROCESSES.register(ir.ReLU2)
+def _relu2_procs(members, delayed, to_host) -> List[str]:
+    return ["GradedReluVec", "ProdNeuron"]
+
+
+@PROCESSES.register(ir.Residual)
+def _residual_procs(members, delayed, to_host) -> List[str]:
+    return ["GradedVec", "Dense", "DelayDense"]   # the sum, the spikes' Dense, the x path's DelayDense
 
 
 @dataclass
@@ -43,6 +89,8 @@ class Lowered:
     extra: Dict[str, object] = field(default_factory=dict)   # helper processes by name
     model: Optional[type] = None                # ProcessModel to name in exception_proc_model_map
     custom: bool = False                        # needs a neuron model of ours on a board
+    synaptic: bool = False                      # `out` is a synapse's accumulation (Dense/Sparse a_out): what
+                                                # leaves the chip must leave through a readout neuron
 
 
 @dataclass
@@ -82,7 +130,20 @@ def _dense(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
         p = DelayDense(weights=ws[0], delays=int(delay), **kw)
     else:
         p = Dense(weights=ws[0], **kw)
-    return Lowered(p, {"x": p.s_in}, p.a_out)
+    return Lowered(p, {"x": p.s_in}, p.a_out, synaptic=True)
+
+
+def readout(unit: str, low: Lowered):
+    """The readout neuron of a chip unit whose accumulation leaves the chip: `GradedVec` (vth 0) forwards
+    its input, every value, as a 24-bit graded spike in the same step (`v += a; s = v (|v| > 0); v = 0`)."""
+    from lava.proc.graded.process import GradedVec
+
+    p = GradedVec(shape=(int(low.out.shape[0]),), vth=0)
+    p.name = f"{unit}{READOUT_SUFFIX}"   # (GradedVec takes no name argument)
+    return p
+
+
+READOUT_SUFFIX = ".readout"
 
 
 @LOWER.register(ir.LIF)

@@ -326,6 +326,7 @@ def _expected_crossings(model, placement):
 @pytest.mark.parametrize("placement", ["host", "chip"])
 def test_every_crossing_goes_through_exactly_one_adapter(small, fake_eio, tmp_path, placement):
     from lava.proc.dense.process import Dense
+    from lava.proc.graded.process import GradedVec
     from lava.proc.sparse.process import Sparse
 
     from spike2loihi.lava.procs.processes import HostBlock, TokenLIF
@@ -337,7 +338,7 @@ def test_every_crossing_goes_through_exactly_one_adapter(small, fake_eio, tmp_pa
     def side(proc):
         if isinstance(proc, py_to_nx):
             return "adapter"
-        if isinstance(proc, (Dense, Sparse)) or (isinstance(proc, TokenLIF) and placement == "chip"):
+        if isinstance(proc, (Dense, Sparse, GradedVec)) or (isinstance(proc, TokenLIF) and placement == "chip"):
             return "chip"
         assert isinstance(proc, (HostBlock, TokenLIF)), type(proc)
         return "host"
@@ -371,7 +372,8 @@ def test_every_crossing_goes_through_exactly_one_adapter(small, fake_eio, tmp_pa
     assert len(gates) == (2 * model.config["n_layer"] if placement == "chip" else 0)
     # message widths: graded payloads at the artifact's bits, spikes and gates as binary events
     for x in b:
-        if x.dst.endswith(".gate") or (x.direction == hw.TO_HOST and x.src.endswith(".s_out")):
+        spikes = x.src.endswith(".s_out") and not x.src.endswith(".readout.s_out")   # a LIF's, not a readout's
+        if x.dst.endswith(".gate") or (x.direction == hw.TO_HOST and spikes):
             assert x.num_message_bits == 0, x
         elif x.direction == hw.TO_HOST:
             assert x.num_message_bits == 24, x
@@ -519,3 +521,106 @@ def test_cli_with_lava_loihi_present_selects_the_host_then_runs_the_hardware_gra
     assert "loihi2: nothing in spike2loihi has run on a Loihi board yet; TokenLIF" in res.stderr
     assert seen["target"] == hw.Loihi2Target("host") and seen["prompt"] == [1, 2]
     assert seen["env"]["SLURM"] == "1" and seen["env"]["PARTITION"] == "kp" and seen["env"]["LOIHI_GEN"] == "N3C1"
+
+
+def _edges(graph):
+    return [(proc, port.name, dst.process, dst.name) for proc in graph.procs.values() for port in proc.out_ports
+            for dst in port.out_connections]
+
+
+@pytest.mark.parametrize("lif_placement", ["host", "chip"])
+def test_simulator_and_board_build_one_graph_and_every_chip_output_leaves_from_a_neuron(small, fake_eio, tmp_path,
+                                                                                         lif_placement):
+    """lava-sim and loihi2 build the same processes and edges: the board graph is the simulator graph with one
+    adapter on each host<->chip edge (and, with the LIFs on the host, Wo's readout neuron before its crossing).
+    Nothing leaves a Dense/Sparse for the host: a readout GradedVec (vth 0) is in between."""
+    from lava.proc.dense.process import Dense
+    from lava.proc.graded.process import GradedVec
+    from lava.proc.sparse.process import Sparse
+
+    from spike2loihi.lava.build import build
+    from spike2loihi.lava.procs.processes import HostBlock
+
+    model, _ = small
+    sim = build(model, _records(model, tmp_path / "sim"), RUN_ARGS)
+    board = hw.build_hw(model, _records(model, tmp_path / "hw"), RUN_ARGS, lif_placement)
+    py_to_nx = fake_eio.spike.PyToNxAdapter
+
+    def name(p):
+        return p.name
+
+    def collapse(graph):
+        """Edges by process name, an adapter replaced by the edge it carries."""
+        out = set()
+        edges = _edges(graph)
+        for s, sp, d, dp in edges:
+            if isinstance(s, py_to_nx):
+                continue
+            if isinstance(d, py_to_nx):
+                (_, _, d2, dp2), = [e for e in edges if e[0] is d]
+                d, dp = d2, dp2
+            out.add((name(s), sp, name(d), dp))
+        return out
+
+    extra = {p.name for p in board.procs.values() if isinstance(p, GradedVec)} - \
+        {p.name for p in sim.procs.values() if isinstance(p, GradedVec)}
+    assert extra == (set() if lif_placement == "chip" else
+                     {model.graph.inputs(n.name)["x"] + ".readout" for n in ir.lif_nodes(model.graph)
+                      if isinstance(model.graph.nodes[model.graph.inputs(n.name)["x"]], ir.Projection)})
+    sim_procs = sorted(name(p) for p in sim.procs.values())
+    board_procs = sorted(name(p) for p in board.procs.values() if not isinstance(p, py_to_nx) and p.name not in extra)
+    assert sim_procs == board_procs
+    sim_edges = collapse(sim)
+    board_edges = {e for e in collapse(board) if e[0] not in extra and e[2] not in extra}
+    wo_direct = {e for e in sim_edges if e[0] + ".readout" in extra}   # Wo -> LIF, through a readout on the board
+    assert sim_edges - wo_direct == board_edges - {e for e in board_edges if e[0] + ".readout" in extra}
+    for graph in (sim, board):
+        for s, sp, d, dp in _edges(graph):
+            if isinstance(s, (Dense, Sparse)):
+                assert not isinstance(d, (HostBlock, py_to_nx)), (s.name, d.name)
+        readouts = [p for p in graph.procs.values() if isinstance(p, GradedVec) and p.name.endswith(".readout")]
+        assert readouts and all(int(p.vth.init if hasattr(p.vth, "init") else p.vth) == 0 for p in readouts)
+
+
+@pytest.fixture(scope="module")
+def small_chip():
+    """`small` converted with --placement chip."""
+    import numpy as np
+
+    from conftest import convert_spec, spiking_state_dict
+    from converters.spikegpt import spec_from_state_dict
+
+    spec = spec_from_state_dict(spiking_state_dict(2, 16, 40, seed=3))
+    toks = [int(t) for t in np.random.default_rng(3).integers(0, 40, 24)]
+    return convert_spec(spec, toks, placement="chip")
+
+
+@pytest.mark.parametrize("placement", ["host", "chip"])
+def test_the_process_inventory_counts_the_built_graphs(small, small_chip, fake_eio, tmp_path, placement):
+    """The Lava-free inventory (op types' `lava.processes` registrations, host plans, one adapter per crossing)
+    equals the process types of the simulator graph and of the board graph with the LIFs on either side."""
+    from collections import Counter
+
+    from spike2loihi.lava import inventory as inv
+    from spike2loihi.lava.build import build
+    from spike2loihi.lava.procs.processes import HostBlock
+
+    model = (small if placement == "host" else small_chip)[0]   # (the board graph: host placement only so far)
+
+    def kinds(graph):
+        return Counter("HostBlock" if isinstance(p, HostBlock) else type(p).__name__ for p in graph.procs.values())
+
+    def counted(rows):
+        return Counter({r.process: 0 for r in rows}) + Counter({r.process: r.count for r in rows})
+
+    sim = build(model, _records(model, tmp_path / "sim"), RUN_ARGS)
+    assert counted(inv.inventory(model, board=False)) == kinds(sim)
+    for lif_where in (("host", "chip") if placement == "host" else ()):
+        board = hw.build_hw(model, _records(model, tmp_path / lif_where), RUN_ARGS, lif_where)
+        rows = inv.inventory(model, lif_where=lif_where)
+        assert counted(rows) == kinds(board), lif_where
+        lifs = [r for r in rows if r.process == "TokenLIF"]
+        assert [r.where for r in lifs] == [lif_where]
+        assert all(r.neurocore_model in ("lava-loihi", "microcode", "unknown", "host") and r.source for r in rows)
+        if lif_where == "chip":
+            assert any(r.process == "TokenLIF" for r in inv.not_board_ready(rows))
