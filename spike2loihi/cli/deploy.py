@@ -26,7 +26,7 @@ from spike2loihi.cli.inputs import _encode_prompt
 from spike2loihi.cli.interrupts import begin_work
 from spike2loihi.cli.params import Int, parse_int_list
 from spike2loihi.cli.progress import Progress
-from spike2loihi.cli.rules import OUTPUT_PATH
+from spike2loihi.cli.rules import OUTPUT_PATH, warn
 from spike2loihi.backends.loihi2 import DEFAULT_LIF_PLACEMENT, LIF_PLACEMENTS, LOIHI_GENS
 from spike2loihi.errors import Spike2LoihiError
 from spike2loihi.inputs import check_input_file
@@ -145,3 +145,7 @@ def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, t
     click.echo(f"next: copy {dest.name}/ to the INRC host and follow {dest.name}/{D.README_FILE} "
                f"(pip install -r {D.REQUIREMENTS_FILE}; sbatch {D.JOB_SCRIPT})")
     click.echo(L2.notes(lif_placement), err=True)
+    not_ready = D.not_ready(model, options)
+    if not_ready:
+        warn(f"{D.PROCESSES_FILE}: chip processes without a publicly known Loihi 2 neurocore model: "
+             + ", ".join(f"{r.process} x{r.count} ({r.neurocore_model})" for r in not_ready))

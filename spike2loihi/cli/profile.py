@@ -19,6 +19,7 @@ import click
 from spike2loihi.cli.inputs import _explicit, read_model_tokens
 from spike2loihi.cli.interrupts import begin_work
 from spike2loihi.cli.netx import is_netx, netx_options, profile_netx, refuse_options
+from spike2loihi.backends.loihi2 import DEFAULT_LIF_PLACEMENT
 from spike2loihi.cli.params import Int
 from spike2loihi.cli.progress import Progress
 from spike2loihi.cli.rules import OUTPUT_PATH, OutputSet, check_output_paths, warn
@@ -144,13 +145,35 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
         with OutputSet(paths) as outs:
             with outs.open("--plot") as f:
                 activity_report.render_png(f, report, plan, title=f"{name} on {plan.system}", comparison=compare_cols)
+    rows = _inventory(model)
+    out["processes"] = [r.to_dict() for r in rows] if rows is not None else None
     _print(as_json, out, plan_report.render_text(plan),
            activity_report.render_text(report) if report is not None else None)
+    if rows is not None and not as_json:
+        from spike2loihi.convert import ir
+        from spike2loihi.lava.inventory import render
+
+        click.echo("")
+        board = ir.placement_of(model.graph) == ir.HOST
+        click.echo((f"Lava processes on a board (LIFs on the {DEFAULT_LIF_PLACEMENT}, as `deploy` builds it by default)"
+                    if board else "Lava processes of the graph (the simulator's; a board graph is built for "
+                    "--placement host models)") + ": neurocore model publicly known (lava-loihi), microcode or "
+                   "unknown; every source: --json, docs/PROCESS_SOURCES.md")
+        click.echo(render(rows))
     if comparison is not None and not as_json:
         click.echo("")
         click.echo(comparison)
     if paths:
         click.echo(f"wrote {paths['--plot']}", err=True)
+
+
+def _inventory(model):
+    """The board graph's process inventory (the placements the Lava builder supports on a board), or None."""
+    from spike2loihi.convert import ir
+    from spike2loihi.lava.inventory import inventory
+
+    board = ir.placement_of(model.graph) == ir.HOST   # the Loihi 2 graph is built for host-placement models
+    return inventory(model, lif_where=DEFAULT_LIF_PLACEMENT, board=board)
 
 
 def _print(as_json: bool, out: dict, plan_text: str, activity_text) -> None:

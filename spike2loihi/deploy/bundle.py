@@ -46,6 +46,7 @@ RUN_SCRIPT = "run_on_loihi.py"
 JOB_SCRIPT = "slurm_job.sh"
 README_FILE = "README.md"
 PLAN_FILE = "plan.json"
+PROCESSES_FILE = "processes.json"
 EXPECTED_FILE = "expected.npz"
 REQUIREMENTS_FILE = "requirements.txt"
 TOOLCHAIN_DIR = "toolchain"
@@ -187,6 +188,13 @@ channel, expected, got).
 
 Resource plan (`{PLAN_FILE}`, estimates): {plan}.
 
+Process inventory (`{PROCESSES_FILE}`): every Lava process type of the graph the board runs, its
+count, chip or host, and whether a Loihi 2 neurocore model is publicly known (`lava-loihi`), needs
+a microcoded neuron (`microcode`) or is `unknown`, with the public source. What each mapping needs:
+LIFs on the host (`--lif-placement host`) need only Dense/Sparse/readout GradedVec neurocore models
+and the adapters, but the spiking layers then do not spike on Loihi; LIFs on the chip need a
+neurocore model of the token-gated LIF, which no release ships.
+
 ## Steps on the INRC host
 
 1. Copy this folder to the INRC host (e.g. `scp -r {shlex.quote(info['bundle_name'])} <you>@<inrc-host>:`),
@@ -253,6 +261,7 @@ def write_bundle(tmp: Path, model_path: Path, model, prof, plan, options, prompt
         expected.save(f)
     (tmp / PLAN_FILE).write_text(json.dumps({"hardware_profile": prof.name, **plan.to_dict()}, indent=1,
                                             default=json_default) + "\n")
+    (tmp / PROCESSES_FILE).write_text(json.dumps([r.to_dict() for r in processes(model, options)], indent=1) + "\n")
     (tmp / REQUIREMENTS_FILE).write_text(requirements_text())
     (tmp / RUN_SCRIPT).write_text(RUN_SCRIPT_TEXT)
     (tmp / JOB_SCRIPT).write_text(job_script_text(options.host, job))
@@ -262,6 +271,20 @@ def write_bundle(tmp: Path, model_path: Path, model, prof, plan, options, prompt
         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, tmp / rel)
     return info
+
+
+def processes(model, options) -> list:
+    """The process inventory of the graph this bundle runs on the board (`spike2loihi.lava.inventory`)."""
+    from spike2loihi.lava.inventory import inventory
+
+    return inventory(model, lif_where=options.lif_placement, board=True)
+
+
+def not_ready(model, options) -> list:
+    """Chip processes of the bundle's graph that are not known to have a Loihi 2 neurocore model."""
+    from spike2loihi.lava.inventory import not_board_ready
+
+    return not_board_ready(processes(model, options))
 
 
 def finish_bundle(tmp: Path, info: dict, bundle_name: str) -> dict:

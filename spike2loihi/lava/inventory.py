@@ -33,33 +33,42 @@ class ProcessFact:
     source: str
 
 
-_NETX_PILOTNET = ("lava-nc/lava-dl tutorials/lava/lib/dl/netx/pilotnet_snn/run.ipynb: netx Dense blocks "
-                  "(Dense -> LIF) run on Loihi 2 with Loihi2HwCfg")
-_GRADEDVECNET = ("lava-nc/lava src/lava/networks/gradedvecnetwork.py: GradedVec/ProdNeuron networks read and "
-                 "written through the Loihi 2 embedded-IO adapters (PyToNxAdapter/NxToPyAdapter)")
+_RELEASE_040 = "lava-nc/lava RELEASE.md (v0.4.0 notes, f061d006): LIF, Sigma-Delta and Dense execute on Loihi NeuroCores"
+_PILOTNET = ("lava-nc/lava-dl tutorials/lava/lib/dl/netx/pilotnet_snn/run.ipynb (v0.6.0): netx Dense + LIF(Reset) "
+             "blocks run with Loihi2HwCfg on a Loihi 2 partition; tests/lava/lib/dl/netx/test_hdf5_nx.py")
+_OPT_SOLVER = ("lava-nc/lava-optimization src/lava/lib/optimization/solvers/generic/solver.py maps it to a lava-loihi "
+               "neurocore model (NcModelDense / NcModelSparse) for Loihi2HwCfg")
+_LAVA_VA = "lava-nc/lava tutorials/lava_va/"
 
-#: Per Lava process type: is a Loihi 2 neurocore model publicly known, and the source that says so.
+#: Per Lava process type: is a Loihi 2 neurocore model publicly known, and the source that says so
+#: (found in Lava's, lava-dl's and Intel's public repositories; none re-run here: no board).
 PROCESS_FACTS: Dict[str, ProcessFact] = {
-    "Dense": ProcessFact(LAVA_LOIHI, _NETX_PILOTNET),
-    "Sparse": ProcessFact(LAVA_LOIHI, "lava-nc/lava-dl netx hdf5.Network(sparse_fc_layer=True) builds Sparse "
-                                      "synapses for the same Loihi 2 tutorials; " + _NETX_PILOTNET),
-    "DelayDense": ProcessFact(LAVA_LOIHI, "lava-nc/lava-dl netx blocks build DelayDense (max_delay 62) for "
-                                          "axonal delays on Loihi 2 (netx/blocks/process.py)"),
-    "LIF": ProcessFact(LAVA_LOIHI, _NETX_PILOTNET),
-    "GradedVec": ProcessFact(LAVA_LOIHI, _GRADEDVECNET),
-    "GradedReluVec": ProcessFact(UNKNOWN, "lava-nc/lava src/lava/proc/graded/process.py: CPU models only; no "
-                                          "public Loihi 2 use found"),
-    "ProdNeuron": ProcessFact(LAVA_LOIHI, _GRADEDVECNET + " (ProductVec)"),
+    "Dense": ProcessFact(LAVA_LOIHI, f"{_RELEASE_040}; {_PILOTNET}; {_OPT_SOLVER}"),
+    "Sparse": ProcessFact(LAVA_LOIHI, f"{_OPT_SOLVER}; lava-nc/lava issue #436 (Sparse on Loihi 2, closed); "
+                                      f"{_LAVA_VA}Tutorial04-Creating_network_motifs.ipynb runs GradedSparse on Loihi 2"),
+    "DelayDense": ProcessFact(LAVA_LOIHI, "stated, no public board run found: lava-nc/lava issue #636 (synaptic delays "
+                                          "on Loihi, closed) and PR #693 (the chip model sizes delay bits from "
+                                          "max_delay); lava-dl netx builds DelayDense with max_delay 62"),
+    "LIF": ProcessFact(LAVA_LOIHI, f"{_RELEASE_040}; {_PILOTNET}; lava-nc/lava issue #829 (the Loihi 2 LIF model "
+                                   "scales parameters differently from the CPU float model)"),
+    "GradedVec": ProcessFact(LAVA_LOIHI, f"{_LAVA_VA}Tutorial01-Fixed_point_dot_product.ipynb and Tutorial04 run "
+                                         "GradedVec between graded Dense/Sparse with Loihi2HwCfg on Loihi 2 (its chip "
+                                         "model is not named publicly; likely microcode shipped in lava-loihi)"),
+    "GradedReluVec": ProcessFact(UNKNOWN, "lava-nc/lava src/lava/proc/graded/models.py (v0.10.0): CPU model only; "
+                                          "no public Loihi 2 run found (PR #860 names none)"),
+    "ProdNeuron": ProcessFact(LAVA_LOIHI, f"{_LAVA_VA}Tutorial02-Fixed_point_elementwise_product.ipynb runs "
+                                          "ProductVec (ProdNeuron) on Loihi 2 (chip model not named publicly)"),
     "TokenLIF": ProcessFact(MICROCODE, "spike2loihi: Lava's LIF with a token gate; no Loihi 2 neuron model has "
                                        "the gate (docs/LAVA.md)"),
     "FxpLayerNorm": ProcessFact(MICROCODE, "spike2loihi: mean, variance and InvSqrt in one neuron (ONCHIP.md)"),
     "FxpSigmoid": ProcessFact(MICROCODE, "spike2loihi: a 33-entry piecewise-linear table (ONCHIP.md)"),
     "TokenShiftCat": ProcessFact(MICROCODE, "spike2loihi: a gated one-token memory (ONCHIP.md)"),
     "HostBlock": ProcessFact(HOST_CPU, "spike2loihi: a Python process (embedding, host ops, sampling)"),
-    "PyToNxAdapter": ProcessFact(LAVA_LOIHI, "lava-nc/lava src/lava/networks/gradedvecnetwork.py imports "
-                                             "lava.proc.embedded_io (lava-loihi) for InputVec"),
-    "NxToPyAdapter": ProcessFact(LAVA_LOIHI, "lava-nc/lava src/lava/networks/gradedvecnetwork.py imports "
-                                             "lava.proc.embedded_io (lava-loihi) for OutputVec"),
+    "PyToNxAdapter": ProcessFact(LAVA_LOIHI, "lava.proc.embedded_io ships only in lava-loihi (absent from lava "
+                                             "0.10.0); every Loihi2HwCfg tutorial uses it for host -> chip input "
+                                             f"({_PILOTNET}); an embedded C process, not a neurocore model"),
+    "NxToPyAdapter": ProcessFact(LAVA_LOIHI, "lava.proc.embedded_io ships only in lava-loihi; every Loihi2HwCfg "
+                                             "tutorial uses it for chip -> host output; an embedded C process"),
 }
 
 
@@ -119,6 +128,7 @@ def inventory(model, lif_where: str = CHIP, board: bool = True) -> List[Inventor
     the simulator; `lif_where`: where the LIF populations run on the board (chip, or host as Python)."""
     counts: Dict[Tuple[str, str], int] = collections.Counter()
     g = model.graph
+    lif_where = lif_where if board else CHIP   # the simulator graph has no sides: its chip processes count as chip
     from spike2loihi.lava.plans import chip_groups, chip_host_plans, host_plans
 
     groups = chip_groups(model)
@@ -152,7 +162,8 @@ def not_board_ready(rows: List[InventoryRow]) -> List[InventoryRow]:
 
 
 def render(rows: List[InventoryRow]) -> str:
+    """One line per row, with the first of its sources (JSON and processes.json carry them all)."""
     lines = [f"{'process':<15} {'count':>5}  {'where':<5} {'neurocore model':<15} source"]
     for r in rows:
-        lines.append(f"{r.process:<15} {r.count:>5}  {r.where:<5} {r.neurocore_model:<15} {r.source}")
+        lines.append(f"{r.process:<15} {r.count:>5}  {r.where:<5} {r.neurocore_model:<15} {r.source.split('; ')[0]}")
     return "\n".join(lines)

@@ -70,7 +70,7 @@ def test_bundle_contents_and_checksums(small, bundle):
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     top = {f for f in files if "/" not in f}
     assert top == {"README.md", "run_on_loihi.py", "slurm_job.sh", "model.s2l", "plan.json", "expected.npz",
-                   "requirements.txt", "manifest.json", "SHA256SUMS"}
+                   "requirements.txt", "manifest.json", "SHA256SUMS", "processes.json"}
     assert (out / "model.s2l").read_bytes() == Path(src).read_bytes()
     for rel in ("spike2loihi/deploy/bundle.py", "spike2loihi/backends/loihi2.py", "spike2loihi/lava/hw.py",
                 "converters/tokenizer.py", "hw_profiles/oheo_gulch.yaml"):
@@ -425,3 +425,22 @@ def test_a_failed_or_interrupted_write_leaves_nothing(small, tmp_path, monkeypat
                                            f"error: --output {out}: cannot write (No space left on device); no "
                                            "bundle was written")
     assert sorted(p.name for p in tmp_path.iterdir()) == []   # not even the folders it made
+
+
+def test_the_bundle_lists_its_processes_and_warns_about_chip_processes_without_a_known_model(small, bundle):
+    """processes.json: every Lava process type of the board graph, count, side, neurocore-model status and
+    source; the default mapping (LIFs on the host) puts only publicly known models on the chip."""
+    from spike2loihi.convert import ir
+    from spike2loihi.lava.inventory import inventory
+
+    model, _ = small
+    out, res = bundle
+    rows = json.loads((out / "processes.json").read_text())
+    assert rows == [r.to_dict() for r in inventory(model, lif_where="host")]
+    assert {tuple(sorted(r)) for r in rows} == {("count", "neurocore_model", "process", "source", "where")}
+    chip = [r for r in rows if r["where"] == "chip"]
+    assert chip and all(r["neurocore_model"] == "lava-loihi" for r in chip)
+    lif = next(r for r in rows if r["process"] == "TokenLIF")
+    assert lif["where"] == "host" and lif["count"] == len(ir.lif_nodes(model.graph))
+    assert "processes.json:" not in res.stderr   # nothing to warn about
+    assert "processes.json" in (out / "README.md").read_text()
