@@ -73,6 +73,10 @@ def _calibration_tokens(spec, sem, calib, calib_tokens_file, calib_len, seed):
 @click.option("--lif-weight-bits", type=Int(min=2, max=8),
               help="Weight mantissa bits of the Dense feeding a LIF (Wo -> att LIF) only; default: --weight-bits. "
                    "At 5 or fewer, lava-dl netx holds those layers exactly (see `export --format netx`).")
+@click.option("--lif", "lif_mode", type=click.Choice(["gated", "stock"]), default="gated", show_default=True,
+              help="gated: the token-gated LIF (exact, one LIF step per token; needs a microcoded neuron on a board); "
+                   "stock: Lava's own LIF, every token a token period P of steps apart (prefill too), dv chosen so "
+                   "that P steps leak as one tau-2 step (emulator; bits per character: `eval`).")
 @click.option("--act-bits", type=Int(min=2, max=24), default=8, show_default=True,
               help="Graded payload bits of activations into chip Dense layers (Loihi: <= 24).")
 @click.option("--lif-input-bits", type=Int(min=2, max=17), default=16, show_default=True,
@@ -90,8 +94,8 @@ def _calibration_tokens(spec, sem, calib, calib_tokens_file, calib_len, seed):
 @click.option("--report", type=OUTPUT_PATH, help="Write the per-layer report as JSON.")
 @click.option("--plot", type=OUTPUT_PATH, help="Draw the per-layer report as a PNG.")
 @click.option("--threads", type=Int(min=1), help="torch CPU threads (capped at the cores).")
-def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits, lif_weight_bits, act_bits,
-            lif_input_bits, semantics, placement, tokenizer_path, seed, report, plot, threads):
+def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits, lif_weight_bits, lif_mode,
+            act_bits, lif_input_bits, semantics, placement, tokenizer_path, seed, report, plot, threads):
     """Convert a SpikeGPT checkpoint to a Loihi fixed-point model (.s2l), graded mapping.
 
     Chip: every Dense (8-bit weights, graded inputs) and both LIF populations; host:
@@ -115,7 +119,8 @@ def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits
         torch.set_num_threads(threads)
         from spike2loihi.execute import kernels
         kernels.set_threads(threads)   # the integer kernels' onnxruntime sessions
-    opts = quantize.QuantOptions(weight_bits, act_bits, lif_input_bits, placement, lif_weight_bits=lif_weight_bits)
+    opts = quantize.QuantOptions(weight_bits, act_bits, lif_input_bits, placement, lif_weight_bits=lif_weight_bits,
+                                 lif=None if lif_mode == "gated" else lif_mode)
     opts.check()
     spec = load_checkpoint(checkpoint, tokenizer_path=str(tokenizer_path) if tokenizer_path else None)
     sem = spec.semantics(semantics)

@@ -360,11 +360,10 @@ def _lava_graph_summary(model):
     """lava-sim, loihi2: the Lava graph and its schedule (processes, steps, timings); else None."""
     if getattr(model, "last", None) is None:
         return None
-    from spike2loihi.convert.schedule import schedule
-
     last = model.last
-    return {"processes": last.processes, "steps": last.steps,
-            "token_period_steps": schedule(model.model.graph).token_period,
+    sched = model.model.schedule   # the artifact's schedule (its LIF mode included)
+    return {"processes": last.processes, "steps": last.steps, "lif": sched.lif,
+            "token_period_steps": sched.token_period, "steps_per_prompt_token": sched.steps_per_prefill_token,
             **{k: round(v, 3) for k, v in last.timings.items()}}
 
 
@@ -384,7 +383,9 @@ def _report(summary: dict, res, ids, backend: str, as_json: bool) -> None:
         if graph_key in summary:
             ls = summary[graph_key]
             click.echo(f"[{backend}: {ls['processes']} Lava processes, {ls['steps']} time steps "
-                       f"({ls['steps_per_s']:.1f} steps/s), prefill 1 token per step, "
+                       f"({ls['steps_per_s']:.1f} steps/s), {ls['lif']} LIFs, prefill "
+                       + ("1 token per step, " if ls['steps_per_prompt_token'] == 1 else
+                          f"{ls['steps_per_prompt_token']} steps per token, ") +
                        f"{ls['token_period_steps']} steps per generated token, compile {ls['compile_s']:.1f} s]",
                        err=True)
         if comparison is not None:

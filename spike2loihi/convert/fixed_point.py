@@ -361,6 +361,17 @@ def lif_decays(tau_v: float, tau_u: float = 1.0, decay_input: bool = True) -> Li
                      v_factor=(DECAY_UNITY - dv - DM_OFFSET) / DECAY_UNITY)
 
 
+def stock_lif_dv(tau_v: float, period: int) -> int:
+    """dv of a stock (ungated) LIF that runs `period` steps per token: `period` steps of Lava's leak
+    v <- v (4096 - dv) >> 12 approximate one step of decay 1/tau_v, so that one token leaks as the
+    gated LIF does: dv = round(4096 (1 - (1 - 1/tau_v)^(1/period))) (tau 2, period 18: dv 155)."""
+    if not (tau_v > 1 and period >= 1):
+        raise FixedPointError(f"stock LIF: tau_v {tau_v} must be > 1 and the token period {period} >= 1")
+    dv = int(round(DECAY_UNITY * (1.0 - (1.0 - 1.0 / tau_v) ** (1.0 / period))))
+    check_ranges({"dv": dv})
+    return dv
+
+
 @dataclass(frozen=True)
 class FixedBias:
     """Per-neuron bias as Lava's mantissa/exponent; effective = mant << exp (v units)."""

@@ -27,10 +27,10 @@ from spike2loihi.convert import ir
 from spike2loihi.convert.artifact import (K_CALIBRATION, K_CONFIG, K_QUANT_CONFIG, K_REPORT, K_SCHEDULE, K_SEMANTICS,
                                           K_SOURCE, K_TOKENIZER, K_TOOLCHAIN, K_VERSIONS, TOKENIZER_TENSOR,
                                           ConvertedModel)
-from spike2loihi.convert.fixed_point import MAX_MESSAGE_BITS, check_ranges
+from spike2loihi.convert.fixed_point import MAX_MESSAGE_BITS, check_ranges, stock_lif_dv
 from spike2loihi.convert.quantize_host import MAX_LIF_INPUT_BITS, HostQuantizer
 from spike2loihi.convert.report import MEASURE_TOKENS, measure, report_summary
-from spike2loihi.convert.schedule import schedule
+from spike2loihi.convert.schedule import LIF_MODES, LIF_STOCK, schedule
 from spike2loihi.errors import QuantizationError
 from spike2loihi.model.reference import ReferenceModel
 from spike2loihi.model.spec import ModelSpec, Semantics
@@ -43,6 +43,7 @@ class QuantOptions:
     lif_input_bits: int = 16
     placement: str = ir.HOST     # "host" (the graded mapping) or "chip" (ONCHIP.md; spike2loihi.convert.quantize_chip)
     lif_weight_bits: Optional[int] = None   # the Dense feeding a LIF (Wo); None: weight_bits
+    lif: Optional[str] = None    # None / "gated": the token-gated LIF; "stock": Lava's LIF, P steps per token
 
     def for_lif_dense(self) -> "QuantOptions":
         """The options of a Dense that feeds a LIF (Wo -> att LIF): its own weight bits if given."""
@@ -60,6 +61,10 @@ class QuantOptions:
             problems.append(f"--weight-bits {self.weight_bits} is outside 2..8 (Loihi's weight mantissa)")
         if self.lif_weight_bits is not None and not 2 <= self.lif_weight_bits <= 8:
             problems.append(f"--lif-weight-bits {self.lif_weight_bits} is outside 2..8 (Loihi's weight mantissa)")
+        if self.lif is not None and self.lif not in LIF_MODES:
+            problems.append(f"--lif {self.lif!r} is not one of {', '.join(LIF_MODES)}")
+        if self.lif == LIF_STOCK and self.placement != ir.HOST:
+            problems.append("--lif stock is for --placement host (the chip placement's token shifts are gated too)")
         if not 2 <= self.act_bits <= MAX_MESSAGE_BITS:
             problems.append(f"--act-bits {self.act_bits} is outside 2..{MAX_MESSAGE_BITS} (graded payload)")
         if not 2 <= self.lif_input_bits <= MAX_LIF_INPUT_BITS:
@@ -151,7 +156,7 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
     floats = float_weights(ref)
     tensors = _host_tensors(spec, graph)
     chip = [n for n in graph.nodes.values() if n.placement.where == ir.CHIP]
-    sched = schedule(graph)   # computed once here; the artifact records it
+    sched = schedule(graph, opts.lif)   # computed once here; the artifact records it
     if opts.placement == ir.CHIP:
         ftens = {**_host_tensors(spec, graph, host_only=False), **tensors}   # every float parameter, once
         nodes, recs = _convert_chip(graph, calib, opts, floats, ftens, tensors, progress)
@@ -162,6 +167,8 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
     for node in chip:
         if not node.spiking:
             continue
+        if sched.lif == LIF_STOCK:   # Lava's own LIF, leaking every step: P steps leak as one gated step
+            nodes[node.name] = replace(nodes[node.name], dv=stock_lif_dv(node.tau, sched.token_period))
         q = nodes[node.name]
         check_ranges({"du": q.du, "dv": q.dv, "vth": q.vth}, prefix=node.name + ".")
         recs[node.name] = dict(node=node.name, layer=node.layer, op=node.kind, shape=str(node.dim), vth=q.vth,

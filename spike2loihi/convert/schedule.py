@@ -30,30 +30,48 @@ def edge_latency(src: ir.Op, dst: ir.Op) -> int:
     return src.latency() + extra
 
 
+LIF_GATED, LIF_STOCK = "gated", "stock"
+LIF_MODES = (LIF_GATED, LIF_STOCK)
+
+
 @dataclass(frozen=True)
 class Schedule:
     offsets: Dict[str, int]      # IR node -> step at which it handles token 0
     critical_path: int           # steps from a token at the embedding to its logits at the sampler
     token_period: int            # steps per generated token (critical_path + 1)
+    lif: str = LIF_GATED         # gated: each LIF advances once per token; stock: every step (P per token)
+
+    @property
+    def steps_per_prefill_token(self) -> int:
+        """Gated LIFs let the prompt pipeline one token per step; stock LIFs leak every step, so every token,
+        prompt included, takes the token period."""
+        return 1 if self.lif == LIF_GATED else self.token_period
 
     def to_dict(self) -> dict:
-        return {"critical_path_steps": self.critical_path, "token_period_steps": self.token_period,
-                "prefill_tokens_per_step": 1, "offsets": dict(self.offsets)}
+        d = {"critical_path_steps": self.critical_path, "token_period_steps": self.token_period,
+             "prefill_tokens_per_step": 1, "offsets": dict(self.offsets)}
+        if self.lif != LIF_GATED:   # (a gated model's manifest is unchanged)
+            d.update(lif=self.lif, prefill_tokens_per_step=1.0 / self.token_period)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Schedule":
+        lif = d.get("lif", LIF_GATED)
+        if lif not in LIF_MODES:
+            raise ValueError(f"schedule: unknown LIF mode {lif!r} (this toolchain knows {', '.join(LIF_MODES)})")
         return cls({str(k): int(v) for k, v in d["offsets"].items()}, int(d["critical_path_steps"]),
-                   int(d["token_period_steps"]))
+                   int(d["token_period_steps"]), lif)
 
     def steps_for(self, n_prompt: int, n_new: int) -> int:
         """Time steps to run for a prompt of n_prompt tokens and n_new generated tokens."""
-        return n_prompt + self.critical_path + max(0, n_new - 1) * self.token_period
+        return ((n_prompt - 1) * self.steps_per_prefill_token + 1 + self.critical_path
+                + max(0, n_new - 1) * self.token_period)
 
 
-def schedule(graph: ir.Graph) -> Schedule:
+def schedule(graph: ir.Graph, lif: str = None) -> Schedule:
     off: Dict[str, int] = {}
     for n in graph.nodes.values():
         srcs = graph.inputs(n.name)
         off[n.name] = max((off[s] + edge_latency(graph.nodes[s], n) for s in srcs.values()), default=0)
     crit = off[next(n.name for n in graph.nodes.values() if not n.per_token)]
-    return Schedule(off, crit, crit + 1)
+    return Schedule(off, crit, crit + 1, lif or LIF_GATED)

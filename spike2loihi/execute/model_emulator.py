@@ -8,7 +8,9 @@ every logit and every spike.
 Generation on the graph (DESIGN.md "Tokens and time steps"): every op, including each
 LIF, advances exactly once per token, as here. The Lava graph keeps that true between
 generated tokens with token-gated LIFs (see docs/LAVA.md); `idle` reproduces what a
-stock, ungated LIF would compute instead (it keeps leaking for the steps between two tokens).
+stock, ungated LIF would compute instead (it keeps leaking for the steps between two tokens); a model
+converted with `--lif stock` (Lava's own LIF, dv chosen for the token period P) idles P - 1 steps after
+every token, as its Lava graph does.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from spike2loihi.convert import ir
 from spike2loihi.convert.artifact import ConvertedModel
+from spike2loihi.convert.schedule import LIF_STOCK
 from spike2loihi.execute.handlers import (CHIP, HOST, Params, Payload, Stats, decode_output, encode_input,
                                           init_state, lif_idle, run_host_node)
 
@@ -50,6 +53,8 @@ class ModelEmulator:
         self.inputs = {n.name: self.graph.inputs(n.name) for n in self.order}
         self.head = ir.logits_node(self.graph)
         self.lifs = ir.lif_nodes(self.graph)
+        # stock LIFs (`convert --lif stock`) leak every step: the P - 1 steps between two tokens, after each
+        self.idle_steps = model.schedule.token_period - 1 if model.schedule.lif == LIF_STOCK else 0
         self.state = self.initial_state()
 
     def initial_state(self) -> Dict[str, Dict[str, np.ndarray]]:
@@ -92,6 +97,8 @@ class ModelEmulator:
                 self.trace(n.name, vals[n.name])
         logits = decode_output(self.params, self.head, vals[self.head.name])
         spikes = {n.name: vals[n.name].q.astype(bool) for n in self.lifs}
+        if self.idle_steps:
+            self.idle(self.idle_steps)
         if self.stats is not None:   # (spikes are counted by lif_update's counter)
             for name, s in spikes.items():
                 self.stats.add(name, "neuron_steps", s.size)

@@ -322,8 +322,9 @@ class HostRunner(BlockRunner):
 
     # -- tokens in, logits and spikes out -----------------------------------
     def _token(self, s: int):
-        if s < len(self.prompt):
-            return self.prompt[s], True
+        every = self.sched.steps_per_prefill_token   # 1; a stock-LIF model's token period
+        if s < len(self.prompt) * every:
+            return (self.prompt[s // every], True) if s % every == 0 else (0, False)
         if self.next_token is not None:
             tok, self.next_token = self.next_token, None
             return tok, True

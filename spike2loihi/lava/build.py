@@ -185,7 +185,8 @@ def build(model: ConvertedModel, records: Records, run_args: dict,
             if port.kind == "to_chip":
                 link(out, lowered[port.node].ins[port.port])
             elif port.kind == "gate":
-                link(out, lowered[port.node].ins["gate"])
+                if "gate" in lowered[port.node].ins:   # a stock LIF has none: the port stays unconnected
+                    link(out, lowered[port.node].ins["gate"])
             else:   # host_out, entered: to every other block with an in-port of that name
                 for other in plans:
                     if other.name != plan.name and any(p.name == port.name for p in other.in_ports):

@@ -166,6 +166,7 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
     whose `boundaries` list them and whose `procs` include the adapters as `adapter:<n>`)."""
     from lava.proc.dense.process import Dense
     from lava.proc.graded.process import GradedVec
+    from lava.proc.lif.process import LIF
     from lava.proc.sparse.process import Sparse
 
     from spike2loihi.backends.loihi2_host import LIF_PLACEMENTS
@@ -184,6 +185,8 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
             return CHIP
         if isinstance(proc, TokenLIF):
             return lif_placement
+        if isinstance(proc, LIF):   # Lava's own LIF (`--lif stock`): a neurocore model exists
+            return CHIP
         return HOST
 
     def bits_into(proc, port) -> int:
@@ -193,7 +196,7 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
         return int(spec.bits) if spec is not None else DEFAULT_OUTPUT_BITS
 
     def bits_out_of(proc, port) -> int:
-        if isinstance(proc, TokenLIF):
+        if isinstance(proc, LIF):
             return 0   # spikes
         unit = proc.name[:-len(READOUT_SUFFIX)] if proc.name.endswith(READOUT_SUFFIX) else proc.name
         return max(int(getattr(model.nodes[m], "output_bits", None) or DEFAULT_OUTPUT_BITS) for m in members[unit])

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Dict, List, Tuple
 
 from spike2loihi.convert import ir
+from spike2loihi.convert.schedule import LIF_STOCK
 
 LAVA_LOIHI, MICROCODE, UNKNOWN, HOST_CPU = "lava-loihi", "microcode", "unknown", "host"
 HOST, CHIP = "host", "chip"
@@ -96,7 +97,7 @@ def unit_processes(model) -> Dict[str, List[str]]:
     for unit, members in chip_groups(model).items():
         nodes = [g.nodes[m] for m in members]
         to_host = any(g.nodes[e.dst].placement.where == ir.HOST for m in members for e in g.consumers(m))
-        out[unit] = PROCESSES.lookup(nodes[0])(nodes, bool(absorbed.get(unit, 0)), to_host)
+        out[unit] = PROCESSES.lookup(nodes[0])(model, nodes, bool(absorbed.get(unit, 0)), to_host)
     return out
 
 
@@ -107,9 +108,11 @@ def _adapters(model, lif_where: str) -> Tuple[int, int]:
     g = model.graph
     groups = chip_groups(model)
     plans = host_plans(g, groups) if ir.placement_of(g) == ir.HOST else chip_host_plans(g)
-    side = {unit: (lif_where if isinstance(g.nodes[m[0]], ir.LIF) else CHIP) for unit, m in groups.items()}
-    to_chip = sum(1 for p in plans for port in p.out_ports
-                  if port.kind in ("to_chip", "gate") and side.get(port.node) == CHIP)
+    stock = model.schedule.lif == LIF_STOCK   # Lava's own LIFs: on the chip, and no gate
+    side = {unit: (lif_where if isinstance(g.nodes[m[0]], ir.LIF) and not stock else CHIP)
+            for unit, m in groups.items()}
+    kinds = ("to_chip",) if stock else ("to_chip", "gate")
+    to_chip = sum(1 for p in plans for port in p.out_ports if port.kind in kinds and side.get(port.node) == CHIP)
     to_host = sum(1 for p in plans for port in p.in_ports
                   if port.kind in ("from_chip", "spikes", "probe") and side.get(port.node) == CHIP)
     unit_of = {m: u for u, ms in groups.items() for m in ms}
@@ -128,7 +131,7 @@ def inventory(model, lif_where: str = CHIP, board: bool = True) -> List[Inventor
     the simulator; `lif_where`: where the LIF populations run on the board (chip, or host as Python)."""
     counts: Dict[Tuple[str, str], int] = collections.Counter()
     g = model.graph
-    lif_where = lif_where if board else CHIP   # the simulator graph has no sides: its chip processes count as chip
+    lif_where = lif_where if board and model.schedule.lif != LIF_STOCK else CHIP   # (stock LIFs: on the chip)
     from spike2loihi.lava.plans import chip_groups, chip_host_plans, host_plans
 
     groups = chip_groups(model)

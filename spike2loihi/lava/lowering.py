@@ -10,7 +10,7 @@ so this registry loads (and its completeness is tested) where Lava is missing.
 | op | Lava process(es) |
 |---|---|
 | Projection, Head | `Dense` (`DelayDense` where its output must wait for a slower path), a block-diagonal `Sparse` for a group; where its accumulation goes to the host, a readout `GradedVec` (vth 0) after it (`readout`: on a neurocore, what leaves the chip is a neuron's output) |
-| LIF | `TokenLIF`, Lava's LIF with a token gate (custom on a board) |
+| LIF | `TokenLIF`, Lava's LIF with a token gate (custom on a board); with `--lif stock`, Lava's own `LIF` |
 | LayerNorm | `FxpLayerNorm` (ours) |
 | TokenShift | `TokenShiftCat` (ours, gated), whose [x ; prev] feeds the projections with the mixes folded in |
 | Sigmoid | `FxpSigmoid` (ours) |
@@ -27,55 +27,55 @@ import numpy as np
 
 from spike2loihi import registry
 from spike2loihi.convert import ir
-from spike2loihi.convert.schedule import edge_latency
+from spike2loihi.convert.schedule import LIF_STOCK, edge_latency
 
 LOWER = registry.stage("lava.chip", lambda t, mapping, where: where == ir.CHIP and not t.folds_on_chip,
                        "the Lava process of a chip op (spike2loihi.lava.lowering)")
 #: Lava-free: the Lava process types a chip unit's lowering builds, by name (the process inventory reads
 #: them; `tests/backends/test_loihi2_backend.py` checks them against the built graph). A handler gets
-#: (members, delayed: its output waits in a DelayDense, to_host: its output goes to the host).
+#: (model, members, delayed: its output waits in a DelayDense, to_host: its output goes to the host).
 PROCESSES = registry.stage("lava.processes", lambda t, mapping, where: where == ir.CHIP and not t.folds_on_chip,
                            "the Lava process types of a chip op, by name (spike2loihi.lava.lowering)")
 
 
 @PROCESSES.register(ir.Projection)
-def _dense_procs(members, delayed: bool, to_host: bool) -> List[str]:
+def _dense_procs(model, members, delayed: bool, to_host: bool) -> List[str]:
     kind = "Sparse" if len(members) > 1 else "DelayDense" if delayed else "Dense"
     return [kind] + (["GradedVec"] if to_host else [])   # the readout neuron
 
 
 @PROCESSES.register(ir.LIF)
-def _lif_procs(members, delayed, to_host) -> List[str]:
-    return ["TokenLIF"]
+def _lif_procs(model, members, delayed, to_host) -> List[str]:
+    return ["LIF"] if model.schedule.lif == LIF_STOCK else ["TokenLIF"]
 
 
 @PROCESSES.register(ir.LayerNorm)
-def _ln_procs(members, delayed, to_host) -> List[str]:
+def _ln_procs(model, members, delayed, to_host) -> List[str]:
     return ["FxpLayerNorm"]
 
 
 @PROCESSES.register(ir.TokenShift)
-def _shift_procs(members, delayed, to_host) -> List[str]:
+def _shift_procs(model, members, delayed, to_host) -> List[str]:
     return ["TokenShiftCat"]
 
 
 @PROCESSES.register(ir.Sigmoid)
-def _sigmoid_procs(members, delayed, to_host) -> List[str]:
+def _sigmoid_procs(model, members, delayed, to_host) -> List[str]:
     return ["FxpSigmoid"]
 
 
 @PROCESSES.register(ir.Product)
-def _product_procs(members, delayed, to_host) -> List[str]:
+def _product_procs(model, members, delayed, to_host) -> List[str]:
     return ["ProdNeuron"]
 
 
 @PROCESSES.register(ir.ReLU2)
-def _relu2_procs(members, delayed, to_host) -> List[str]:
+def _relu2_procs(model, members, delayed, to_host) -> List[str]:
     return ["GradedReluVec", "ProdNeuron"]
 
 
 @PROCESSES.register(ir.Residual)
-def _residual_procs(members, delayed, to_host) -> List[str]:
+def _residual_procs(model, members, delayed, to_host) -> List[str]:
     return ["GradedVec", "Dense", "DelayDense"]   # the sum, the spikes' Dense, the x path's DelayDense
 
 
@@ -152,6 +152,12 @@ def _lif(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
 
     n = members[0]
     rec = ctx.model.nodes[n.name]
+    if ctx.model.schedule.lif == LIF_STOCK:   # Lava's own LIF: leaks every step, no gate
+        from lava.proc.lif.process import LIF
+
+        p = LIF(shape=(n.dim,), du=rec.du, dv=rec.dv, vth=rec.vth, bias_mant=rec.bias_mant, bias_exp=rec.bias_exp,
+                name=n.name)
+        return Lowered(p, {"x": p.a_in}, p.s_out)
     p = TokenLIF(shape=(n.dim,), du=rec.du, dv=rec.dv, vth=rec.vth, bias_mant=rec.bias_mant, bias_exp=rec.bias_exp,
                  name=n.name)
     return Lowered(p, {"x": p.a_in, "gate": p.gate}, p.s_out, model=PyTokenLifModel, custom=True)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,7 +68,7 @@ def _assert_equal_to_emulator(model, prompt, n_new, **sampling):
         assert np.array_equal(lava.logits, np.stack([s.logits[0] for s in steps]))
         att = np.stack([spikes_by_population(model.graph, s.spikes)[0] for s in steps])
         assert np.array_equal(lava.att_spikes.astype(bool), att)
-    assert lava.steps == schedule(model.graph).steps_for(T, n_new)
+    assert lava.steps == model.schedule.steps_for(T, n_new)
     return lava
 
 
@@ -82,6 +83,46 @@ def test_random_rescale_bf16_checkpoint_with_sampling_equals_the_emulator():
     model, _ = convert(spec, tokens_for(50, 40, seed=1))
     assert any(n.halve for n in model.graph.of_type(ir.Residual))
     _assert_equal_to_emulator(model, tokens_for(50, 12, seed=2), 4, greedy=False, temperature=0.8, top_p=0.9, seed=7)
+
+
+@pytest.fixture(scope="module")
+def demo_stock(demo_spec):
+    """The bundled model converted with --lif stock (Lava's own LIF, every token a token period apart)."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    import demo_corpus
+
+    train, _ = demo_corpus.corpus()
+    return convert(demo_spec, demo_spec.tokenizer.encode(train[:300]), lif="stock")[0]
+
+
+def test_stock_lif_bundled_model_equals_the_emulator(demo_stock, demo_heldout_tokens):
+    """Stock LIFs: Lava's own LIF process, P - 1 leak steps between tokens, prefill included; logits, every
+    spike and the generated tokens equal the emulator's (which idles P - 1 steps after every token)."""
+    from lava.proc.lif.process import LIF
+
+    from spike2loihi.lava.procs.processes import TokenLIF
+
+    assert demo_stock.schedule.lif == "stock" and demo_stock.schedule.steps_per_prefill_token > 1
+    lava = _assert_equal_to_emulator(demo_stock, demo_heldout_tokens[:10], 4)
+    assert lava.att_spikes.sum() > 50
+    from spike2loihi.lava.blocks import Records  # noqa: F401  (the graph's LIFs are Lava's own)
+    from spike2loihi.lava.build import build
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = demo_stock.config
+        rec = Records(Path(tmp), max_tokens=4, vocab=cfg["vocab_size"], n_lif=len(ir.lif_nodes(demo_stock.graph)),
+                      width=cfg["n_embd"], n_plans=cfg["n_layer"] + 1).create()
+        procs = build(demo_stock, rec, {"prompt": [1], "max_new_tokens": 0, "greedy": True, "temperature": 1.0,
+                                        "top_p": 1.0, "seed": 0}).procs.values()
+        lifs = [p for p in procs if isinstance(p, LIF)]
+        assert len(lifs) == len(ir.lif_nodes(demo_stock.graph)) and not any(isinstance(p, TokenLIF) for p in lifs)
+
+
+def test_stock_lif_random_rescale_checkpoint_with_sampling_equals_the_emulator():
+    spec = random_spec(n_layer=7, n_embd=16, vocab=50, seed=6)
+    model, _ = convert(spec, tokens_for(50, 40, seed=1), lif="stock")
+    assert any(n.halve for n in model.graph.of_type(ir.Residual))
+    _assert_equal_to_emulator(model, tokens_for(50, 8, seed=2), 4, greedy=False, temperature=0.8, top_p=0.9, seed=7)
 
 
 def _nan_model(model):
