@@ -1,6 +1,7 @@
 """Long equality runs: the Lava graph against the emulator (not part of `make test`; figures go in the notes).
 
-    .venv/bin/python tests/long_lava_equality.py [--tokens 256] [--generate 64] [--placement host|chip] [--greedy]
+    .venv/bin/python tests/long_lava_equality.py [--tokens 256] [--generate 64] [--placement host|chip]
+        [--lif gated|stock] [--greedy]
 
 For the bundled model and seeded random checkpoints (8 and 13 layers: RESCALE;
 bf16, fp16 and fp32 storage; vocabularies 50, 77 and 300), converted here:
@@ -10,7 +11,9 @@ for the bundled model, seeded temperature/top-p sampling for the others). Every
 logit, every spike of every population and every generated token is compared;
 prints one JSON object, and exits 1 on any difference. With `--placement chip` the
 models are converted with LayerNorm, gates, products and residual on the chip (each
-layer is about 26 Lava processes), for the bundled model and the 7-layer checkpoint.
+layer is about 26 Lava processes), for the bundled model and the 7-layer checkpoint. With
+`--lif stock` (Lava's own LIF, every token a token period apart, prefill included), the same
+two models (the 7-layer one has RESCALE).
 """
 import argparse
 import json
@@ -34,10 +37,10 @@ from spike2loihi.execute.model_emulator import ModelEmulator, spikes_by_populati
 from spike2loihi.lava.runtime import run_graph  # noqa: E402
 
 
-def convert(spec, tokens, placement="host"):
+def convert(spec, tokens, placement="host", lif=None):
     sem = spec.semantics("run")
     cal = quantize.calibrate(spec, sem, tokens, {"source": "tokens"})
-    return quantize.convert(spec, sem, cal, quantize.QuantOptions(placement=placement))[0]
+    return quantize.convert(spec, sem, cal, quantize.QuantOptions(placement=placement, lif=lif))[0]
 
 
 def compare(model, prompt, n_new, sampling):
@@ -66,6 +69,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--generate", type=int, default=64)
     ap.add_argument("--placement", choices=("host", "chip"), default="host")
+    ap.add_argument("--lif", choices=("gated", "stock"), default="gated")
     ap.add_argument("--greedy", action="store_true", help="greedy generation for every case")
     args = ap.parse_args()
     cases = []
@@ -80,7 +84,7 @@ def main():
         cases.append((f"random {n_layer}x{C} vocab{V} {str(dtype).split('.')[-1]}, sampled", spec,
                       [int(t) for t in rng.integers(0, V, 200)], [int(t) for t in rng.integers(0, V, args.tokens)],
                       {"greedy": False, "temperature": 0.9, "top_p": 0.95, "seed": seed}))
-    if args.placement == "chip":   # the bundled model and the 7-layer checkpoint
+    if args.placement == "chip" or args.lif == "stock":   # the bundled model and the 7-layer checkpoint
         cases = [c for c in cases if c[0].startswith(("bundled", "random 7x"))]
     if args.greedy:
         cases = [(name.replace(", sampled", ", greedy"), spec, cal, prompt, {"greedy": True})
@@ -88,8 +92,9 @@ def main():
     out, ok = [], True
     for name, spec, cal, prompt, sampling in cases:
         print(f"{name} ...", file=sys.stderr, flush=True)
-        row = {"case": name, "placement": args.placement,
-               **compare(convert(spec, cal, args.placement), prompt, args.generate, sampling)}
+        row = {"case": name, "placement": args.placement, "lif": args.lif,
+               **compare(convert(spec, cal, args.placement, None if args.lif == "gated" else args.lif), prompt,
+                         args.generate, sampling)}
         ok &= row["logits_identical"] and row["spikes_identical"] and row["generated_identical"]
         out.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)

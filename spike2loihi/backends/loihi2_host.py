@@ -53,9 +53,13 @@ def _lif_placement_note(lif_placement: str) -> str:
     return f"{TOKEN_LIF_NOTE}; --lif-placement chip needs one registered as spike2loihi.lava.hw.TOKEN_LIF_NC_MODEL"
 
 
-def notes(lif_placement: str) -> str:
+STOCK_LIF_NOTE = ("the LIF populations are Lava's own LIF (converted with --lif stock) and run on the chip with "
+                  "every Dense/Sparse layer; --lif-placement does not apply")
+
+
+def notes(lif_placement: str, stock: bool = False) -> str:
     """The caveats every loihi2 run prints (stderr) and every bundle repeats."""
-    return f"loihi2: {NOT_RUN_NOTE}; {_lif_placement_note(lif_placement)}"
+    return f"loihi2: {NOT_RUN_NOTE}; {STOCK_LIF_NOTE if stock else _lif_placement_note(lif_placement)}"
 
 
 # ---------------------------------------------------------------------------

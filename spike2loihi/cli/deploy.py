@@ -144,7 +144,7 @@ def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, t
     click.echo(f"  checksums   {D.MANIFEST_FILE}, {D.SUMS_FILE} (sha256sum -c {D.SUMS_FILE})")
     click.echo(f"next: copy {dest.name}/ to the INRC host and follow {dest.name}/{D.README_FILE} "
                f"(pip install -r {D.REQUIREMENTS_FILE}; sbatch {D.JOB_SCRIPT})")
-    click.echo(L2.notes(lif_placement), err=True)
+    click.echo(L2.notes(lif_placement, stock=model.schedule.lif == "stock"), err=True)
     not_ready = D.not_ready(model, options)
     if not_ready:
         warn(f"{D.PROCESSES_FILE}: chip processes without a publicly known Loihi 2 neurocore model: "

@@ -95,6 +95,10 @@ def export(ctx, model_path, fmt, output, opset, semantics, tokenizer_path, text,
     if artifact.is_artifact(model_path):
         model = artifact.load(model_path)
         artifact.require_host_placement(model, model_path, "export")
+        if model.schedule.lif != "gated":
+            raise Spike2LoihiError(f"{model_path}: converted with --lif {model.schedule.lif}, whose LIFs leak between "
+                                   "tokens; the ONNX step graph has one LIF step per token (export a --lif gated "
+                                   "model)")
         converted_with = model.semantics.name
         if semantics_given and semantics != converted_with:
             raise Spike2LoihiError(f"{model_path} was converted with --semantics {converted_with}; convert the "

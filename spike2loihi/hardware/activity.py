@@ -245,6 +245,7 @@ class Activity:
     host_round_trips: int
     dense_macs: int                    # all chip Dense synapses (the float model's MACs per token)
     lif_neurons: int
+    steps_per_prompt_token: int = 1    # prefill: 1 (gated LIFs pipeline the prompt); stock LIFs: the token period
 
     def ops(self) -> Dict[str, float]:
         return dict(self.host_ops)
@@ -463,4 +464,5 @@ def measure(model, counts: Counts, plan=None) -> Activity:
         messages_to_chip=m_in / T, messages_to_host=m_out / T, elements_to_chip=e_in / T,
         elements_to_host=e_out / T, bytes_to_chip=b_in / T, bytes_to_host=b_out / T,
         bytes_to_chip_nonzero=bn_in / T, bytes_to_host_nonzero=bn_out / T, time_steps=steps, token_period=period,
-        host_round_trips=trips, dense_macs=dense_macs, lif_neurons=lif_neurons)
+        host_round_trips=trips, dense_macs=dense_macs, lif_neurons=lif_neurons,
+        steps_per_prompt_token=model.schedule.steps_per_prefill_token)

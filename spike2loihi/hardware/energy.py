@@ -138,7 +138,8 @@ class SystemEstimate:
       next token exists: token period (steps) x step time + round trips x round-trip latency + bytes / host
       link;
     - prefill (teacher-forced, pipelined; DESIGN.md "Tokens and time steps"): one token enters per
-      step, assuming one batched host exchange per step: step time + one round trip + bytes / host link.
+      step (stock LIFs: per token period), assuming one batched host exchange per token: those steps'
+      time + one round trip + bytes / host link.
     """
 
     profile: str
@@ -191,7 +192,7 @@ def estimate(act: Activity, plan, profile) -> SystemEstimate:
     total_ms = sum(time.values())
     low = s.host_roundtrip_ms.range[0] if s.host_roundtrip_ms.range else rt_ms
     best_ms = total_ms - act.host_round_trips * (rt_ms - low)
-    prefill_ms = step_us / 1000.0 + (rt_ms if act.crossings else 0.0) + link_ms
+    prefill_ms = act.steps_per_prompt_token * step_us / 1000.0 + (rt_ms if act.crossings else 0.0) + link_ms
     tps = 1000.0 / total_ms if total_ms > 0 else None
     tps_best = 1000.0 / best_ms if best_ms > 0 else None
     tps_prefill = 1000.0 / prefill_ms if prefill_ms > 0 else None
