@@ -413,6 +413,8 @@ def test_hardware_graph_with_pass_through_adapters_runs_and_equals_the_emulator(
     bit-accurate ones are named."""
     from lava.proc.dense.models import PyDenseModelBitAcc
     from lava.proc.dense.process import Dense
+    from lava.proc.graded.models import PyGradedVecModelFixed
+    from lava.proc.graded.process import GradedVec
     from lava.proc.sparse.models import PySparseModelBitAcc
     from lava.proc.sparse.process import Sparse
 
@@ -424,7 +426,8 @@ def test_hardware_graph_with_pass_through_adapters_runs_and_equals_the_emulator(
     class CpuStandIn(hw.Loihi2Target):
         def run_config(self, graph):
             cfg = super().run_config(graph)
-            cfg.exception_proc_model_map.update({Dense: PyDenseModelBitAcc, Sparse: PySparseModelBitAcc})
+            cfg.exception_proc_model_map.update({Dense: PyDenseModelBitAcc, Sparse: PySparseModelBitAcc,
+                                                 GradedVec: PyGradedVecModelFixed})   # the readouts
             return cfg
 
     model, _ = small

@@ -205,6 +205,8 @@ def board_here(monkeypatch, tmp_path_factory):
 
     from lava.proc.dense.models import PyDenseModelBitAcc
     from lava.proc.dense.process import Dense
+    from lava.proc.graded.models import PyGradedVecModelFixed
+    from lava.proc.graded.process import GradedVec
     from lava.proc.sparse.models import PySparseModelBitAcc
     from lava.proc.sparse.process import Sparse
 
@@ -221,7 +223,8 @@ def board_here(monkeypatch, tmp_path_factory):
 
     def run_config(self, graph):
         cfg = real(self, graph)
-        cfg.exception_proc_model_map.update({Dense: PyDenseModelBitAcc, Sparse: PySparseModelBitAcc})
+        cfg.exception_proc_model_map.update({Dense: PyDenseModelBitAcc, Sparse: PySparseModelBitAcc,
+                                             GradedVec: PyGradedVecModelFixed})   # the readouts
         return cfg
 
     monkeypatch.setattr(hw.Loihi2Target, "run_config", run_config)
