@@ -45,7 +45,7 @@ def test_a_half_registered_op_is_caught(monkeypatch):
     stages = {line.split(":")[0] for line in registry.missing()}
     # on the host under --placement host, on the chip under --placement chip
     assert stages == {"execute.host", "execute.chip", "execute.float", "records", "quantize.chip", "lava.chip",
-                      "plan.chip", "activity.chip", "onnx.float", "onnx.host"}
+                      "lava.processes", "plan.chip", "activity.chip", "onnx.float", "onnx.host"}
     registry.STAGES["execute.host"].register(Cube)(lambda P, n, ins, st: ins["x"] ** 3)
     try:
         assert not any(line.startswith("execute.host:") for line in registry.missing())
