@@ -27,11 +27,9 @@ import numpy as np
 
 from spike2loihi.convert import ir
 from spike2loihi.convert.artifact import ConvertedModel
-from spike2loihi.convert.fixed_point import SignMode
-from spike2loihi.execute.kernels import lava_weights
-
-NETX_BIAS_EXP = 6
-INT32_MAX = (1 << 31) - 1
+from converters.netx import NETX_BIAS_EXP
+from spike2loihi.convert.fixed_point import INT32_MAX, SignMode
+from spike2loihi.execute.kernels import _common_trailing_zeros, lava_weights
 
 
 @dataclass(frozen=True)
@@ -57,11 +55,6 @@ class NetxLayer:
         return asdict(self)
 
 
-def _trailing_zeros(w: np.ndarray) -> int:
-    acc = int(np.bitwise_or.reduce(np.abs(w).reshape(-1))) if w.size else 0
-    return (acc & -acc).bit_length() - 1 if acc else 63
-
-
 def effective_weights(model: ConvertedModel, dense: str) -> np.ndarray:
     """The integer weights Lava's Dense of `dense` uses (after its clip and truncation)."""
     rec = model.nodes[dense]
@@ -81,8 +74,10 @@ def plan_layer(model: ConvertedModel, lif: ir.Op) -> Tuple[Optional[str], Option
     rec, lrec = model.nodes[src], model.nodes[lif.name]
     w = effective_weights(model, src)
     e = int(rec.weight_exp)
-    tz = _trailing_zeros(w)
-    facts = {"weight_exp": e, "trailing_zero_bits": min(tz, 31), "input_bits": int(rec.input.bits)}
+    tz = _common_trailing_zeros(w)
+    facts = {"weight_exp": e, "trailing_zero_bits": tz, "input_bits": int(rec.input.bits)}
+    if not np.any(w):
+        return src, None, "all weights are zero (netx's optimiser divides by the largest)", facts
     if e < 0 and tz < -e:
         return src, None, (f"weight_exp {e} (a right shift by {-e}) with weights of {tz} trailing zero bit"
                            f"{'s' if tz != 1 else ''}: netx has no weight exponent (it computes W.x exactly), so the "
@@ -92,12 +87,10 @@ def plan_layer(model: ConvertedModel, lif: ir.Op) -> Tuple[Optional[str], Option
     if file_w.max(initial=0) > 254 or file_w.min(initial=0) < -256:
         return src, None, (f"weights times 2^{e} reach {int(np.abs(file_w).max())}, beyond netx's 8-bit synapse "
                            "[-256, 254]"), facts
-    if not np.any(file_w):
-        return src, None, "all weights are zero (netx's optimiser divides by the largest)", facts
     netx_w, nwb, wexp, mode, _ = netx_weight_bits(file_w)
     back = lava_weights(netx_w, None, nwb)[0]
     if not np.array_equal(back >> -wexp if wexp < 0 else back << wexp, file_w) or \
-            (wexp < 0 and _trailing_zeros(back) < -wexp):
+            (wexp < 0 and _common_trailing_zeros(back) < -wexp):
         return src, None, "netx's weight re-optimisation would change these weights", facts
     limit = rec.input.limit if rec.input.limit is not None else (1 << (int(rec.input.bits) - 1)) - 1
     worst = int(np.abs(back).sum(axis=1).max()) * int(limit)

@@ -101,13 +101,16 @@ def unit_processes(model) -> Dict[str, List[str]]:
     return out
 
 
-def _adapters(model, lif_where: str) -> Tuple[int, int]:
-    """(host->chip, chip->host) adapters of the board graph: one per Lava edge that crosses."""
-    from spike2loihi.lava.plans import chip_groups, chip_host_plans, host_plans
+def _plans(model, groups):
+    from spike2loihi.lava.plans import chip_host_plans, host_plans
 
     g = model.graph
-    groups = chip_groups(model)
-    plans = host_plans(g, groups) if ir.placement_of(g) == ir.HOST else chip_host_plans(g)
+    return host_plans(g, groups) if ir.placement_of(g) == ir.HOST else chip_host_plans(g)
+
+
+def _adapters(model, groups, plans, lif_where: str) -> Tuple[int, int]:
+    """(host->chip, chip->host) adapters of the board graph: one per Lava edge that crosses."""
+    g = model.graph
     stock = model.schedule.lif == LIF_STOCK   # Lava's own LIFs: on the chip, and no gate
     side = {unit: (lif_where if isinstance(g.nodes[m[0]], ir.LIF) and not stock else CHIP)
             for unit, m in groups.items()}
@@ -132,9 +135,10 @@ def inventory(model, lif_where: str = CHIP, board: bool = True) -> List[Inventor
     counts: Dict[Tuple[str, str], int] = collections.Counter()
     g = model.graph
     lif_where = lif_where if board and model.schedule.lif != LIF_STOCK else CHIP   # (stock LIFs: on the chip)
-    from spike2loihi.lava.plans import chip_groups, chip_host_plans, host_plans
+    from spike2loihi.lava.plans import chip_groups
 
     groups = chip_groups(model)
+    plans = _plans(model, groups)
     for unit, procs in unit_processes(model).items():
         where = lif_where if isinstance(g.nodes[groups[unit][0]], ir.LIF) else CHIP
         extra_readout = (board and where == CHIP and lif_where == HOST and "GradedVec" not in procs
@@ -142,10 +146,9 @@ def inventory(model, lif_where: str = CHIP, board: bool = True) -> List[Inventor
                          and g.nodes[groups[unit][0]].dense)
         for p in procs + (["GradedVec"] if extra_readout else []):
             counts[(p, where)] += 1
-    plans = host_plans(g, groups) if ir.placement_of(g) == ir.HOST else chip_host_plans(g)
     counts[("HostBlock", HOST)] += len(plans)
     if board:
-        to_chip, to_host = _adapters(model, lif_where)
+        to_chip, to_host = _adapters(model, groups, plans, lif_where)
         if to_chip:
             counts[("PyToNxAdapter", HOST)] += to_chip
         if to_host:

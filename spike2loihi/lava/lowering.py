@@ -49,35 +49,18 @@ def _lif_procs(model, members, delayed, to_host) -> List[str]:
     return ["LIF"] if model.schedule.lif == LIF_STOCK else ["TokenLIF"]
 
 
-@PROCESSES.register(ir.LayerNorm)
-def _ln_procs(model, members, delayed, to_host) -> List[str]:
-    return ["FxpLayerNorm"]
+def _always(*names: str):
+    return lambda model, members, delayed, to_host: list(names)
 
 
-@PROCESSES.register(ir.TokenShift)
-def _shift_procs(model, members, delayed, to_host) -> List[str]:
-    return ["TokenShiftCat"]
-
-
-@PROCESSES.register(ir.Sigmoid)
-def _sigmoid_procs(model, members, delayed, to_host) -> List[str]:
-    return ["FxpSigmoid"]
-
-
-@PROCESSES.register(ir.Product)
-def _product_procs(model, members, delayed, to_host) -> List[str]:
-    return ["ProdNeuron"]
-
-
-@PROCESSES.register(ir.ReLU2)
-def _relu2_procs(model, members, delayed, to_host) -> List[str]:
-    return ["GradedReluVec", "ProdNeuron"]
-
-
-@PROCESSES.register(ir.Residual)
-def _residual_procs(model, members, delayed, to_host) -> List[str]:
-    return ["GradedVec", "Dense", "DelayDense"]   # the sum, the spikes' Dense, the x path's DelayDense
-
+# Op types whose lowering always builds the same processes (see the handlers below).
+PROCESSES.register(ir.LayerNorm)(_always("FxpLayerNorm"))
+PROCESSES.register(ir.TokenShift)(_always("TokenShiftCat"))
+PROCESSES.register(ir.Sigmoid)(_always("FxpSigmoid"))
+PROCESSES.register(ir.Product)(_always("ProdNeuron"))
+PROCESSES.register(ir.ReLU2)(_always("GradedReluVec", "ProdNeuron"))
+# the sum, the spikes' Dense, the x path's DelayDense
+PROCESSES.register(ir.Residual)(_always("GradedVec", "Dense", "DelayDense"))
 
 @dataclass
 class Lowered:
