@@ -17,7 +17,7 @@ into a node are summed, as Lava's InPort does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -134,11 +134,66 @@ class ProcessGraph:
         return [s for s, d in self.edges if d == name]
 
 
+Counter = Optional[Callable[[str, int], None]]
+
+
+class _SourceState:
+    """Run-time state of a Source: its data as (T, batch, n) int64, column t-1 sent at step t."""
+
+    delays_output = False    # what it sends is seen downstream in the same step
+    takes_input = False
+
+    @staticmethod
+    def check(name: str, node: SourceProc, batch: int) -> Tuple[List[str], list]:
+        d = np.asarray(node.data)
+        if d.ndim not in (2, 3) or not np.issubdtype(d.dtype, np.integer):
+            return [f"Source {name!r}: data must be an integer (n, T) or (batch, n, T) array"], []
+        if d.ndim == 3 and d.shape[0] != batch:
+            return [f"Source {name!r}: data batch {d.shape[0]} != batch_size {batch}"], []
+        return [], find_violations(f"{name}.data", d, "payload")
+
+    @staticmethod
+    def in_width(node: SourceProc) -> int:
+        return 0
+
+    def __init__(self, node: SourceProc, batch: int, counter: Counter = None):
+        d = np.asarray(node.data).astype(np.int64)
+        self.data = np.ascontiguousarray(np.broadcast_to(
+            np.moveaxis(d, -1, 0).reshape(d.shape[-1], -1, node.n_out), (d.shape[-1], batch, node.n_out)))
+
+    def send_early(self) -> Optional[np.ndarray]:
+        return None
+
+    def step(self, t: int, inp: Optional[np.ndarray]) -> np.ndarray:
+        return self.data[(t - 1) % self.data.shape[0]]
+
+    def set(self, name: str, var: str, value, batch: int) -> None:
+        raise GraphError(f"cannot set {var!r} on {name!r}")
+
+
 class _ConnState:
     """Run-time state of one Dense/Sparse node."""
 
-    def __init__(self, node: DenseProc, batch: int):
+    delays_output = True     # it sends last step's accumulation: one step of delay
+    takes_input = True
+    sparse = False
+
+    @staticmethod
+    def check(name: str, node: DenseProc, batch: int) -> Tuple[List[str], list]:
+        problems = [f"{type(node).__name__} {name!r}: weights must be 2-D"] if np.ndim(node.weights) != 2 else []
+        violations = find_violations(f"{name}.weights", np.trunc(np.asarray(node.weights, dtype=np.float64)),
+                                     "weights")
+        for key in ("weight_exp", "num_weight_bits", "num_message_bits"):
+            violations += find_violations(f"{name}.{key}", getattr(node, key), key)
+        return problems, violations
+
+    @staticmethod
+    def in_width(node: DenseProc) -> int:
+        return node.n_in
+
+    def __init__(self, node: DenseProc, batch: int, counter: Counter = None):
         self.node = node
+        self.counter = counter
         self.graded = int(node.num_message_bits) > 0
         self.exp = int(node.weight_exp)
         self.raw = np.array(node.weights)
@@ -157,16 +212,69 @@ class _ConnState:
 
     def first_step(self) -> None:
         w, self.sign_mode = lava_weights(self.raw, self.node.sign_mode, self.node.num_weight_bits,
-                                         sparse=isinstance(self.node, SparseProc))
+                                         sparse=self.sparse)
         self.kernel = DenseKernel(w)
+
+    def send_early(self) -> np.ndarray:
+        """Last step's accumulation, through the int32 channel (sent before anything runs this step)."""
+        if self.kernel is None:
+            self.first_step()
+        out = _wrap32(self.a_buff)
+        if self.counter is not None:
+            self.counter("send_wrap32", np.count_nonzero(out != self.a_buff))
+        return out
+
+    def step(self, t: int, s: np.ndarray) -> None:
+        if self.graded:
+            self.a_buff = dense_graded_output(self.kernel, s, self.exp, self.counter)
+        else:
+            # Lava: s_in.astype(bool), column sum in int64 (numpy's sum of int32).
+            acc = self.kernel.accumulate_binary(s != 0)
+            self.a_buff = acc << self.exp if self.exp > 0 else acc >> -self.exp
+
+    def set(self, name: str, var: str, value, batch: int) -> None:
+        if var != "weights":
+            raise GraphError(f"cannot set {var!r} on {name!r}")
+        if self.sparse:   # Lava rewrites only the stored CSR entries
+            raise GraphError(f"setting Sparse weights ({name!r}) is not emulated; rebuild the graph")
+        if self.w is None:
+            self.raw = np.array(value)
+        else:
+            self.set_weights_raw(value)
+
+
+class _SparseState(_ConnState):
+    """A Sparse node: Dense's arithmetic; the sign mode inferred from the float weights, no weight set."""
+
+    sparse = True
 
 
 class _LifState:
     """Run-time state of one LIF node."""
 
-    def __init__(self, node: LIFProc, batch: int):
+    delays_output = False    # its spikes are seen downstream in the same step
+    takes_input = True
+
+    @staticmethod
+    def check(name: str, node: LIFProc, batch: int) -> Tuple[List[str], list]:
+        problems = []
+        if not isinstance(node.shape, int) and len(tuple(node.shape)) != 1:
+            problems.append(f"LIF {name!r}: only 1-D shapes are supported, got {node.shape}")
+        violations = []
+        for key in ("du", "dv", "vth", "bias_mant", "bias_exp", "u", "v"):
+            violations += find_violations(f"{name}.{key}", getattr(node, key), key)
+        if int(node.reset_interval) < 0:
+            problems.append(f"LIF {name!r}: reset_interval {node.reset_interval} must be >= 0 (0: no reset)")
+        return problems, violations
+
+    @staticmethod
+    def in_width(node: LIFProc) -> int:
+        return node.n_out
+
+    def __init__(self, node: LIFProc, batch: int, counter: Counter = None):
         n = node.n_out
         self.node = node
+        self.counter = counter
         # Lava Vars: u, v int32; bias_mant, bias_exp int16 (values wrap on store).
         self.u = np.broadcast_to(_wrap32(_int64(node.u)), (batch, n)).copy()
         self.v = np.broadcast_to(_wrap32(_int64(node.v)), (batch, n)).copy()
@@ -188,6 +296,35 @@ class _LifState:
             bm, be = self.bias_mant, self.bias_exp
             self._bias = _wrap32(np.where(be >= 0, bm << np.maximum(be, 0), bm >> np.maximum(-be, 0)))
         return self._bias
+
+    def send_early(self) -> Optional[np.ndarray]:
+        return None
+
+    def step(self, t: int, a: np.ndarray) -> np.ndarray:
+        if self.eff_vth is None:
+            self.eff_vth = self.vth << VTH_SHIFT
+        if lif_reset_due(t, self.node.reset_interval, self.node.reset_offset):
+            self.u[...] = 0
+            self.v[...] = 0
+        self.u, self.v, s = lif_update(self.u, self.v, a, self.du, self.dv, self.eff_vth, self.effective_bias(),
+                                       self.counter)
+        return s.astype(np.int64)
+
+    def set(self, name: str, var: str, value, batch: int) -> None:
+        n = self.node.n_out
+        if var in ("u", "v"):
+            setattr(self, var, np.broadcast_to(_wrap32(_int64(value)), (batch, n)).copy())
+        elif var in ("bias_mant", "bias_exp"):
+            setattr(self, var, np.broadcast_to(_int64(value).astype(np.int16).astype(np.int64), (n,)).copy())
+            self._bias = None
+        elif var == "vth":
+            self.vth = int(np.asarray(value).reshape(-1)[0])
+        else:
+            raise GraphError(f"LIF {name!r} has no settable var {var!r}")
+
+
+#: Node type -> its run-time state class, which holds the type's behaviour (checks, state, step, set).
+STATES = {SourceProc: _SourceState, DenseProc: _ConnState, SparseProc: _SparseState, LIFProc: _LifState}
 
 
 class ProcessEmulator:
@@ -230,30 +367,12 @@ class ProcessEmulator:
         problems: List[str] = []
         violations = []
         for name, node in g.nodes.items():
-            if type(node) not in PROBES:
+            if type(node) not in STATES:
                 problems.append(f"node {name!r} has unsupported type {type(node).__name__}")
                 continue
-            if isinstance(node, SourceProc):
-                d = np.asarray(node.data)
-                if d.ndim not in (2, 3) or not np.issubdtype(d.dtype, np.integer):
-                    problems.append(f"Source {name!r}: data must be an integer (n, T) or (batch, n, T) array")
-                elif d.ndim == 3 and d.shape[0] != self.batch:
-                    problems.append(f"Source {name!r}: data batch {d.shape[0]} != batch_size {self.batch}")
-                else:
-                    violations += find_violations(f"{name}.data", d, "payload")
-            elif isinstance(node, DenseProc):
-                if np.ndim(node.weights) != 2:
-                    problems.append(f"{type(node).__name__} {name!r}: weights must be 2-D")
-                violations += find_violations(f"{name}.weights", np.trunc(np.asarray(node.weights, dtype=np.float64)), "weights")
-                for key in ("weight_exp", "num_weight_bits", "num_message_bits"):
-                    violations += find_violations(f"{name}.{key}", getattr(node, key), key)
-            elif isinstance(node, LIFProc):
-                if not isinstance(node.shape, int) and len(tuple(node.shape)) != 1:
-                    problems.append(f"LIF {name!r}: only 1-D shapes are supported, got {node.shape}")
-                for key in ("du", "dv", "vth", "bias_mant", "bias_exp", "u", "v"):
-                    violations += find_violations(f"{name}.{key}", getattr(node, key), key)
-                if int(node.reset_interval) < 0:
-                    problems.append(f"LIF {name!r}: reset_interval {node.reset_interval} must be >= 0 (0: no reset)")
+            p, v = STATES[type(node)].check(name, node, self.batch)
+            problems += p
+            violations += v
         for s, d in g.edges:
             for end in (s, d):
                 if end not in g.nodes:
@@ -261,10 +380,11 @@ class ProcessEmulator:
         if not problems:
             for s, d in g.edges:
                 dst = g.nodes[d]
-                if isinstance(dst, SourceProc):
+                kind = STATES[type(dst)]
+                if not kind.takes_input:
                     problems.append(f"edge ({s!r}, {d!r}): a Source has no input")
                     continue
-                n_in = dst.n_in if isinstance(dst, DenseProc) else dst.n_out
+                n_in = kind.in_width(dst)
                 if g.nodes[s].n_out != n_in:
                     problems.append(f"edge ({s!r}, {d!r}): width {g.nodes[s].n_out} != {n_in}")
         if problems:
@@ -276,7 +396,7 @@ class ProcessEmulator:
         g = self.graph
         deps = {n: set() for n in g.nodes}
         for s, d in g.edges:
-            if not isinstance(g.nodes[s], DenseProc):
+            if not STATES[type(g.nodes[s])].delays_output:
                 deps[d].add(s)
         order: List[str] = []
         done: set = set()
@@ -296,16 +416,9 @@ class ProcessEmulator:
         self.time_step = 0
         self.state: Dict[str, object] = {}
         for name, node in self.graph.nodes.items():
-            if isinstance(node, SourceProc):   # (T, batch, n) int64, column t-1 sent at step t
-                d = np.asarray(node.data).astype(np.int64)
-                self.state[name] = np.ascontiguousarray(np.broadcast_to(
-                    np.moveaxis(d, -1, 0).reshape(d.shape[-1], -1, node.n_out), (d.shape[-1], self.batch, node.n_out)))
-            elif isinstance(node, DenseProc):
-                self.state[name] = _ConnState(node, self.batch)
-            elif isinstance(node, LIFProc):
-                self.state[name] = _LifState(node, self.batch)
             if self.count_events:
                 self.events[name] = {}
+            self.state[name] = STATES[type(node)](node, self.batch, self._counter(name))
 
     def set(self, name: str, var: str, value) -> None:
         """Lava's `Var.set` between runs, with Lava's consequences.
@@ -317,26 +430,9 @@ class ProcessEmulator:
         Sparse weights cannot be set (Lava's CSR set is not emulated).
         """
         st = self.state.get(name)
-        if isinstance(st, _LifState):
-            n = st.node.n_out
-            if var in ("u", "v"):
-                setattr(st, var, np.broadcast_to(_wrap32(_int64(value)), (self.batch, n)).copy())
-            elif var in ("bias_mant", "bias_exp"):
-                setattr(st, var, np.broadcast_to(_int64(value).astype(np.int16).astype(np.int64), (n,)).copy())
-                st._bias = None
-            elif var == "vth":
-                st.vth = int(np.asarray(value).reshape(-1)[0])
-            else:
-                raise GraphError(f"LIF {name!r} has no settable var {var!r}")
-        elif isinstance(st, _ConnState) and var == "weights":
-            if isinstance(st.node, SparseProc):   # Lava rewrites only the stored CSR entries
-                raise GraphError(f"setting Sparse weights ({name!r}) is not emulated; rebuild the graph")
-            if st.w is None:
-                st.raw = np.array(value)
-            else:
-                st.set_weights_raw(value)
-        else:
+        if st is None:
             raise GraphError(f"cannot set {var!r} on {name!r}")
+        st.set(name, var, value, self.batch)
 
     # -- running ------------------------------------------------------------
     def _count(self, name: str, key: str, n) -> None:
@@ -363,27 +459,19 @@ class ProcessEmulator:
         g = self.graph
         sent: Dict[str, np.ndarray] = {}
         # Dense/Sparse send last step's accumulation first (int32 channel).
-        for name, node in g.nodes.items():
-            if isinstance(node, DenseProc):
-                st = self.state[name]
-                if st.kernel is None:
-                    st.first_step()
-                out = _wrap32(st.a_buff)
-                if self.count_events:
-                    self._count(name, "send_wrap32", np.count_nonzero(out != st.a_buff))
+        for name, st in self.state.items():
+            out = st.send_early()
+            if out is not None:
                 sent[name] = out
         for name in self.order:
-            node = g.nodes[name]
-            if isinstance(node, SourceProc):
-                d = self.state[name]
-                sent[name] = d[(t - 1) % d.shape[0]]
-            elif isinstance(node, DenseProc):
-                self._dense_recv(name, self.state[name], self._gather(name, sent, node.n_in))
-            else:
-                sent[name] = self._lif_step(name, self.state[name], self._gather(name, sent, node.n_out))
+            st = self.state[name]
+            inp = self._gather(name, sent, st.in_width(g.nodes[name])) if st.takes_input else None
+            out = st.step(t, inp)
+            if out is not None:
+                sent[name] = out
         if rec is not None:
             for name, vars_ in self.probes.items():
-                node, st = g.nodes[name], self.state.get(name)
+                st = self.state.get(name)
                 for var in vars_:
                     if var in ("u", "v"):
                         val = getattr(st, var)
@@ -395,24 +483,6 @@ class ProcessEmulator:
 
     def _counter(self, name: str):
         return (lambda key, n: self._count(name, key, n)) if self.count_events else None
-
-    def _dense_recv(self, name: str, st: _ConnState, s: np.ndarray) -> None:
-        if st.graded:
-            st.a_buff = dense_graded_output(st.kernel, s, st.exp, self._counter(name))
-        else:
-            # Lava: s_in.astype(bool), column sum in int64 (numpy's sum of int32).
-            acc = st.kernel.accumulate_binary(s != 0)
-            st.a_buff = acc << st.exp if st.exp > 0 else acc >> -st.exp
-
-    def _lif_step(self, name: str, st: _LifState, a: np.ndarray) -> np.ndarray:
-        if st.eff_vth is None:
-            st.eff_vth = st.vth << VTH_SHIFT
-        if lif_reset_due(self.time_step, st.node.reset_interval, st.node.reset_offset):
-            st.u[...] = 0
-            st.v[...] = 0
-        st.u, st.v, s = lif_update(st.u, st.v, a, st.du, st.dv, st.eff_vth, st.effective_bias(),
-                                   self._counter(name))
-        return s.astype(np.int64)
 
     def run(self, num_steps: int) -> Dict[str, Dict[str, np.ndarray]]:
         """Run `num_steps` more steps; returns probes[node][var], int64 (steps, batch, n)."""
