@@ -42,6 +42,7 @@ import numpy as np
 
 from spike2loihi.backends.onnx_metadata import (MAX_N_EMBD, MAX_N_LAYER, MAX_STATE_ELEMENTS,  # noqa: F401
                                                 MAX_VOCAB, STATE_DTYPES, _check_metadata, _name, _show)
+from spike2loihi import ort_fork
 from spike2loihi.errors import BackendError, InputFileError
 
 SUFFIX = ".onnx"
@@ -304,7 +305,8 @@ class OnnxRuntimeBackend:
         self._run_options = ort.RunOptions()
         self._run_options.log_severity_level = ORT_LOG_SEVERITY
         try:
-            self.session = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+            self.session = ort_fork.session(lambda: ort.InferenceSession(data, so,
+                                                                         providers=["CPUExecutionProvider"]))
         except Exception as exc:  # onnxruntime raises its own pybind classes (Fail, InvalidProtobuf, ...)
             raise BackendError(f"{where}: onnxruntime cannot load it ({_ort_message(exc)})") from None
         self.where = where

@@ -26,6 +26,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from spike2loihi import ort_fork
 from spike2loihi.convert.fixed_point import (ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET,
                                              STATE_MAX, V_LIMIT, SignMode, infer_sign_mode)
 
@@ -247,6 +248,7 @@ def lif_reset_due(time_step: int, reset_interval: int, reset_offset: int) -> boo
 # int8 weights, exact int32 accumulation: onnxruntime's MatMulInteger
 # ---------------------------------------------------------------------------
 _THREADS = {"n": 0}   # 0: onnxruntime's choice (every core)
+_REBUILD = object()   # Int8Kernel._session in a forked child: build a new session before the next product
 
 
 def set_threads(n: Optional[int]) -> None:
@@ -273,6 +275,18 @@ class Int8Kernel:
         self.n_out, self.n_in = m.shape
         self.max_w = int(np.abs(m.astype(np.int16)).max()) if m.size else 0
         self._session = self._build(m) if m.size and self.max_w else None
+        ort_fork.rebuild_after_fork(self)
+
+    def on_fork_in_child(self) -> None:
+        """In a forked child: the inherited session can neither run nor be freed (`ort_fork`); the next
+        product builds a new one."""
+        if self._session is not None:
+            self._session = _REBUILD
+
+    def _ready(self):
+        if self._session is _REBUILD:
+            self._session = self._build(self.mantissa)
+        return self._session
 
     @staticmethod
     def usable(mantissa: np.ndarray) -> bool:
@@ -300,7 +314,8 @@ class Int8Kernel:
         so.intra_op_num_threads = _THREADS["n"]
         so.inter_op_num_threads = 1
         so.log_severity_level = 4
-        return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        return ort_fork.session(lambda: ort.InferenceSession(proto.SerializeToString(), so,
+                                                             providers=["CPUExecutionProvider"]))
 
     @property
     def w(self) -> np.ndarray:
@@ -309,7 +324,7 @@ class Int8Kernel:
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """MatMulInteger on unsigned digits x (uint8, digit + 128): int32 (rows, n_out)."""
-        return self._session.run(None, {"x": x})[0]
+        return self._ready().run(None, {"x": x})[0]
 
     def accumulate(self, s: np.ndarray, max_abs: Optional[int] = None) -> np.ndarray:
         """sum_j W_ij s_bj exactly, s of shape (batch, n_in) (any integers)."""
