@@ -87,6 +87,10 @@ def _calibration_tokens(spec, sem, calib, calib_tokens_file, calib_len, seed):
               help="host = LayerNorm, gates, WKV on the host (verified on Lava's simulator); chip = LayerNorm, "
                    "mixes, sigmoids, relu^2, products, residual on the chip too, WKV on the host "
                    "(emulator and lava-sim; needs microcoded neurons on a board: unverified).")
+@click.option("--wkv", "wkv_where", type=click.Choice(["host", "chip"]), default="host", show_default=True,
+              help="With --placement chip: chip = the WKV on the chip too (a block exponent per channel, 2^x table, "
+                   "Newton reciprocal: one host round trip per token; needs a microcoded neuron on a board: "
+                   "unverified).")
 @click.option("--tokenizer", "tokenizer_path", type=click.Path(path_type=Path),
               help="Tokenizer file. Default: vocab.json beside CHECKPOINT. It is stored in the model.")
 @click.option("--seed", type=SEED, default=0, show_default=True,
@@ -95,7 +99,7 @@ def _calibration_tokens(spec, sem, calib, calib_tokens_file, calib_len, seed):
 @click.option("--plot", type=OUTPUT_PATH, help="Draw the per-layer report as a PNG.")
 @click.option("--threads", type=Int(min=1), help="torch CPU threads (capped at the cores).")
 def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits, lif_weight_bits, lif_mode,
-            act_bits, lif_input_bits, semantics, placement, tokenizer_path, seed, report, plot, threads):
+            act_bits, lif_input_bits, semantics, placement, wkv_where, tokenizer_path, seed, report, plot, threads):
     """Convert a SpikeGPT checkpoint to a Loihi fixed-point model (.s2l), graded mapping.
 
     Chip: every Dense (8-bit weights, graded inputs) and both LIF populations; host:
@@ -104,6 +108,10 @@ def convert(checkpoint, output, calib, calib_tokens_file, calib_len, weight_bits
     """
     if calib is not None and calib_tokens_file is not None:
         raise Spike2LoihiError("give at most one of --calib and --calib-tokens-file")
+    if wkv_where == "chip":
+        if placement != "chip":
+            raise Spike2LoihiError("--wkv chip needs --placement chip (the WKV's inputs come from chip projections)")
+        placement = "chip-wkv"
     paths = check_output_paths({"--output": output, "--report": report, "--plot": plot},
                                inputs={"CHECKPOINT": checkpoint, "--calib": calib,
                                        "--calib-tokens-file": calib_tokens_file,

@@ -121,8 +121,9 @@ def _show_manifest(path, model, as_json: bool) -> None:
                f"{len(model.graph.crossings())} host<->chip crossings per token, "
                f"{ir.host_round_trips(model.graph)} host round trips")
     placement = ir.placement_of(model.graph)
-    click.echo(f"placement    {placement}" + (" (LayerNorm, sigmoid and token shift need a microcoded neuron on a "
-                                                "board: unverified)" if placement == ir.CHIP else " (the graded mapping)"))
+    micro = sorted({n.kind for n in model.graph.nodes.values() if n.microcoded and n.placement.where == ir.CHIP})
+    click.echo(f"placement    {placement}" + (f" ({', '.join(micro)} need a microcoded neuron on a board: unverified)"
+                                                if micro else " (the graded mapping)"))
     click.echo(f"report       top-1 agreement with float {rep['top1_agreement']:.4f} and mean spike flip rate "
                f"{100 * (rep['mean_flip_rate'] or 0):.2f}% over the calibration tokens; "
                f"{rep['total_wraps']} wraps")

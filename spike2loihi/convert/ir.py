@@ -8,7 +8,7 @@ the artifact under the node's name.
 
 Placement is a typed field (`Placement(where, reason)`), set from the op type's
 `mapping` under the chosen `--placement` (`host`, the graded mapping of DESIGN.md,
-or `chip`, ONCHIP.md's). Host<->chip crossings are derived from the edges. Each op
+`chip`, ONCHIP.md's, or `chip-wkv`, ONCHIP.md's with the WKV on the chip). Host<->chip crossings are derived from the edges. Each op
 type states its intrinsic facts once (see `Op`); behaviour lives with the stages,
 registered per op type through `spike2loihi.registry`, not here.
 
@@ -20,10 +20,13 @@ One SpikeGPT block (SPIKEGPT.md "Inference semantics") becomes, per token:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Dict, List, Optional, Tuple
 
 CHIP, HOST = "chip", "host"
+#: `--placement chip --wkv chip`: ONCHIP.md's mapping with the WKV on the chip too.
+CHIP_WKV = "chip-wkv"
 IR_VERSION = 1
 
 
@@ -39,7 +42,15 @@ class Placement:
             raise ValueError(f"placement must be {CHIP!r} or {HOST!r}, not {self.where!r}")
 
 
-MAPPINGS = (HOST, CHIP)   # `convert --placement`: the graded mapping (DESIGN.md) and ONCHIP.md's
+#: `convert --placement [--wkv]`: the graded mapping (DESIGN.md), ONCHIP.md's, and ONCHIP.md's with the WKV
+#: on the chip. The last two place every op alike except the WKV (`on_chip`: their integer on-chip ops).
+MAPPINGS = (HOST, CHIP, CHIP_WKV)
+ON_CHIP_MAPPINGS = (CHIP, CHIP_WKV)
+
+
+def on_chip(mapping: str) -> bool:
+    """Whether `mapping` is one of ONCHIP.md's (LayerNorm, gates, products on the chip)."""
+    return mapping in ON_CHIP_MAPPINGS
 #: In the on-chip reason of the ops whose arithmetic needs a neuron model no Loihi 2 release ships.
 MICROCODED = "needs a microcoded neuron on a board: unverified"
 _LINEAR = "a linear layer: Loihi Dense with 8-bit weights and graded input"
@@ -59,7 +70,9 @@ class Op:
     * `folds_on_chip`: on the chip it has no process of its own: it is folded into its consumers;
     * `per_token`: it runs once per token (False: outside the step, as the sampler);
     * `host_cost`: float operations per execution on the host, by kind, as integer formulas of
-      `n` (the width) and the op's boolean parameters (what `execute.host_ops` computes).
+      `n` (the width) and the op's boolean parameters (what `execute.host_ops` computes);
+    * `chip_input_scale`: on the chip, the factor its input on a port arrives multiplied by (folded
+      into the producing Dense's weights).
 
     Behaviour per stage is registered against the type (`spike2loihi.registry`).
     """
@@ -79,6 +92,7 @@ class Op:
     folds_on_chip: ClassVar[bool] = False
     per_token: ClassVar[bool] = True
     host_cost: ClassVar[Optional[Dict[str, str]]] = None
+    chip_input_scale: ClassVar[Dict[str, float]] = {}
 
     def latency(self) -> int:
         """Time steps between this op receiving a token and its consumers seeing the result:
@@ -96,7 +110,12 @@ class Op:
 
 
 def _both(where: str, reason: str) -> Dict[str, Placement]:
-    return {HOST: Placement(where, reason), CHIP: Placement(where, reason)}
+    return {m: Placement(where, reason) for m in MAPPINGS}
+
+
+def _mapping(host: Placement, chip: Placement, wkv_chip: Optional[Placement] = None) -> Dict[str, Placement]:
+    """Placements per mapping: `chip` under ONCHIP.md's, `wkv_chip` (default `chip`) with `--wkv chip`."""
+    return {HOST: host, CHIP: chip, CHIP_WKV: wkv_chip or chip}
 
 
 @dataclass(frozen=True)
@@ -117,9 +136,9 @@ class LayerNorm(Op):
     bias: str = ""
     eps: float = 1e-5
     kind: ClassVar[str] = "layernorm"
-    mapping: ClassVar[Dict[str, Placement]] = {
-        HOST: Placement(HOST, "needs the mean, the variance and a division"),
-        CHIP: Placement(CHIP, "Dense sums for mean and variance, Lava's InvSqrt algorithm; " + MICROCODED)}
+    mapping: ClassVar[Dict[str, Placement]] = _mapping(
+        Placement(HOST, "needs the mean, the variance and a division"),
+        Placement(CHIP, "Dense sums for mean and variance, Lava's InvSqrt algorithm; " + MICROCODED))
     microcoded: ClassVar[bool] = True
     # mean: n-1 adds + 1 division; x - mean: n; var: n mults, n-1 adds, 1 division; + eps: 1;
     # sqrt: 1; xc / sqrt: n divisions; * weight: n mults; + bias: n adds.
@@ -135,9 +154,9 @@ class TokenShift(Op):
 
     kind: ClassVar[str] = "token_shift"
     state: ClassVar[Tuple[str, ...]] = ("prev",)
-    mapping: ClassVar[Dict[str, Placement]] = {
-        HOST: Placement(HOST, "holds the previous token's LayerNorm output, a host value"),
-        CHIP: Placement(CHIP, "a one-token delay on the chip (balanced path)")}
+    mapping: ClassVar[Dict[str, Placement]] = _mapping(
+        Placement(HOST, "holds the previous token's LayerNorm output, a host value"),
+        Placement(CHIP, "a one-token delay on the chip (balanced path)"))
     host_cost: ClassVar[Optional[Dict[str, str]]] = {}        # hands on the previous value
 
 
@@ -149,10 +168,10 @@ class Mix(Op):
     mix: str = ""
     kind: ClassVar[str] = "mix"
     ports: ClassVar[Tuple[str, ...]] = ("x", "prev")
-    mapping: ClassVar[Dict[str, Placement]] = {
-        HOST: Placement(HOST, "mixes two host values (token shift)"),
-        CHIP: Placement(CHIP, "folded into the next projection's weights: W diag(m) on x, W diag(1-m) on the "
-                              "delayed x")}
+    mapping: ClassVar[Dict[str, Placement]] = _mapping(
+        Placement(HOST, "mixes two host values (token shift)"),
+        Placement(CHIP, "folded into the next projection's weights: W diag(m) on x, W diag(1-m) on the "
+                              "delayed x"))
     folds_on_chip: ClassVar[bool] = True
     host_cost: ClassVar[Optional[Dict[str, str]]] = {"add": "2*n", "multiply": "2*n"}   # x*m + prev*(1 - m)
 
@@ -179,24 +198,31 @@ class Head(Projection):
 @dataclass(frozen=True)
 class Sigmoid(Op):
     kind: ClassVar[str] = "sigmoid"
-    mapping: ClassVar[Dict[str, Placement]] = {
-        HOST: Placement(HOST, "exp and division have no standard-neuron form"),
-        CHIP: Placement(CHIP, "a 33-entry piecewise-linear table; " + MICROCODED)}
+    mapping: ClassVar[Dict[str, Placement]] = _mapping(
+        Placement(HOST, "exp and division have no standard-neuron form"),
+        Placement(CHIP, "a 33-entry piecewise-linear table; " + MICROCODED))
     microcoded: ClassVar[bool] = True
     host_cost: ClassVar[Optional[Dict[str, str]]] = {"sigmoid": "n"}   # 1 / (1 + exp(-x)), one op per element
 
 
 @dataclass(frozen=True)
 class WKV(Op):
-    """RWKV-4 WKV in log-sum-exp form; decay used as -exp(time_decay)."""
+    """RWKV-4 WKV in log-sum-exp form; decay used as -exp(time_decay). On the chip (`--wkv chip`,
+    `execute.onchip_ops.wkv_step`) every exponent is a power of two, so its key input arrives
+    multiplied by log2(e) (`chip_input_scale`, folded into the key Dense's weights)."""
 
     time_decay: str = ""
     time_first: str = ""
     kind: ClassVar[str] = "wkv"
     ports: ClassVar[Tuple[str, ...]] = ("k", "v")
     state: ClassVar[Tuple[str, ...]] = ("aa", "bb", "pp")
-    mapping: ClassVar[Dict[str, Placement]] = _both(HOST, "exp, running max and division have no standard-neuron "
-                                                          "form")
+    mapping: ClassVar[Dict[str, Placement]] = _mapping(
+        Placement(HOST, "exp, running max and division have no standard-neuron form"),
+        Placement(HOST, "exp, running max and division have no standard-neuron form (--wkv chip moves it)"),
+        Placement(CHIP, "a block exponent per channel, 2^x table and Newton reciprocal (24-bit state); "
+                  + MICROCODED))
+    microcoded: ClassVar[bool] = True
+    chip_input_scale: ClassVar[Dict[str, float]] = {"k": 1.0 / math.log(2.0)}
     # ww=u+k; p=max; e1,e2=exp(.-p); (e1*aa+e2*v)/(e1*bb+e2); ww=pp+w; p=max; e1,e2=exp; aa, bb updates.
     # (-exp(time_decay) is computed once per run, not per token.)
     host_cost: ClassVar[Optional[Dict[str, str]]] = {"add": "10*n", "multiply": "6*n", "exp": "4*n",
@@ -207,18 +233,18 @@ class WKV(Op):
 class Product(Op):
     kind: ClassVar[str] = "product"
     ports: ClassVar[Tuple[str, ...]] = ("a", "b")
-    mapping: ClassVar[Dict[str, Placement]] = {
-        HOST: Placement(HOST, "a product of two host values (no standard-neuron form)"),
-        CHIP: Placement(CHIP, "Lava's ProdNeuron: (a*b) >> exp")}
+    mapping: ClassVar[Dict[str, Placement]] = _mapping(
+        Placement(HOST, "a product of two host values (no standard-neuron form)"),
+        Placement(CHIP, "Lava's ProdNeuron: (a*b) >> exp"))
     host_cost: ClassVar[Optional[Dict[str, str]]] = {"multiply": "n"}
 
 
 @dataclass(frozen=True)
 class ReLU2(Op):
     kind: ClassVar[str] = "relu2"
-    mapping: ClassVar[Dict[str, Placement]] = {
-        HOST: Placement(HOST, "squares a host value (no standard-neuron form)"),
-        CHIP: Placement(CHIP, "Lava's GradedReluVec, then ProdNeuron squares it")}
+    mapping: ClassVar[Dict[str, Placement]] = _mapping(
+        Placement(HOST, "squares a host value (no standard-neuron form)"),
+        Placement(CHIP, "Lava's GradedReluVec, then ProdNeuron squares it"))
     host_cost: ClassVar[Optional[Dict[str, str]]] = {"compare": "n", "multiply": "n"}   # max(x, 0), then r*r
 
 
@@ -242,9 +268,9 @@ class Residual(Op):
     halve: bool = False
     kind: ClassVar[str] = "residual"
     ports: ClassVar[Tuple[str, ...]] = ("x", "s")
-    mapping: ClassVar[Dict[str, Placement]] = {
-        HOST: Placement(HOST, "x feeds the next LayerNorm, a host op"),
-        CHIP: Placement(CHIP, "Lava's GradedVec sums x and the spikes (24-bit)")}
+    mapping: ClassVar[Dict[str, Placement]] = _mapping(
+        Placement(HOST, "x feeds the next LayerNorm, a host op"),
+        Placement(CHIP, "Lava's GradedVec sums x and the spikes (24-bit)"))
     host_cost: ClassVar[Optional[Dict[str, str]]] = {"add": "n", "multiply": "n * halve"}   # halved after block 6k
 
 
@@ -356,7 +382,8 @@ def build_graph(config, semantics, placement: str = HOST) -> Graph:
 
     `placement` "host" is the graded mapping (DESIGN.md); "chip" moves LayerNorm,
     the token shifts and mixes, both sigmoids, relu², the products and the residual
-    onto the chip (ONCHIP.md). Execution order is the order of SPIKEGPT.md's
+    onto the chip (ONCHIP.md); "chip-wkv" (`--placement chip --wkv chip`) moves the WKV too, so
+    that only the token enters and only the logits leave. Execution order is the order of SPIKEGPT.md's
     equations. The sampler is the last node; it is outside the per-token step
     (generation drives it).
     """

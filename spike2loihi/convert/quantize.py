@@ -157,7 +157,7 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
     tensors = _host_tensors(spec, graph)
     chip = [n for n in graph.nodes.values() if n.placement.where == ir.CHIP]
     sched = schedule(graph, opts.lif)   # computed once here; the artifact records it
-    if opts.placement == ir.CHIP:
+    if ir.on_chip(opts.placement):
         ftens = {**_host_tensors(spec, graph, host_only=False), **tensors}   # every float parameter, once
         nodes, recs = _convert_chip(graph, calib, opts, floats, ftens, tensors, progress)
     else:
@@ -195,7 +195,7 @@ def convert(spec: ModelSpec, sem: Semantics, calib: Calibration, opts: QuantOpti
 
     prepared = Params(model)     # the emulator's kernels, built once for both runs below
     records, top1 = measure(model, calib, recs, progress, params=prepared)
-    if opts.placement == ir.CHIP:
+    if ir.on_chip(opts.placement):
         from spike2loihi.convert import quantize_chip
 
         errs = quantize_chip.op_errors(model, calib.tokens[:MEASURE_TOKENS], ftens, params=prepared)

@@ -39,7 +39,8 @@ from spike2loihi.convert.fixed_point import (INT32_MAX, MAX_MESSAGE_BITS, WEIGHT
                                              worst_row_accumulation)
 from spike2loihi.convert.quantize_host import lif_bound, naming
 from spike2loihi.convert.records import (CHIP_GRID, STATIC, DenseParams, Encoding, GridParams, LayerNormParams,
-                                         LifParams, ProductParams, ResidualParams, SigmoidParams, out_frac)
+                                         LifParams, ProductParams, ResidualParams, SigmoidParams, WkvParams,
+                                         out_frac)
 from spike2loihi.execute import onchip_ops as oc
 
 MARGIN = 2.0          # static scales: headroom over the calibrated maximum
@@ -48,6 +49,9 @@ CHIP_OUT_BITS = 16    # projections into products and relu²
 WEIGHT_EXP_MAX = 7
 #: A spike enters the residual through a Dense of weight 2^frac = 2^7 << weight_exp (<= 7): frac <= 14.
 SPIKE_WEIGHT_MAX_BITS = 14
+#: The WKV's exponent register holds this many times the calibrated |k + u| (unseen text went 5 past k's
+#: calibrated maximum in ONCHIP.md's study); its fraction bits lie in oc.WKV_E_FRAC_MIN..MAX.
+WKV_K_MARGIN = 4.0
 
 
 # ---------------------------------------------------------------------------
@@ -108,7 +112,7 @@ def pow2_weights(W: np.ndarray, bits: int):
 # ---------------------------------------------------------------------------
 # The conversion
 # ---------------------------------------------------------------------------
-QUANTIZE_CHIP = registry.stage("quantize.chip", lambda t, mapping, where: mapping == ir.CHIP and where == ir.CHIP,
+QUANTIZE_CHIP = registry.stage("quantize.chip", lambda t, mapping, where: ir.on_chip(mapping) and where == ir.CHIP,
                                "integer formats of the on-chip placement (spike2loihi.convert.quantize_chip)")
 
 
@@ -134,8 +138,16 @@ class ChipQuantizer:
     def src(self, name: str, port: str = "x") -> ir.Op:
         return self.g.nodes[self.g.inputs(name)[port]]
 
+    def input_scale(self, p: ir.Projection) -> float:
+        """The factor its consumer wants its output multiplied by (the consumer op's `chip_input_scale`)."""
+        e = self.g.consumers(p.name)[0]
+        return float(type(self.g.nodes[e.dst]).chip_input_scale.get(e.port, 1.0))
+
     def matrix(self, p: ir.Projection) -> np.ndarray:
         W = np.asarray(self.floats[p.name], np.float32)
+        scale = self.input_scale(p)
+        if scale != 1.0:
+            W = W * np.float32(scale)
         s = self.src(p.name)
         return fold_mix(W, self.tensors[s.mix]) if s.folds_on_chip else W
 
@@ -175,7 +187,7 @@ class ChipQuantizer:
                 if isinstance(cons, ir.Sigmoid):   # the table wants a fine input grid
                     f_o = min(oc.SIG_MAX_IN_FRAC, oc.frac_for(self.mx[p.name]["max"], MAX_MESSAGE_BITS, MARGIN * 2))
                 else:
-                    f_o = oc.frac_for(self.mx[p.name]["max"], CHIP_OUT_BITS, MARGIN)
+                    f_o = oc.frac_for(self.mx[p.name]["max"] * self.input_scale(p), CHIP_OUT_BITS, MARGIN)
                 self.w[p.name] = {"kind": "pow2", "m": m, "e_w": e_w, "sqnr": sq, "f_o": f_o}
 
     def input_limit(self, consumers: List[ir.Projection], bits: int) -> int:
@@ -351,6 +363,38 @@ def _product(Q: ChipQuantizer, n: ir.Product) -> None:
     Q.recs[n.name] = dict(act_bits=16, act_encoding=f"2^-{f}", out_shift=int(exp))
 
 
+@QUANTIZE_CHIP.register(ir.WKV)
+def _wkv(Q: ChipQuantizer, n: ir.WKV) -> None:
+    """The integer WKV's grids: k and v keep their Dense's grids; the exponent register's frac is the
+    finest whose 24 bits hold WKV_K_MARGIN times the calibrated |k + u| (k * log2 e), the state's 24
+    bits above it and the clamped decay."""
+    f_k, f_v = Q.fmt[Q.src(n.name, "k").name][0], Q.fmt[Q.src(n.name, "v").name][0]
+    l2e = 1.0 / math.log(2.0)
+    u = np.asarray(Q.tensors[n.time_first], np.float64).reshape(-1) * l2e
+    w = -np.exp(np.asarray(Q.tensors[n.time_decay], np.float64).reshape(-1)) * l2e
+    if not (np.all(np.isfinite(u)) and np.all(np.isfinite(w))):
+        raise ValueError(f"{n.name}: time_first or time_decay is not finite")
+    kmax = Q.mx[Q.src(n.name, "k").name]["max"] * l2e
+    span = WKV_K_MARGIN * (kmax + float(np.abs(u).max()))
+    # a decay beyond this leaves nothing of the state (2^-24 of a fresh term at most): clamping it is exact
+    w_clamp = 2 * span + 2 * oc.WKV_STATE_BITS + 1
+    wc = np.maximum(w, -w_clamp)
+    need = span + oc.WKV_STATE_BITS + float(np.abs(wc).max()) + 2
+    e_frac = min(oc.WKV_E_FRAC_MAX, oc.WKV_E_BITS - 1 - math.ceil(math.log2(need)))
+    if e_frac < oc.WKV_E_FRAC_MIN:
+        raise ValueError(f"{n.name}: exponents up to {need:.0f} (k * log2 e up to {kmax:.1f}, time_first up to "
+                         f"{np.abs(u).max():.1f}) leave {e_frac} fraction bits in the 24-bit exponent register "
+                         f"(at least {oc.WKV_E_FRAC_MIN} needed)")
+    Q.out[f"{n.name}.u_q"] = np.rint(u * 2.0 ** e_frac).astype(np.int32)
+    Q.out[f"{n.name}.w_q"] = np.rint(wc * 2.0 ** e_frac).astype(np.int32)
+    Q.nodes[n.name] = WkvParams(k_frac=int(f_k), v_frac=int(f_v), e_frac=int(e_frac), u_q=f"{n.name}.u_q",
+                                w_q=f"{n.name}.w_q", w_clamp=float(w_clamp))
+    Q.fmt[n.name] = (int(f_v), oc.WKV_V_BITS)
+    Q.recs[n.name] = dict(act_bits=oc.WKV_V_BITS, act_encoding=f"2^-{f_v}", exp_frac=int(e_frac),
+                          exp_limit=float(2.0 ** (oc.WKV_E_BITS - 1 - e_frac)),
+                          decay_clamped=int(np.count_nonzero(w < -w_clamp)))
+
+
 @QUANTIZE_CHIP.register(ir.LIF)
 def _lif(Q: ChipQuantizer, n: ir.LIF) -> None:
     """Chosen with its input (`_product`: the Dense -> LIF pair, or the gate product)."""
@@ -369,7 +413,8 @@ def _residual(Q: ChipQuantizer, n: ir.Residual) -> None:
 def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray], params=None) -> Dict[str, float]:
     """Per on-chip fixed-point op (not a Dense, a LIF, a delay or a folded mix): max |integer result -
     float op on the same (decoded) inputs| over `tokens`, as a percentage of max |float op| (the op's
-    own error, not the model's drift). `params`: the emulator's prepared kernels, when shared."""
+    own error, not the model's drift). A stateful op (the WKV) runs its float op with a float state
+    fed the same decoded inputs. `params`: the emulator's prepared kernels, when shared."""
     from spike2loihi.execute import handlers as H
     from spike2loihi.execute.model_emulator import ModelEmulator
 
@@ -377,8 +422,9 @@ def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray], params=Non
     P = H.Params.float_only(g, ftens)          # the float op of each node
     ex = ModelEmulator(model, trace=lambda name, v: vals.__setitem__(name, v), params=params)
     worst: Dict[str, List[float]] = {}
-    ops = [n for n in g.nodes.values() if n.placement.where == ir.CHIP and not (n.dense or n.spiking
-                                                                               or n.folds_on_chip or n.state)]
+    ops = [n for n in g.nodes.values() if n.placement.where == ir.CHIP and n.host_cost
+           and not (n.dense or n.spiking or n.folds_on_chip)]   # (host_cost: the ops with arithmetic)
+    fstate = {n.name: H.init_state(P, dataclasses.replace(n, placement=type(n).mapping[ir.HOST]), 1) for n in ops}
     for tok in tokens:
         vals.clear()
         ex.step([int(tok)])
@@ -392,8 +438,9 @@ def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray], params=Non
                     ins[port] = vals[src].q.astype(np.float64)
                 else:
                     ins[port] = vals[src].q / 2.0 ** out_frac(model.nodes[src])
+                ins[port] = ins[port] / type(n).chip_input_scale.get(port, 1.0)
             got = vals[n.name].q / 2.0 ** out_frac(model.nodes[n.name])
-            want = H.FLOAT.lookup(n)(P, n, {k: v.astype(np.float32) for k, v in ins.items()}, None)
+            want = H.FLOAT.lookup(n)(P, n, {k: v.astype(np.float32) for k, v in ins.items()}, fstate[n.name])
             w = worst.setdefault(n.name, [0.0, 0.0])
             w[0] = max(w[0], float(np.max(np.abs(got - want))))
             w[1] = max(w[1], float(np.max(np.abs(want))))

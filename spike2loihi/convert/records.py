@@ -19,6 +19,7 @@ reads as None, so artifacts written before these records load unchanged).
 | Product, ReLU2 | `ProductParams` | `--placement chip` |
 | Sigmoid | `SigmoidParams` | `--placement chip` |
 | Residual | `ResidualParams` | `--placement chip` |
+| WKV | `WkvParams` | `--placement chip --wkv chip` |
 """
 from __future__ import annotations
 
@@ -249,6 +250,28 @@ class ResidualParams(Record):
     out_frac: int
 
 
+@dataclass(frozen=True)
+class WkvParams(Record):
+    """The integer WKV (`execute.onchip_ops.wkv_step`): k arrives on 2^-k_frac (times log2 e), v on
+    2^-v_frac; the exponent register and the tensors `u_q` (time_first * log2 e) and `w_q`
+    (-exp(time_decay) * log2 e, clamped at -w_clamp) are on 2^-e_frac; the result is on v's grid."""
+
+    k_frac: int
+    v_frac: int
+    e_frac: int
+    u_q: str
+    w_q: str
+    w_clamp: float
+
+    @property
+    def out_frac(self) -> int:
+        return self.v_frac
+
+    def datapath(self) -> dict:
+        """The grids (what the Lava process takes)."""
+        return {"k_frac": self.k_frac, "v_frac": self.v_frac, "e_frac": self.e_frac}
+
+
 #: The record class of a chip node, per op type.
 RECORDS = registry.stage("records", lambda t, mapping, where: where == ir.CHIP,
                          "the typed quantization record of a chip node")
@@ -259,6 +282,7 @@ RECORDS.register(ir.TokenShift, ir.Mix)(GridParams)
 RECORDS.register(ir.Product, ir.ReLU2)(ProductParams)
 RECORDS.register(ir.Sigmoid)(SigmoidParams)
 RECORDS.register(ir.Residual)(ResidualParams)
+RECORDS.register(ir.WKV)(WkvParams)
 
 
 def record_for(node: ir.Op, d: dict) -> Record:

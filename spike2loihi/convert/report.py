@@ -44,6 +44,12 @@ class LayerRecord:
     flip_rate: Optional[float] = None
     wraps: Optional[int] = None                  # int32/24-bit wraps and saturations seen (0 by design)
     op_error_pct: Optional[float] = None         # on-chip fixed-point ops: max error vs the float op, % of max
+    exp_frac: Optional[int] = None               # WKV on the chip: fraction bits of the exponent register
+    exp_limit: Optional[float] = None            # WKV: largest |exponent| (log2) the register holds
+    exp_min: Optional[float] = None              # WKV: smallest and largest exponent (log2) used in the report run
+    exp_max: Optional[float] = None
+    decay_clamped: Optional[int] = None          # WKV: channels whose decay was clamped (exactly: see quantize_chip)
+    renorms: Optional[int] = None                # WKV: block renormalisations in the report run
 
     def to_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -73,7 +79,8 @@ def measure(model, calib, recs: Dict[str, dict],
     ex.run(np.asarray(calib.tokens[:T]), on_step)
     counts = ex.stats.counts
     wrap_keys = ("acc_wrap32", "shift_wrap32", "u_wrap_pos", "u_wrap_neg", "v_sat_pos", "v_sat_neg",
-                 "a_shift_wrap32", "prod_wrap32", "residual_over24", "ln_var_sat", "ln_norm_sat")
+                 "a_shift_wrap32", "prod_wrap32", "residual_over24", "ln_var_sat", "ln_norm_sat",
+                 "wkv_v_sat", "wkv_k_sat", "wkv_out_sat", "wkv_a_sat")
     out = []
     for name, r in recs.items():
         c = counts.get(name, {})
@@ -81,6 +88,10 @@ def measure(model, calib, recs: Dict[str, dict],
         node = model.graph.nodes[name]
         if not (node.dense or node.spiking):    # on-chip fixed-point ops (--placement chip)
             r["act_clipped_pct"] = 100.0 * (c.get("ln_out_sat", 0) + c.get("ln_in_sat", 0)) / max(1, T * node.dim)
+            if "exp_frac" in r:                 # the WKV's exponent register
+                one = 2.0 ** r["exp_frac"]
+                r.update(exp_min=c.get("wkv_e_min", 0) / one, exp_max=c.get("wkv_e_max", 0) / one,
+                         renorms=c.get("wkv_renorm", 0))
         elif node.dense:
             peak = c.get("max_abs_out", 0)
             r["out_peak_bits"] = math.log2(peak) if peak > 0 else 0.0

@@ -25,7 +25,7 @@ import numpy as np
 from spike2loihi.convert import ir
 from spike2loihi.convert.fixed_point import LIMITS, MAX_MESSAGE_BITS, find_violations
 from spike2loihi.convert.records import (CHIP_GRID, DYNAMIC, STATIC, DenseParams, GridParams, LayerNormParams,
-                                         LifParams, ProductParams, ResidualParams, SigmoidParams)
+                                         LifParams, ProductParams, ResidualParams, SigmoidParams, WkvParams)
 
 DTYPES = ("int8", "int16", "int32", "int64", "uint8", "float32", "float64")
 MAX_DIM = 1 << 24                 # any one axis
@@ -198,8 +198,27 @@ def _residual(bad, node, q: ResidualParams, tensors) -> None:
         _range(bad, node.name, key, getattr(q, key), -MAX_SHIFT, MAX_SHIFT)
 
 
+def _wkv(bad, node, q: WkvParams, tensors) -> None:
+    from spike2loihi.execute.onchip_ops import WKV_E_BITS, WKV_E_FRAC_MAX, WKV_E_FRAC_MIN
+
+    for key in ("k_frac", "v_frac"):
+        _range(bad, node.name, key, getattr(q, key), -MAX_SHIFT, MAX_SHIFT)
+    _range(bad, node.name, "e_frac", q.e_frac, WKV_E_FRAC_MIN, WKV_E_FRAC_MAX)
+    _positive(bad, node.name, "w_clamp", q.w_clamp)
+    top = (1 << (WKV_E_BITS - 2)) - 1     # u and w on the exponent grid, with room for one step beside E
+    for key, neg in ((q.u_q, False), (q.w_q, True)):
+        n = len(bad)
+        _tensor(bad, tensors, node.name, key, "int32", node.dim)
+        if len(bad) == n and tensors[key].size:
+            t = tensors[key].astype(np.int64)
+            if int(np.abs(t).max()) > top:
+                bad.append(f"{node.name}: tensor {key!r} leaves the {WKV_E_BITS}-bit exponent register (|x| > {top})")
+            elif neg and int(t.max()) > 0:
+                bad.append(f"{node.name}: tensor {key!r} (the decay) has a positive entry")
+
+
 _RECORD_CHECKS = {DenseParams: _dense, LifParams: _lif, LayerNormParams: _layernorm, GridParams: _grid,
-                  ProductParams: _product, SigmoidParams: _sigmoid, ResidualParams: _residual}
+                  ProductParams: _product, SigmoidParams: _sigmoid, ResidualParams: _residual, WkvParams: _wkv}
 
 
 # ---------------------------------------------------------------------------

@@ -179,6 +179,9 @@ def _neg_exp(t):
 
 @STATE.register(ir.WKV)
 def _wkv_init(P, n, batch):
+    """Float aa, bb, pp on the host; on the chip the integer mantissas aa, bb and exponent pp."""
+    if n.placement.where == ir.CHIP:
+        return dict(zip(("aa", "bb", "pp"), onchip_ops.wkv_init(batch, n.dim)))
     z = lambda: np.zeros((batch, n.dim), np.float32)  # noqa: E731
     return {"aa": z(), "bb": z(), "pp": np.full((batch, n.dim), host_ops.PP_INIT, np.float32)}
 
@@ -286,6 +289,20 @@ def _chip_residual(P, n, ins, st, stats):
     return Payload(onchip_ops.residual(ins["x"].q, ins["s"].q, P.q[n.name].spike_weight, _counter(stats, n)))
 
 
+@CHIP.register(ir.WKV)
+def _chip_wkv(P, n, ins, st, stats):
+    qn = P.q[n.name]
+    out, st["aa"], st["bb"], st["pp"] = onchip_ops.wkv_step(ins["k"].q, ins["v"].q, st["aa"], st["bb"], st["pp"],
+                                                            qn.datapath(), P.ints(qn.u_q), P.ints(qn.w_q),
+                                                            _counter(stats, n))
+    if stats is not None:   # the exponent range used (empty states excluded)
+        used = st["pp"][st["bb"] > 0]
+        if used.size:
+            stats.peak(n.name, "wkv_e_max", int(used.max()))
+            stats.low(n.name, "wkv_e_min", int(used.min()))
+    return Payload(out)
+
+
 @STATE.register(ir.LIF)
 def _lif_init(P, n, batch):
     return {"u": np.zeros((batch, n.dim), np.int64), "v": np.zeros((batch, n.dim), np.int64)}
@@ -323,6 +340,10 @@ class Stats:
     def peak(self, node: str, key: str, value: int) -> None:
         d = self.counts.setdefault(node, {})
         d[key] = max(d.get(key, 0), int(value))
+
+    def low(self, node: str, key: str, value: int) -> None:
+        d = self.counts.setdefault(node, {})
+        d[key] = min(d.get(key, int(value)), int(value))
 
     def counter(self, node: str):
         return lambda key, n: self.add(node, key, n)

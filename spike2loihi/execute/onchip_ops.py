@@ -259,3 +259,152 @@ def residual(x: np.ndarray, s: np.ndarray, spike_weight: int, counter: Counter =
     if counter is not None:
         counter("residual_over24", int(np.count_nonzero(np.abs(out) > STATE_LIMIT)))
     return out
+
+
+# ---------------------------------------------------------------------------
+# WKV: the RWKV-4 recurrence with a block exponent per channel (`--wkv chip`)
+# ---------------------------------------------------------------------------
+# The float WKV (SPIKEGPT.md) keeps aa, bb scaled by e^-pp, pp the running max. Here every
+# exponent is a power of two: the key Dense has log2(e) folded into its weights, so k arrives
+# as k*log2(e); u = time_first*log2(e) and w = -exp(time_decay)*log2(e) are per-channel
+# constants. The state of one channel is three registers:
+#
+#   A (24-bit signed mantissa), B (24-bit mantissa, 0 <= B < 2**23), E (24-bit exponent on the
+#   2**-e_frac grid):  aa = A * 2**(E/2**e_frac) / 2**(22+8-15)..., i.e. bb = B * 2**E / 2**22
+#   and aa = A * 2**E / 2**22 * 2**15 / 2**(15 - 8 + 7) -- in short: A / B is the weighted mean of
+#   v on v's own grid divided by 2**15, and B / 2**22 is bb * 2**-E.
+#
+# A fresh term 2**d (d <= 0 relative to E) adds  e = 2**d * 2**15  (a 33-entry 2**-x table with
+# linear interpolation, then a right shift by d's integer part) as  B += e << 7  and
+# A += (e * v) >> 8 (e <= 2**15, |v| < 2**15: the product fits 31 bits). A term larger than the
+# state (d > 0) first moves the state down by s = ceil(d) (A, B >> s; E += s): the state is only
+# ever shifted, never multiplied, and the decay is exact: E += w. When B reaches 2**23 the
+# block is renormalised (A, B >> 1; E += 1). The division is a Newton reciprocal.
+#
+# Widths: A, B, E and every message fit 24 bits; every intermediate fits a signed 32-bit
+# register (the largest: d * 2**(e_frac) products are not formed; e * v < 2**30, Nn * r < 2**30,
+# Dn * r < 2**30, B before renormalising < 2**23 + 2**22). Values leaving a range are saturated
+# and counted: `wkv_v_sat` (v beyond 16 bits), `wkv_k_sat` (k beyond the exponent register),
+# `wkv_out_sat` (the result beyond 16 bits), `wkv_a_sat` (A beyond 24 bits).
+WKV_STATE_BITS = 24              # A, B
+WKV_V_BITS = 16                  # v and the result: 16-bit on v's grid
+WKV_E_BITS = 24                  # the exponent register
+WKV_E_FRAC_MAX, WKV_E_FRAC_MIN = 16, 6   # its fraction bits (chosen at conversion)
+WKV_E_EMPTY = -(1 << (WKV_E_BITS - 1)) + 1   # E of an empty state (aa = bb = 0; pp = -inf)
+EXP2_FRAC = 15                   # 2**-x on [0, 1] as integers 2**14 .. 2**15
+EXP2_SEG_BITS = 5                # 32 segments, linear interpolation
+WKV_B_SHIFT = 7                  # a term of weight 1 adds 2**15 << 7 = 2**22 to B
+WKV_A_SHIFT = 8                  # and (2**15 * v) >> 8 to A
+WKV_B_BOUND = 1 << 23            # B is renormalised below this
+RECIP_IN_BITS = 16               # the divisor normalised to [2**15, 2**16)
+RECIP_FRAC = 29                  # r ~ 2**29 / Dn, in (2**13, 2**14]
+RECIP_SEED_BITS = 5              # a 32-entry seed table on the divisor's 5 bits after its leading 1
+RECIP_ITERS = 2                  # Newton steps r <- r * (2**14 - (Dn * r >> 16)) >> 13
+
+
+def exp2_table() -> np.ndarray:
+    """2**-x * 2**15 at x = 0, 1/32, ..., 1 (33 entries)."""
+    xs = np.arange((1 << EXP2_SEG_BITS) + 1) / float(1 << EXP2_SEG_BITS)
+    return np.rint((1 << EXP2_FRAC) * 2.0 ** -xs).astype(np.int64)
+
+
+_EXP2 = exp2_table()
+
+
+def exp2_neg(m: np.ndarray, frac: int) -> np.ndarray:
+    """2**(-m / 2**frac) * 2**15 for integers m >= 0: the table on m's fraction, linear
+    interpolation (slope < 2**10 times a remainder < 2**(frac-5)), then >> m's integer part."""
+    m = np.asarray(m, np.int64)
+    ip = m >> frac
+    fp = m & ((1 << frac) - 1)
+    if frac >= EXP2_SEG_BITS:
+        rb = frac - EXP2_SEG_BITS
+        i, r = fp >> rb, fp & ((1 << rb) - 1)
+    else:
+        rb, i, r = 0, fp << (EXP2_SEG_BITS - frac), np.zeros_like(fp)
+    t0 = _EXP2[i]
+    y = t0 - (((t0 - _EXP2[i + 1]) * r) >> rb)
+    return np.where(ip >= 31, 0, y >> np.minimum(ip, 31))
+
+
+def recip_seed_table() -> np.ndarray:
+    """2**29 / Dn at the middle of each of the 32 slices of [2**15, 2**16)."""
+    mid = (1 << 15) + ((np.arange(1 << RECIP_SEED_BITS) + 0.5) * (1 << (15 - RECIP_SEED_BITS)))
+    return np.floor((1 << RECIP_FRAC) / mid).astype(np.int64)
+
+
+_RSEED = recip_seed_table()
+
+
+def bit_length(x: np.ndarray) -> np.ndarray:
+    """Bits of each non-negative integer below 2**52 (a leading-zero count on a board)."""
+    x = np.asarray(x, np.int64)
+    return np.where(x > 0, np.frexp(np.maximum(x, 1).astype(np.float64))[1], 0).astype(np.int64)
+
+
+def reciprocal(dn: np.ndarray) -> np.ndarray:
+    """r ~ 2**29 / dn for dn in [2**15, 2**16): a seed from dn's top bits, then Newton steps
+    r <- (r * (2**14 - ((dn * r) >> 16))) >> 13 (from below; every product < 2**30)."""
+    r = _RSEED[(dn >> (15 - RECIP_SEED_BITS)) & ((1 << RECIP_SEED_BITS) - 1)]
+    for _ in range(RECIP_ITERS):
+        r = (r * ((1 << 14) - ((dn * r) >> 16))) >> 13
+    return r
+
+
+def divide(n: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """(n / d) * 2**15 for 0 < d < 2**25, |n| <~ d: both shifted so that d lands in [2**15, 2**16),
+    then (nn * r) >> 14 with r the Newton reciprocal."""
+    sh = bit_length(d) - RECIP_IN_BITS
+    dn = np.where(sh >= 0, d >> np.maximum(sh, 0), d << np.maximum(-sh, 0))
+    nn = np.where(sh >= 0, n >> np.maximum(sh, 0), n << np.maximum(-sh, 0))
+    return (nn * reciprocal(dn)) >> (RECIP_FRAC - 15)
+
+
+def _merge(a: np.ndarray, b: np.ndarray, e: np.ndarray, d: np.ndarray, frac: int):
+    """A fresh term 2**(d / 2**frac) relative to the state's exponent: where d > 0 the state moves
+    down by s = ceil(d) first. Returns (A, B, E, term) with term = 2**(d - s) * 2**15."""
+    s = np.where(d > 0, (d + (1 << frac) - 1) >> frac, 0)
+    sc = np.minimum(s, 31)
+    return a >> sc, b >> sc, e + (s << frac), exp2_neg((s << frac) - d, frac)
+
+
+def wkv_step(k: np.ndarray, v: np.ndarray, a: np.ndarray, b: np.ndarray, e: np.ndarray, p: dict,
+             u: np.ndarray, w: np.ndarray, counter: Counter = None):
+    """One token of the integer WKV. k on the 2**-k_frac grid (k * log2 e), v on 2**-v_frac;
+    (a, b, e) the state (`wkv_init`); u, w per channel on 2**-e_frac (w < 0). Returns
+    (wkv on v's grid, a, b, e), as the float WKV: out = (e1 aa + e2 v) / (e1 bb + e2) with the
+    bonus u, then aa, bb <- decayed state plus e^k v, e^k."""
+    f = int(p["e_frac"])
+    vtop = (1 << (WKV_V_BITS - 1)) - 1
+    etop = (1 << (WKV_E_BITS - 1)) - 1
+    sh = f - int(p["k_frac"])
+    kk = k << sh if sh >= 0 else k >> -sh
+    vs = np.clip(v, -vtop, vtop)
+    ks = np.clip(kk, -etop, etop)
+    if counter is not None:
+        counter("wkv_v_sat", int(np.count_nonzero(vs != v)))
+        counter("wkv_k_sat", int(np.count_nonzero(ks != kk)))
+    # the output, with the bonus u on the current token
+    a1, b1, _, t = _merge(a, b, e, np.clip(ks + u, -etop, etop) - e, f)
+    out = divide(a1 + ((t * vs) >> WKV_A_SHIFT), b1 + (t << WKV_B_SHIFT))
+    o = np.clip(out, -vtop, vtop)
+    # the state: decay (exact, saturating at the empty exponent), then the fresh term e^k v
+    e = np.maximum(e + w, WKV_E_EMPTY)
+    a, b, e, t = _merge(a, b, e, ks - e, f)
+    a = a + ((t * vs) >> WKV_A_SHIFT)
+    b = b + (t << WKV_B_SHIFT)
+    big = b >= WKV_B_BOUND
+    a, b, e = np.where(big, a >> 1, a), np.where(big, b >> 1, b), np.where(big, e + (1 << f), e)
+    atop = (1 << 23) - 1
+    ac = np.clip(a, -atop, atop)
+    if counter is not None:
+        counter("wkv_out_sat", int(np.count_nonzero(o != out)))
+        counter("wkv_a_sat", int(np.count_nonzero(ac != a)))
+        counter("wkv_renorm", int(np.count_nonzero(big)))
+    return o, ac, b, np.minimum(e, etop)
+
+
+def wkv_init(batch: int, n: int):
+    """An empty state: A = B = 0, E = the empty exponent."""
+    z = np.zeros((batch, n), np.int64)
+    return z, z.copy(), np.full((batch, n), WKV_E_EMPTY, np.int64)

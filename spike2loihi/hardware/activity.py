@@ -375,7 +375,7 @@ def _lif_activity(s: _Seen, t: _Tally) -> LayerActivity:
                          input_nonzero=c.in_nonzero / T, synaptic_events=events)
 
 
-@ACTIVITY.register(ir.LayerNorm, ir.TokenShift, ir.Sigmoid, ir.Product, ir.ReLU2, ir.Residual)
+@ACTIVITY.register(ir.LayerNorm, ir.TokenShift, ir.Sigmoid, ir.Product, ir.ReLU2, ir.Residual, ir.WKV)
 def _population_activity(s: _Seen, t: _Tally) -> LayerActivity:
     """`--placement chip` populations, as the planner maps them (estimates)."""
     from spike2loihi.hardware.populations import chip_node

@@ -293,9 +293,11 @@ def render_comparison(cols: List[PlacementColumn], system: str) -> str:
         row(f"{s}: energy per token, decode [E]", [_uj(vals[c.model][2] if vals[c.model] else None) for c in cols])
     if any(r[4] is False for c in cols for r in c.per_system):
         L.append("  NO: the model does not fit that system under the realistic bound; its figures assume it did")
-    if any(c.placement == ir.CHIP for c in cols):
-        kinds = " and ".join(cls.kind for cls in ir.OP_TYPES.values() if cls.microcoded)
-        L.append(f"  --placement chip: the {kinds} populations need microcoded neurons on a board: unverified")
+    for c in cols:
+        if ir.on_chip(c.placement):
+            kinds = " and ".join(cls.kind for cls in ir.OP_TYPES.values()
+                                 if cls.microcoded and cls.mapping[c.placement].where == ir.CHIP)
+            L.append(f"  {c.placement}: the {kinds} populations need microcoded neurons on a board: unverified")
     return "\n".join(L)
 
 

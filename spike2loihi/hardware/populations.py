@@ -118,11 +118,14 @@ def _population(neurons: Callable[[int], int], internal: Callable[[int], int]):
 
 # LayerNorm: centring, square and output populations + two sum neurons + the InvSqrt neuron, with two sum and
 # two broadcast connections; token shift: the value and its held copy; relu²: GradedReluVec + ProdNeuron (two
-# inputs each); the rest one neuron per channel.
+# inputs each); the rest one neuron per channel (the WKV: two, below).
 PLAN.register(ir.LayerNorm)(_population(lambda d: 3 * d + 3, lambda d: 4 * d))
 PLAN.register(ir.TokenShift)(_population(lambda d: 2 * d, lambda d: d))
 PLAN.register(ir.ReLU2)(_population(lambda d: 2 * d, lambda d: 2 * d))
 PLAN.register(ir.Sigmoid, ir.Product, ir.Residual)(_population(lambda d: d, lambda d: 0))
+# WKV (--wkv chip): per channel a state neuron (the mantissas A, B and the exponent) and an output neuron that
+# divides, one-to-one between them
+PLAN.register(ir.WKV)(_population(lambda d: 2 * d, lambda d: d))
 
 
 def chip_node(graph: ir.Graph, n: ir.Op, rec=None, defaults: Optional[PlanDefaults] = None) -> ChipNode:

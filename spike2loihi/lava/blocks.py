@@ -406,6 +406,16 @@ class ChipHostRunner(BlockRunner):
         if self.valid(s, self.sampler.name):
             logits = self.ex.decode_output(self.params, self.head, self._payload(self.head, acc))
             sample_and_record(self, self.row, logits)
+        self._spikes(s, pm)
+
+    def _spikes(self, s: int, pm) -> None:
+        """Record the spikes of the LIFs this block records (its layer's, or with `--wkv chip` every layer's
+        in the IO block)."""
+        for p in self.plan.in_ports:
+            if p.kind == "spikes":
+                spk = self._recv(pm, p)
+                if self.valid(s, p.node):
+                    self._record_spikes(p.node, spk)
 
     def _payload(self, node: ir.Op, acc: np.ndarray):
         step = self.model.nodes[node.name].in_step
@@ -428,10 +438,6 @@ class ChipHostRunner(BlockRunner):
             for port, dst in self.sends[name]:
                 q = self.ex.encode_input(self.params, dst, out).q[0] if ok else np.zeros(dst.dim, np.int64)
                 self._send(pm, port, q.astype(np.int32))
-        for p in self.plan.in_ports:
-            if p.kind == "spikes":
-                spk = self._recv(pm, p)
-                if self.valid(s, p.node):
-                    self._record_spikes(p.node, spk)
+        self._spikes(s, pm)
 
 

@@ -72,7 +72,7 @@ def _host_side_chip(model: ConvertedModel, groups, run_args: dict):
 
 
 #: Per placement: (model, chip units, run args) -> (host plans, runner class of their blocks).
-HOST_SIDE = {ir.HOST: _host_side_host, ir.CHIP: _host_side_chip}
+HOST_SIDE = {ir.HOST: _host_side_host, ir.CHIP: _host_side_chip, ir.CHIP_WKV: _host_side_chip}
 
 
 def _lags(g: ir.Graph, off: Dict[str, int]) -> Dict[tuple, int]:

@@ -14,6 +14,7 @@ so this registry loads (and its completeness is tested) where Lava is missing.
 | LayerNorm | `FxpLayerNorm` (ours) |
 | TokenShift | `TokenShiftCat` (ours, gated), whose [x ; prev] feeds the projections with the mixes folded in |
 | Sigmoid | `FxpSigmoid` (ours) |
+| WKV (`--wkv chip`) | `FxpWKV` (ours, gated) |
 | Product | `ProdNeuron` (vth 0) |
 | ReLU2 | `GradedReluVec` then `ProdNeuron` squaring it |
 | Residual | `GradedVec` (vth 0) summing x through an identity `DelayDense` (2 I, weight_exp -1) that waits as long as the block's spikes take, and the spikes through a `Dense` of weight 2^frac |
@@ -57,6 +58,7 @@ def _always(*names: str):
 PROCESSES.register(ir.LayerNorm)(_always("FxpLayerNorm"))
 PROCESSES.register(ir.TokenShift)(_always("TokenShiftCat"))
 PROCESSES.register(ir.Sigmoid)(_always("FxpSigmoid"))
+PROCESSES.register(ir.WKV)(_always("FxpWKV"))
 PROCESSES.register(ir.Product)(_always("ProdNeuron"))
 PROCESSES.register(ir.ReLU2)(_always("GradedReluVec", "ProdNeuron"))
 # the sum, the spikes' Dense, the x path's DelayDense
@@ -173,6 +175,16 @@ def _sigmoid(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
     n = members[0]
     p = FxpSigmoid(n.dim, 0, n.dim, ctx.model.nodes[n.name].in_frac, name=n.name)
     return Lowered(p, {"x": p.a_in}, p.s_out, custom=True)
+
+
+@LOWER.register(ir.WKV)
+def _wkv(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
+    from spike2loihi.lava.procs.onchip import FxpWKV
+
+    n = members[0]
+    rec = ctx.model.nodes[n.name]
+    p = FxpWKV((n.dim,), rec.datapath(), ctx.model.tensors[rec.u_q], ctx.model.tensors[rec.w_q], name=n.name)
+    return Lowered(p, {"k": p.k_in, "v": p.v_in, "gate": p.gate}, p.s_out, custom=True)
 
 
 @LOWER.register(ir.Product)

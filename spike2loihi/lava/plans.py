@@ -167,9 +167,9 @@ def chip_host_plans(g: ir.Graph) -> List[HostPlan]:
                                            ((s.name, 0, s.dim),)))
     head = ir.logits_node(g)
     ins[IO_PLAN].append(PortSpec("from_head", head.dim, "int", "from_chip", head.name, ((head.name, 0, head.dim),)))
-    for n in ir.lif_nodes(g):
-        ins[f"block{n.layer}"].append(PortSpec(f"spikes_{_safe(n.name)}", n.dim, "int", "spikes", n.name,
-                                               ((n.name, 0, n.dim),)))
+    for n in ir.lif_nodes(g):   # recorded by their block's host process, or the IO block's where it has none
+        rec = _block(n) if _block(n) in plans else IO_PLAN
+        ins[rec].append(PortSpec(f"spikes_{_safe(n.name)}", n.dim, "int", "spikes", n.name, ((n.name, 0, n.dim),)))
     return [HostPlan(p, tuple(nodes), tuple(ins[p]), tuple(outs[p])) for p, nodes in plans.items()]
 
 

@@ -37,8 +37,9 @@ def test_a_half_registered_op_is_caught(monkeypatch):
     @dataclasses.dataclass(frozen=True)
     class Cube(ir.Op):
         kind: ClassVar[str] = "cube"
-        mapping: ClassVar[Dict[str, ir.Placement]] = {ir.HOST: ir.Placement(ir.HOST, "x**3 on the host"),
-                                                      ir.CHIP: ir.Placement(ir.CHIP, "a new chip op")}
+        mapping: ClassVar[Dict[str, ir.Placement]] = {m: ir.Placement(ir.CHIP, "a new chip op") if ir.on_chip(m)
+                                                      else ir.Placement(ir.HOST, "x**3 on the host")
+                                                      for m in ir.MAPPINGS}
         host_cost: ClassVar = {"multiply": "2*n"}
 
     monkeypatch.setitem(ir.OP_TYPES, "cube", Cube)

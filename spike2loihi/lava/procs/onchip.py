@@ -13,6 +13,9 @@ On a Loihi 2 board each of these needs a microcoded neuron model: unverified.
   process here), which keeps the process count down.
 * `FxpSigmoid` (a slice [lo, hi) of its input): `onchip_ops.sigmoid`, a 33-entry
   piecewise-linear table.
+* `FxpWKV` (k and v in, C out, plus a 1-bit `gate`): `onchip_ops.wkv_step`, the block-exponent
+  WKV of `--wkv chip`; its state (two 24-bit mantissas and an exponent per channel) advances
+  only where the gate is 1.
 * `TokenShiftCat` (C in, 2C out, plus a 1-bit `gate`): where the gate is 1, sends
   [x ; previous token's x] and keeps x; where it is 0, sends zeros and keeps its
   state, so the shift is one *token* in prefill and in generation alike. The
@@ -66,6 +69,27 @@ class TokenShiftCat(AbstractProcess):
         self.prev = Var(shape=(n,), init=0)
 
 
+class FxpWKV(AbstractProcess):
+    """The integer WKV (`--wkv chip`): where the gate is 1,
+    out, (aa, bb, pp) = onchip_ops.wkv_step(k, v, aa, bb, pp, params, u_q, w_q);
+    where it is 0, out = 0 and the state is kept (one WKV step per *token*). aa, bb are the 24-bit
+    mantissas, pp the per-channel exponent (see `onchip_ops.wkv_step` for every width)."""
+
+    def __init__(self, shape, params: dict, u_q, w_q, **kwargs):
+        super().__init__(shape=shape, params=dict(params), **kwargs)
+        from spike2loihi.execute import onchip_ops as oc
+
+        self.k_in = InPort(shape=shape)
+        self.v_in = InPort(shape=shape)
+        self.gate = InPort(shape=(1,))
+        self.s_out = OutPort(shape=shape)
+        self.u_q = Var(shape=shape, init=np.asarray(u_q, np.int32))
+        self.w_q = Var(shape=shape, init=np.asarray(w_q, np.int32))
+        self.aa = Var(shape=shape, init=0)
+        self.bb = Var(shape=shape, init=0)
+        self.pp = Var(shape=shape, init=oc.WKV_E_EMPTY)
+
+
 @implements(proc=FxpLayerNorm, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
@@ -112,3 +136,30 @@ class PyTokenShiftCatModel(PyLoihiProcessModel):
         else:
             out = np.zeros(self.s_out.shape, dtype=np.int32)
         self.s_out.send(out)
+
+
+@implements(proc=FxpWKV, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyFxpWKVModel(PyLoihiProcessModel):
+    k_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    v_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    gate: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=1)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    u_q: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    w_q: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    aa: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    bb: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    pp: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+
+    def run_spk(self):
+        k = self.k_in.recv().astype(np.int64)[None, :]
+        v = self.v_in.recv().astype(np.int64)[None, :]
+        if int(self.gate.recv()[0]):
+            state = [x.astype(np.int64)[None, :] for x in (self.aa, self.bb, self.pp)]
+            out, a, b, e = onchip_ops.wkv_step(k, v, *state, self.proc_params["params"], self.u_q.astype(np.int64),
+                                               self.w_q.astype(np.int64))
+            self.aa, self.bb, self.pp = (x[0].astype(np.int32) for x in (a, b, e))
+            self.s_out.send(out[0].astype(np.int32))
+        else:
+            self.s_out.send(np.zeros(self.s_out.shape, dtype=np.int32))
