@@ -218,7 +218,7 @@ class WKV(Op):
     state: ClassVar[Tuple[str, ...]] = ("aa", "bb", "pp")
     mapping: ClassVar[Dict[str, Placement]] = _mapping(
         Placement(HOST, "exp, running max and division have no standard-neuron form"),
-        Placement(HOST, "exp, running max and division have no standard-neuron form (--wkv chip moves it)"),
+        Placement(HOST, "exp, running max and division have no standard-neuron form"),
         Placement(CHIP, "a block exponent per channel, 2^x table and Newton reciprocal (24-bit state); "
                   + MICROCODED))
     microcoded: ClassVar[bool] = True

@@ -139,9 +139,10 @@ class ChipQuantizer:
         return self.g.nodes[self.g.inputs(name)[port]]
 
     def input_scale(self, p: ir.Projection) -> float:
-        """The factor its consumer wants its output multiplied by (the consumer op's `chip_input_scale`)."""
+        """The factor a chip consumer wants its output multiplied by (the consumer op's `chip_input_scale`)."""
         e = self.g.consumers(p.name)[0]
-        return float(type(self.g.nodes[e.dst]).chip_input_scale.get(e.port, 1.0))
+        dst = self.g.nodes[e.dst]
+        return float(type(dst).chip_input_scale.get(e.port, 1.0)) if dst.placement.where == ir.CHIP else 1.0
 
     def matrix(self, p: ir.Projection) -> np.ndarray:
         W = np.asarray(self.floats[p.name], np.float32)
@@ -438,7 +439,7 @@ def op_errors(model, tokens: List[int], ftens: Dict[str, np.ndarray], params=Non
                     ins[port] = vals[src].q.astype(np.float64)
                 else:
                     ins[port] = vals[src].q / 2.0 ** out_frac(model.nodes[src])
-                ins[port] = ins[port] / type(n).chip_input_scale.get(port, 1.0)
+                ins[port] = ins[port] / type(n).chip_input_scale.get(port, 1.0)   # (n is on the chip)
             got = vals[n.name].q / 2.0 ** out_frac(model.nodes[n.name])
             want = H.FLOAT.lookup(n)(P, n, {k: v.astype(np.float32) for k, v in ins.items()}, fstate[n.name])
             w = worst.setdefault(n.name, [0.0, 0.0])
