@@ -1,6 +1,6 @@
 """Long equality runs: the Lava graph against the emulator (not part of `make test`; figures go in the notes).
 
-    .venv/bin/python tests/long_lava_equality.py [--tokens 256] [--generate 64] [--placement host|chip]
+    .venv/bin/python tests/long_lava_equality.py [--tokens 256] [--generate 64] [--placement host|chip|chip-wkv]
         [--lif gated|stock] [--greedy]
 
 For the bundled model and seeded random checkpoints (8 and 13 layers: RESCALE;
@@ -11,7 +11,8 @@ for the bundled model, seeded temperature/top-p sampling for the others). Every
 logit, every spike of every population and every generated token is compared;
 prints one JSON object, and exits 1 on any difference. With `--placement chip` the
 models are converted with LayerNorm, gates, products and residual on the chip (each
-layer is about 26 Lava processes), for the bundled model and the 7-layer checkpoint. With
+layer is about 26 Lava processes), for the bundled model and the 7-layer checkpoint; `chip-wkv`
+(`--placement chip --wkv chip`) also puts the WKV on the chip, for the same two models. With
 `--lif stock` (Lava's own LIF, every token a token period apart, prefill included), the same
 two models (the 7-layer one has RESCALE).
 """
@@ -68,7 +69,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--generate", type=int, default=64)
-    ap.add_argument("--placement", choices=("host", "chip"), default="host")
+    ap.add_argument("--placement", choices=("host", "chip", "chip-wkv"), default="host")
     ap.add_argument("--lif", choices=("gated", "stock"), default="gated")
     ap.add_argument("--greedy", action="store_true", help="greedy generation for every case")
     args = ap.parse_args()
@@ -84,7 +85,7 @@ def main():
         cases.append((f"random {n_layer}x{C} vocab{V} {str(dtype).split('.')[-1]}, sampled", spec,
                       [int(t) for t in rng.integers(0, V, 200)], [int(t) for t in rng.integers(0, V, args.tokens)],
                       {"greedy": False, "temperature": 0.9, "top_p": 0.95, "seed": seed}))
-    if args.placement == "chip" or args.lif == "stock":   # the bundled model and the 7-layer checkpoint
+    if args.placement != "host" or args.lif == "stock":   # the bundled model and the 7-layer checkpoint
         cases = [c for c in cases if c[0].startswith(("bundled", "random 7x"))]
     if args.greedy:
         cases = [(name.replace(", sampled", ", greedy"), spec, cal, prompt, {"greedy": True})

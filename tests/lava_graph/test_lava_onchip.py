@@ -153,19 +153,21 @@ def _emulated(model, prompt, n_new):
     return np.array(logits), np.array(att), np.array(ffn), gen
 
 
-@pytest.mark.parametrize("n_layer,width,seed", [(2, 16, 3), (7, 8, 11)])
-def test_chip_placement_graph_equals_the_emulator(n_layer, width, seed):
+@pytest.mark.parametrize("n_layer,width,seed,placement", [(2, 16, 3, "chip"), (7, 8, 11, "chip"),
+                                                         (2, 16, 3, "chip-wkv"), (7, 8, 11, "chip-wkv")])
+def test_chip_placement_graph_equals_the_emulator(n_layer, width, seed, placement):
     """The whole `--placement chip` graph in Lava's simulator (short runs; the bundled model and
     256 + 32 tokens are tests/long_lava_equality.py --placement chip): teacher-forced logits and
     spikes of both populations, then greedy generation inside the graph, identical to the emulator.
-    7 layers: the RESCALE halving after block 5 changes the residual's grid."""
+    7 layers: the RESCALE halving after block 5 changes the residual's grid. chip-wkv: the WKV on the
+    chip too (FxpWKV), one host round trip per token."""
     from converters.spikegpt import spec_from_state_dict
     from conftest import spiking_state_dict
     from spike2loihi.lava.runtime import run_graph
 
     spec = spec_from_state_dict(spiking_state_dict(n_layer, width, 40, seed=seed))
     toks = [int(t) for t in np.random.default_rng(seed).integers(0, 40, 32)]
-    model = convert_spec(spec, toks, placement="chip")[0]
+    model = convert_spec(spec, toks, placement=placement)[0]
     assert any(n.halve for n in model.graph.of_type(__import__("spike2loihi.convert.ir", fromlist=["Residual"]).Residual)) == (n_layer > 6)
     prompt, n_new = toks[:10], 5
     res = run_graph(model, prompt, n_new)
