@@ -43,16 +43,16 @@ ACTIVITY_BACKENDS = ("emulator", "lava-sim")
               help="Where the activity run counts: the bit-exact emulator, or the Lava process graph in Lava's "
                    "CPU simulator (slower; its counts are identical, tested).")
 @click.option("--max-tokens", type=Int(min=1), help="Use at most this many tokens of --text/--tokens-file.")
-@click.option("--compare", "compare_path", type=click.Path(path_type=Path), metavar="OTHER.s2l",
-              help="Another converted model of the same checkpoint (typically the other --placement): print both "
-                   "side by side (round trips, bytes and steps per token, cores; with --text, tokens/s and energy "
-                   "per token on each system).")
+@click.option("--compare", "compare_paths", type=click.Path(path_type=Path), metavar="OTHER.s2l", multiple=True,
+              help="Another converted model of the same checkpoint (typically another --placement; repeat it for "
+                   "more): print them side by side (round trips, bytes and steps per token, cores; with --text, "
+                   "tokens/s and energy per token on each system), beside the published Loihi 2 LM figures.")
 @click.option("--plot", type=OUTPUT_PATH,
               help="Write a PNG: cores per group (and with --text: firing rates and energy breakdowns).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (plan, profile, activity report).")
 @netx_options
 @click.pass_context
-def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare_path, plot, as_json, skip_layers,
+def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare_paths, plot, as_json, skip_layers,
             reset_interval, reset_offset, input_message_bits):
     """Map a converted model (.s2l) onto a Loihi 2 system: neurocores per layer under the
     dense-packing ceiling and the realistic SynMem bound, chips per system, every violation
@@ -64,20 +64,20 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
     its cores and chips on every packaged system."""
     check_input_file(model_path)
     if is_netx(model_path):
-        refuse_options(ctx, ("text", "tokens_file", "max_tokens", "compare_path", "plot"))
+        refuse_options(ctx, ("text", "tokens_file", "max_tokens", "compare_paths", "plot"))
         return profile_netx(model_path, hw, skip_layers, as_json)
     if text is not None and tokens_file is not None:
         raise Spike2LoihiError("give at most one of --text and --tokens-file")
     paths = check_output_paths({"--plot": plot}, inputs={"MODEL": model_path, "--text": text,
                                                          "--tokens-file": tokens_file,
-                                                         "--compare": compare_path})
+                                                         **{f"--compare {c}": c for c in compare_paths}})
     running = text is not None or tokens_file is not None
     if not running:
         for name, opt in (("backend", "--backend"), ("max_tokens", "--max-tokens")):
             if _explicit(ctx, name):
                 warn(f"{opt} has no effect without --text or --tokens-file (no activity run)")
     from spike2loihi.hardware import activity, activity_report, energy, plan_report, profiles as hardware, planner
-    from spike2loihi.convert import artifact
+    from spike2loihi.convert import artifact, ir
 
     if running:
         activity.check_backend(backend)  # before any work
@@ -94,18 +94,20 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
         activity.check_lava_counts(model)   # before any work
     name = Path(model_path).name
     plan = planner.plan_model(model, prof, systems, name)
-    other = None
-    if compare_path is not None:
+    others = []
+    for compare_path in compare_paths:
         check_input_file(compare_path, "--compare")
         if not artifact.is_artifact(compare_path):
             raise Spike2LoihiError(f"--compare {compare_path}: not a converted .s2l model")
         other = artifact.load(compare_path)
+        others.append((compare_path, other))
         if other.config != model.config:
             raise Spike2LoihiError(f"--compare {compare_path}: a different model shape than {model_path} "
                                    f"({other.config.get('n_layer')} x {other.config.get('n_embd')} vs "
                                    f"{model.config.get('n_layer')} x {model.config.get('n_embd')})")
     ids = read_model_tokens(model, model_path, text, tokens_file, max_tokens) if running and plan.fits else None
-    out = {"plan": plan.to_dict(), "hardware_profile": prof.to_dict(), "activity": None}
+    out = {"plan": plan.to_dict(), "hardware_profile": prof.to_dict(), "activity": None,
+           "placement": ir.placement_of(model.graph), "host_round_trips_per_token": plan.host_round_trips}
     if not plan.fits:
         _print(as_json, out, plan_report.render_text(plan), None)
         if running:
@@ -127,20 +129,22 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
         report = energy.build_report(model, counts, plans, profs, name, src, plan)
         out["activity"] = report.to_dict()
     comparison = compare_cols = None
-    if other is not None:
-        oname = Path(compare_path).name
-        oplan = planner.plan_model(other, prof, systems, oname)
-        oreport = None
-        if running:
-            with Progress(f"activity ({backend}, --compare)", total=len(ids), unit="tokens") as bar:
-                ocounts = activity.count_activity(other, ids, backend, progress=bar)
-            oplans = {n_: planner.plan_model(other, p) for n_, p in profs.items()}
-            oreport = energy.build_report(other, ocounts, oplans, profs, oname, src, oplan)
-        cols = [activity_report.placement_column(model, name, plan, report),
-                activity_report.placement_column(other, oname, oplan, oreport)]
+    if others:
+        cols = [activity_report.placement_column(model, name, plan, report)]
+        for compare_path, other in others:
+            oname = Path(compare_path).name
+            oplan = planner.plan_model(other, prof, systems, oname)
+            oreport = None
+            if running:
+                with Progress(f"activity ({backend}, --compare {oname})", total=len(ids), unit="tokens") as bar:
+                    ocounts = activity.count_activity(other, ids, backend, progress=bar)
+                oplans = {n_: planner.plan_model(other, p) for n_, p in profs.items()}
+                oreport = energy.build_report(other, ocounts, oplans, profs, oname, src, oplan)
+            cols.append(activity_report.placement_column(other, oname, oplan, oreport))
         comparison = activity_report.render_comparison(cols, plan.system)
         compare_cols = cols
         out["comparison"] = [c.to_dict() for c in cols]
+        out["published_lm"] = energy.PUBLISHED_LM
     if paths:
         with OutputSet(paths) as outs:
             with outs.open("--plot") as f:
@@ -150,7 +154,6 @@ def profile(ctx, model_path, hw, text, tokens_file, backend, max_tokens, compare
     _print(as_json, out, plan_report.render_text(plan),
            activity_report.render_text(report) if report is not None else None)
     if rows is not None and not as_json:
-        from spike2loihi.convert import ir
         from spike2loihi.lava.inventory import render
 
         click.echo("")

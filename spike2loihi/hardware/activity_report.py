@@ -293,6 +293,12 @@ def render_comparison(cols: List[PlacementColumn], system: str) -> str:
         row(f"{s}: energy per token, decode [E]", [_uj(vals[c.model][2] if vals[c.model] else None) for c in cols])
     if any(r[4] is False for c in cols for r in c.per_system):
         L.append("  NO: the model does not fit that system under the realistic bound; its figures assume it did")
+    from spike2loihi.hardware.energy import PUBLISHED_LM
+
+    L.append(f"  [P] beside it, the only LM published on Loihi 2 ({PUBLISHED_LM['work']}; a different model: "
+             f"{PUBLISHED_LM['model'].split(';')[0]}):")
+    for what, fig in PUBLISHED_LM["figures"].items():
+        L.append(f"      {fig['value']} {what} [P]" + (f" ({fig['note']})" if fig.get("note") else ""))
     for c in cols:
         if ir.on_chip(c.placement):
             kinds = " and ".join(cls.kind for cls in ir.OP_TYPES.values()

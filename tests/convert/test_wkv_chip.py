@@ -215,6 +215,11 @@ def test_cli_wkv_chip(tmp_path):
     assert "1 host round trips" in res.output
     res = r.invoke(main, ["inspect", str(out)])
     assert "placement    chip-wkv (layernorm, sigmoid, wkv need a microcoded neuron" in res.output, res.output
+    res = r.invoke(main, ["profile", str(out), "--hw", "kapoho_point", "--json"])
+    assert res.exit_code == 0, res.output
+    prof = json.loads(res.stdout)
+    assert prof["host_round_trips_per_token"] == 1 and prof["placement"] == "chip-wkv"
+    assert any(g["role"].startswith("wkv") and "microcoded" in g["role"] for g in prof["plan"]["groups"])
     res = r.invoke(main, ["convert", str(DEMO_CKPT), "-o", str(tmp_path / "x.s2l"), "--wkv", "chip"])
     assert res.exit_code != 0 and "--wkv chip needs --placement chip" in res.output
     assert not (tmp_path / "x.s2l").exists()
