@@ -5,6 +5,7 @@ import json
 import math
 from typing import List, Optional
 
+from spike2loihi.convert import ir
 from spike2loihi.convert.report import LayerRecord, ordered_worst_first
 
 
@@ -36,20 +37,31 @@ def render_text(records: List[LayerRecord], summary: dict) -> str:
     ops = sorted((r for r in records if r.op not in ("projection", "head", "lif")),
                  key=lambda r: (-(r.op_error_pct or 0), r.node))
     if ops:
-        lines += ["", "On-chip fixed-point ops (--placement chip), largest error vs the float op first;",
-                  "layernorm and sigmoid need a microcoded neuron on a board: unverified",
+        placement = summary.get("placement") or ir.CHIP
+        micro = [c.kind for c in ir.OP_TYPES.values() if c.microcoded and c.mapping[placement].where == ir.CHIP]
+        lines += ["", f"On-chip fixed-point ops (--placement {placement}), largest error vs the float op first;",
+                  f"{' and '.join(micro)} need a microcoded neuron on a board: unverified",
                   f"  {'node':<24} {'op':<10} {'bits':>4} {'grid':>6} {'shift':>5} {'sat %':>7} {'wraps':>5} "
                   f"{'error vs float':>14}"]
         for r in ops:
             lines.append(f"  {r.node:<24} {r.op:<10} {_f(r.act_bits, 'd'):>4} {r.act_encoding or '-':>6} "
                          f"{_f(r.out_shift, 'd'):>5} {_f(r.act_clipped_pct, '.3f'):>7} {_f(r.wraps, 'd'):>5} "
                          f"{_f(r.op_error_pct, '.3f'):>13}%")
+    wkv = [r for r in records if r.exp_frac is not None]
+    if wkv:
+        lines += ["", "WKV on the chip (block exponent per channel): the exponent register and what the report run used",
+                  f"  {'node':<24} {'e frac':>6} {'|E| limit':>9} {'E used (log2)':>17} {'renorms':>8} "
+                  f"{'clamped decays':>14} {'sat':>4} {'error vs float':>14}"]
+        for r in wkv:
+            used = f"{r.exp_min:.1f} .. {r.exp_max:.1f}" if r.exp_min is not None else "-"
+            lines.append(f"  {r.node:<24} {r.exp_frac:>6} {r.exp_limit:>9.0f} {used:>17} {_f(r.renorms, 'd'):>8} "
+                         f"{_f(r.decay_clamped, 'd'):>14} {_f(r.wraps, 'd'):>4} {_f(r.op_error_pct, '.3f'):>13}%")
     top1 = summary.get("top1_agreement")
     lines += ["", f"over the first {summary.get('tokens')} calibration tokens: next-token top-1 agreement with float "
                   f"{_f(top1, '.4f')}, mean spike flip rate {_f(100 * (summary.get('mean_flip_rate') or 0), '.2f')}%, "
                   f"wraps/saturations {summary.get('total_wraps')} "
                   + ("(static on-chip scales: counted, not excluded by construction)"
-                     if summary.get("placement") == "chip" else "(0 by construction)"),
+                     if ir.on_chip(summary.get("placement") or ir.HOST) else "(0 by construction)"),
               "(flips and agreement are spike chaos as much as quantization: see `eval` for bits per "
               "character against the noise floor)"]
     return "\n".join(lines)
