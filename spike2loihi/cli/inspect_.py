@@ -34,8 +34,9 @@ def _rescale_text(sem: dict, n_layer: int) -> str:
 @click.option("--graph", is_flag=True, help="Print the model's op graph: ops, widths, chip/host placement and why.")
 @click.option("--semantics", type=click.Choice(SEMANTICS_CHOICES), default="run", show_default=True,
               help="For --graph of a checkpoint: run = official inference code; train = training graph.")
-@click.option("--placement", type=click.Choice(["host", "chip"]), default="host", show_default=True,
-              help="For --graph of a checkpoint: the mapping to show (see `convert --help`).")
+@click.option("--placement", type=click.Choice(["host", "chip", "chip-wkv"]), default="host", show_default=True,
+              help="For --graph of a checkpoint: the mapping to show (see `convert --help`; chip-wkv is "
+                   "`--placement chip --wkv chip`).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @netx_options
 def inspect(checkpoint, tokenizer_path, graph, semantics, placement, as_json, skip_layers, reset_interval,

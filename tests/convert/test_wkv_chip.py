@@ -215,6 +215,8 @@ def test_cli_wkv_chip(tmp_path):
     assert "1 host round trips" in res.output
     res = r.invoke(main, ["inspect", str(out)])
     assert "placement    chip-wkv (layernorm, sigmoid, wkv need a microcoded neuron" in res.output, res.output
+    res = r.invoke(main, ["inspect", str(DEMO_CKPT), "--graph", "--placement", "chip-wkv"])
+    assert res.exit_code == 0 and "1 host round trips" in res.output, res.output
     res = r.invoke(main, ["profile", str(out), "--hw", "kapoho_point", "--json"])
     assert res.exit_code == 0, res.output
     prof = json.loads(res.stdout)
