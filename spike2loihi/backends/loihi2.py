@@ -42,12 +42,14 @@ from spike2loihi.errors import HostSelectionError, Loihi2Error, Loihi2SoftwareMi
 # ---------------------------------------------------------------------------
 # Before any work
 # ---------------------------------------------------------------------------
-def check_lif_placement(lif_placement: str) -> None:
+def check_lif_placement(lif_placement: str, stock: bool = False) -> None:
+    """One line unless `lif_placement` can be built. `stock`: a `--lif stock` model, whose LIFs are Lava's own
+    LIF on the chip whatever --lif-placement says (it applies to token-gated LIFs only)."""
     from spike2loihi.lava import hw
 
     if lif_placement not in LIF_PLACEMENTS:
         raise Loihi2Error(f"--lif-placement {lif_placement!r}: expected one of {', '.join(LIF_PLACEMENTS)}")
-    if lif_placement == "chip" and hw.TOKEN_LIF_NC_MODEL is None:
+    if lif_placement == "chip" and hw.TOKEN_LIF_NC_MODEL is None and not stock:
         raise Loihi2Error(f"--lif-placement chip: {TOKEN_LIF_NOTE} (none is registered as "
                           "spike2loihi.lava.hw.TOKEN_LIF_NC_MODEL); use --lif-placement host, which runs the LIFs "
                           "as Python processes on the host and every Dense/Sparse on the chip")

@@ -88,7 +88,6 @@ def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, t
     if prompt == "":
         raise Spike2LoihiError("--prompt is empty: at least one token is needed")
     dest = D.check_output_dir(output, force, {"MODEL": model_path})
-    L2.check_lif_placement(lif_placement)
     from spike2loihi.convert import artifact
     from spike2loihi.hardware import plan_report, profiles as hardware, planner
     from spike2loihi.cli.profile import DoesNotFit
@@ -115,6 +114,8 @@ def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, t
     # 2. The model, its plan and the prompt.
     model = artifact.load(model_path)
     artifact.require_host_placement(model, model_path, "deploy")
+    stock = model.schedule.lif == "stock"
+    L2.check_lif_placement(lif_placement, stock=stock)   # (a stock model's LIFs are on the chip anyway)
     name = Path(model_path).name
     plan = planner.plan_model(model, prof, planner.packaged_profiles(), name)
     if not plan.fits:
@@ -140,11 +141,12 @@ def deploy(model_path, hw, partition, board, loihi_gen, lif_placement, prompt, t
     click.echo(f"  model       {D.MODEL_FILE} ({name}, {plan.system}: {D.plan_summary(plan)})")
     click.echo(f"  check       {D.EXPECTED_FILE}: {len(ids)} prompt tokens teacher forced, {max_new_tokens} greedy "
                f"tokens; {rows} rows of logits and spikes from the emulator")
-    click.echo(f"  host        {host.describe()}, LIFs on the {lif_placement} ({D.JOB_SCRIPT}, {D.RUN_SCRIPT})")
+    lifs = "chip (Lava's LIF, --lif stock)" if stock else lif_placement
+    click.echo(f"  host        {host.describe()}, LIFs on the {lifs} ({D.JOB_SCRIPT}, {D.RUN_SCRIPT})")
     click.echo(f"  checksums   {D.MANIFEST_FILE}, {D.SUMS_FILE} (sha256sum -c {D.SUMS_FILE})")
     click.echo(f"next: copy {dest.name}/ to the INRC host and follow {dest.name}/{D.README_FILE} "
                f"(pip install -r {D.REQUIREMENTS_FILE}; sbatch {D.JOB_SCRIPT})")
-    click.echo(L2.notes(lif_placement, stock=model.schedule.lif == "stock"), err=True)
+    click.echo(L2.notes(lif_placement, stock=stock), err=True)
     not_ready = D.not_ready(model, options)
     if not_ready:
         warn(f"{D.PROCESSES_FILE}: chip processes without a publicly known Loihi 2 neurocore model: "

@@ -447,3 +447,24 @@ def test_the_bundle_lists_its_processes_and_warns_about_chip_processes_without_a
     assert lif["where"] == "host" and lif["count"] == len(ir.lif_nodes(model.graph))
     assert "processes.json:" not in res.stderr   # nothing to warn about
     assert "processes.json" in (out / "README.md").read_text()
+
+
+def test_a_stock_lif_model_deploys_with_its_lifs_on_the_chip(tmp_path):
+    """--lif stock: the LIFs are Lava's own LIF on the chip; --lif-placement chip is accepted (it applies to
+    token-gated LIFs only) and the summary and processes.json say where the LIFs are."""
+    from conftest import convert_spec, random_spec
+    from spike2loihi.convert import artifact
+
+    spec = random_spec(2, 16, 40, seed=5)
+    model, _ = convert_spec(spec, [int(t) for t in np.random.default_rng(5).integers(0, 40, 24)], lif="stock")
+    path = tmp_path / "stock.s2l"
+    artifact.save(model, path)
+    for placement in ("chip", "host"):
+        out = tmp_path / f"b-{placement}"
+        res = invoke("deploy", path, "--hw", "oheo_gulch", "-o", out, "--tokens", "1,2,3", "--max-new-tokens", 1,
+                     "--lif-placement", placement)
+        assert res.exit_code == 0, (res.stderr, res.exception)
+        assert "LIFs on the chip (Lava's LIF, --lif stock)" in res.stdout
+        rows = json.loads((out / "processes.json").read_text())
+        lif = next(r for r in rows if r["process"] == "LIF")
+        assert lif["where"] == "chip" and lif["neurocore_model"] == "lava-loihi"
