@@ -270,9 +270,9 @@ def residual(x: np.ndarray, s: np.ndarray, spike_weight: int, counter: Counter =
 # constants. The state of one channel is three registers:
 #
 #   A (24-bit signed mantissa), B (24-bit mantissa, 0 <= B < 2**23), E (24-bit exponent on the
-#   2**-e_frac grid):  aa = A * 2**(E/2**e_frac) / 2**(22+8-15)..., i.e. bb = B * 2**E / 2**22
-#   and aa = A * 2**E / 2**22 * 2**15 / 2**(15 - 8 + 7) -- in short: A / B is the weighted mean of
-#   v on v's own grid divided by 2**15, and B / 2**22 is bb * 2**-E.
+#   2**-e_frac grid), with (E read as E / 2**e_frac)
+#       bb = B * 2**E / 2**22,    aa / bb = (A / B) * 2**15 * v_unit
+#   that is, A / B is the weighted mean of v (in v's integers) divided by 2**15.
 #
 # A fresh term 2**d (d <= 0 relative to E) adds  e = 2**d * 2**15  (a 33-entry 2**-x table with
 # linear interpolation, then a right shift by d's integer part) as  B += e << 7  and
@@ -282,8 +282,8 @@ def residual(x: np.ndarray, s: np.ndarray, spike_weight: int, counter: Counter =
 # block is renormalised (A, B >> 1; E += 1). The division is a Newton reciprocal.
 #
 # Widths: A, B, E and every message fit 24 bits; every intermediate fits a signed 32-bit
-# register (the largest: d * 2**(e_frac) products are not formed; e * v < 2**30, Nn * r < 2**30,
-# Dn * r < 2**30, B before renormalising < 2**23 + 2**22). Values leaving a range are saturated
+# register (term * v < 2**30, normalised numerator * r < 2**30, Dn * r < 2**30, B before
+# renormalising < 2**23 + 2**22). Values leaving a range are saturated
 # and counted: `wkv_v_sat` (v beyond 16 bits), `wkv_k_sat` (k beyond the exponent register),
 # `wkv_out_sat` (the result beyond 16 bits), `wkv_a_sat` (A beyond 24 bits).
 WKV_STATE_BITS = 24              # A, B
