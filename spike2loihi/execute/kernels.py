@@ -50,6 +50,11 @@ def _decay(x: np.ndarray, factor: int) -> np.ndarray:
     return _wrap32(np.sign(p) * (np.abs(p) >> DECAY_SHIFT))
 
 
+def max_magnitude(x: np.ndarray) -> int:
+    """max |x| of an integer array (0 when empty), without a temporary |x|."""
+    return max(int(x.max()), -int(x.min())) if x.size else 0
+
+
 def _int64(x) -> np.ndarray:
     return np.asarray(x).astype(np.int64)
 
@@ -111,6 +116,10 @@ class DenseKernel:
         # One stored copy: float32 holds every |w| < 2**24 exactly (all 8-bit Lava weights).
         kind = "f32" if self.max_w < _F32_EXACT else "i64"
         self._w = {kind: np.ascontiguousarray(base, dtype=np.float32 if kind == "f32" else np.int64)}
+
+    def bound(self, top: int) -> int:
+        """An upper bound on |sum_j W_ij s_bj| for inputs |s| <= top."""
+        return (self.max_w * self.n_in * int(top)) << self.k
 
     @classmethod
     def from_mantissa(cls, mantissa: np.ndarray, k: int) -> "DenseKernel":
@@ -191,17 +200,19 @@ def dense_graded_output(kernel: DenseKernel, s: np.ndarray, weight_exp: int, cou
     acc = W.s in int32 (wraps), then `acc << weight_exp` (int32) or `acc >> -weight_exp`
     (floor). `counter(key, count)` receives wrap counts when given.
     """
-    exact = kernel.accumulate(s, max_abs)
-    acc = _wrap32(exact)  # Lava: int32 weights . int32 s_in wraps
+    top = max_magnitude(s) if max_abs is None else int(max_abs)
+    exact = kernel.accumulate(s, top)
+    no_wrap = kernel.bound(top) < (1 << 31)   # no sum can leave int32: Lava's accumulator does not wrap
+    acc = exact if no_wrap else _wrap32(exact)  # Lava: int32 weights . int32 s_in wraps
     if counter is not None:
-        counter("acc_wrap32", np.count_nonzero(acc != exact))
-    if weight_exp > 0:
-        shifted = acc << weight_exp
-        out = _wrap32(shifted)  # int32 left shift
-        if counter is not None:
-            counter("shift_wrap32", np.count_nonzero(out != shifted))
-        return out
-    return acc >> -weight_exp
+        counter("acc_wrap32", 0 if no_wrap else np.count_nonzero(acc != exact))
+    if weight_exp <= 0:   # a floor shift gives the same in every width: shift, then widen
+        return (acc >> -weight_exp).astype(np.int64, copy=False)
+    shifted = acc.astype(np.int64, copy=False) << weight_exp
+    out = _wrap32(shifted)  # int32 left shift
+    if counter is not None:
+        counter("shift_wrap32", np.count_nonzero(out != shifted))
+    return out
 
 
 def lif_update(u: np.ndarray, v: np.ndarray, a: np.ndarray, du: int, dv: int, eff_vth: int,
@@ -274,6 +285,7 @@ class Int8Kernel:
         self.k = int(k)
         self.n_out, self.n_in = m.shape
         self.max_w = int(np.abs(m.astype(np.int16)).max()) if m.size else 0
+        self.row_l1 = int(np.abs(m.astype(np.int32)).sum(axis=1).max()) if m.size else 0   # max_i sum_j |m_ij|
         self._session = self._build(m) if m.size and self.max_w else None
         ort_fork.rebuild_after_fork(self)
 
@@ -326,31 +338,42 @@ class Int8Kernel:
         """MatMulInteger on unsigned digits x (uint8, digit + 128): int32 (rows, n_out)."""
         return self._ready().run(None, {"x": x})[0]
 
+    def bound(self, top: int) -> int:
+        """An upper bound on |sum_j W_ij s_bj| for inputs |s| <= top: the largest row of |m|, summed, times
+        top, shifted by k."""
+        return (self.row_l1 * int(top)) << self.k
+
     def accumulate(self, s: np.ndarray, max_abs: Optional[int] = None) -> np.ndarray:
-        """sum_j W_ij s_bj exactly, s of shape (batch, n_in) (any integers)."""
+        """sum_j W_ij s_bj exactly, s of shape (batch, n_in) (any integers): int32 where `bound` proves every
+        sum fits it, else int64."""
         s = np.asarray(s)
         if self._session is None or s.shape[1] == 0:
             return np.zeros((s.shape[0], self.n_out), dtype=np.int64)
-        top = int(max_abs) if max_abs is not None else (int(np.abs(s).max()) if s.size else 0)
+        top = int(max_abs) if max_abs is not None else max_magnitude(s)
         if top == 0:
             return np.zeros((s.shape[0], self.n_out), dtype=np.int64)
-        if top <= 127:
-            out = self._run((s + 128).astype(np.uint8)).astype(np.int64)
+        # D balanced base-256 digits hold |s| <= 127 * (256^D - 1) / 255; with C = 128 (256^D - 1) / 255,
+        # s + C lies in 0 .. 256^D - 1 and its bytes are the digits plus 128 (what the zero point 128
+        # takes off again). All D digits go in one call (the weights are read once).
+        D = 1
+        while top > 127 * ((1 << (8 * D)) - 1) // 255:
+            D += 1
+        b = s.shape[0]
+        x = s + 128 * ((1 << (8 * D)) - 1) // 255
+        digits = np.empty((D, b, self.n_in), np.uint8)
+        np.copyto(digits[0], x, casting="unsafe")            # an unsafe cast keeps the low byte
+        for d in range(1, D):
+            np.right_shift(x, 8 * d, out=digits[d], casting="unsafe")
+        parts = self._run(digits.reshape(D * b, self.n_in)).reshape(D, b, self.n_out)
+        # Horner over the digits: every partial sum is sum_j m_ij p_bj with |p| <= top + 2^(8(D-1)-1), so
+        # where bound() of that stays below 2^31 the whole sum runs in int32 (no wrap is possible)
+        if self.bound(top + (1 << max(0, 8 * D - 9))) < (1 << 31):
+            out = parts[D - 1]              # (ours: onnxruntime's output array, updated in place)
         else:
-            # D balanced base-256 digits hold |s| <= 127 * (256^D - 1) / 255; with C = 128 (256^D - 1) / 255,
-            # s + C lies in 0 .. 256^D - 1 and its little-endian bytes are the digits plus 128. All D digits
-            # go in one call (the weights are read once) and are summed in int64.
-            D = 2
-            while top > 127 * ((1 << (8 * D)) - 1) // 255:
-                D += 1
-            b = s.shape[0]
-            x = (np.asarray(s, dtype=np.int64) + 128 * ((1 << (8 * D)) - 1) // 255).astype("<i8", copy=False)
-            digits = x.view(np.uint8).reshape(b, self.n_in, 8)[:, :, :D].transpose(2, 0, 1)
-            parts = self._run(np.ascontiguousarray(digits).reshape(D * b, self.n_in)).reshape(D, b, self.n_out)
             out = parts[D - 1].astype(np.int64)
-            for d in range(D - 2, -1, -1):
-                out <<= 8
-                out += parts[d]
+        for d in range(D - 2, -1, -1):
+            out <<= 8
+            out += parts[d]
         if self.k:
             out <<= self.k
         return out

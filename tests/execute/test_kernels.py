@@ -41,3 +41,29 @@ def test_the_kernel_is_chosen_once_per_weight_matrix():
     assert isinstance(dense_kernel(m, 1), Int8Kernel)
     assert isinstance(dense_kernel(m.astype(np.int16), 1), DenseKernel)   # not an int8 mantissa
     assert isinstance(dense_kernel(np.zeros((0, 4), np.int8), 1), DenseKernel)
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_sums_at_the_edge_of_int32_are_exact_in_both_widths(k):
+    """Int8Kernel sums in int32 exactly when its bound (largest row of |m| x max|s|, shifted) proves they
+    fit, else in int64: extreme rows (every weight -128 or 127) and inputs on either side of that edge."""
+    n_in = 1000
+    m = np.full((3, n_in), 127, np.int8)
+    m[1] = -128
+    m[2, ::2] = -128
+    fast, ref = Int8Kernel(m, k), DenseKernel.from_mantissa(m, k)
+    edge = ((1 << 31) - 1) // (128 * n_in << k)          # the largest top whose bound fits int32
+    for top in (edge - 1, edge, edge + 1, 4 * edge):
+        assert (fast.bound(top) < (1 << 31)) == (top <= edge)
+        for sign in (1, -1):
+            s = np.full((2, n_in), sign * top, np.int64)
+            s[1, ::3] = -sign * top
+            want = ref.accumulate(s)
+            got = fast.accumulate(s, max_abs=top)
+            assert np.array_equal(got, want), top
+            acc = ((want + (1 << 31)) % (1 << 32)) - (1 << 31)   # Lava's int32 accumulator wraps
+            assert np.array_equal(acc, want) == (top <= edge)   # the bound is reached: m[1] . s[0]
+            for e in (-4, 0, 3):
+                lava = acc >> -e if e <= 0 else ((acc << e) + (1 << 31)) % (1 << 32) - (1 << 31)
+                for kernel in (fast, ref):
+                    assert np.array_equal(dense_graded_output(kernel, s, e), lava), (top, e)
