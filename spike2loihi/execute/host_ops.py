@@ -92,26 +92,37 @@ def _check_finite(x: np.ndarray, where: str) -> None:
 
 def encode_dynamic(x: np.ndarray, bits: int, where: str = "") -> Tuple[np.ndarray, np.ndarray]:
     """(payload int64, token scale float32 (batch, 1)): q = rint(x * qmax / max|x|) per row."""
-    _check_finite(x, where)
     m = np.abs(x).max(axis=-1, keepdims=True)
+    _check_finite(m, where)            # a NaN or an inf in a row is its maximum's
     top = F32(qmax(bits))
     safe = np.where(m > 0, m, F32(1))
-    q = np.rint(x * (top / safe)).astype(np.int64)
-    np.clip(q, -qmax(bits), qmax(bits), out=q)
-    return q, np.where(m > 0, m / top, F32(0)).astype(F32)
+    y = x * (top / safe)
+    np.rint(y, out=y)
+    if bits > 22:   # below: |x| * fl(top / m) <= top (1 + 2^-24)^2 < top + 1/2, so rint cannot pass top
+        np.clip(y, -top, top, out=y)   # integers in float32: clipping commutes with the conversion
+    return y.astype(np.int64), np.where(m > 0, m / top, F32(0)).astype(F32)
 
 
 def encode_static(x: np.ndarray, inv_scale: float, limit: int, where: str = "") -> Tuple[np.ndarray, int]:
     """(payload int64, number clipped): q = clip(rint(x * inv_scale), -limit, limit)."""
-    _check_finite(x, where)
-    y = np.rint(x * F32(inv_scale))
+    x = np.asarray(x)
+    ends = np.array([x.max(), x.min()]) if x.size else np.zeros(0, x.dtype)
+    _check_finite(ends, where)         # a NaN or an inf is the maximum's or the minimum's
+    inv = F32(inv_scale)
+    y = np.rint(x * inv)
+    if inv > 0 and (not x.size or np.abs(np.rint(ends * inv)).max() <= limit):
+        return y.astype(np.int64), 0   # rint(x * inv) is monotone in x: its extremes are within the limit
     clipped = int(np.count_nonzero(np.abs(y) > limit))
     return np.clip(y, -limit, limit).astype(np.int64), clipped
 
 
 def decode(acc: np.ndarray, row_scale: np.ndarray, token_scale: np.ndarray) -> np.ndarray:
     """A chip accumulation back to float32: acc * row_scale * token_scale."""
-    return acc.astype(F32) * row_scale * token_scale
+    y = acc.astype(F32)
+    if row_scale.dtype != F32:
+        return y * row_scale * token_scale
+    y *= row_scale                     # (acc * row_scale) * token_scale, as written, without temporaries
+    return y * token_scale
 
 
 def spikes_to_float(s: np.ndarray) -> np.ndarray:

@@ -39,15 +39,27 @@ _F64_EXACT = 1 << 53
 # ---------------------------------------------------------------------------
 # Integer helpers
 # ---------------------------------------------------------------------------
+_I32_MIN, _I32_MAX = -(1 << 31), (1 << 31) - 1
+
+
 def _wrap32(x: np.ndarray) -> np.ndarray:
-    """Two's-complement int32 wrap of an int64 array (what an int32 store does)."""
-    return np.asarray(x, dtype=np.int64).astype(np.int32).astype(np.int64)
+    """Two's-complement int32 wrap of an int64 array (what an int32 store does); `x` itself (as int64)
+    when every value is already an int32 value."""
+    x = np.asarray(x, dtype=np.int64)
+    if not x.size or (x.max() <= _I32_MAX and x.min() >= _I32_MIN):
+        return x
+    return x.astype(np.int32).astype(np.int64)
 
 
 def _decay(x: np.ndarray, factor: int) -> np.ndarray:
-    """Lava: sign(x*f) * (|x*f| >> 12), i.e. round toward zero, then int32 cast."""
+    """Lava: sign(x*f) * (|x*f| >> 12), i.e. round toward zero, then int32 cast. For int32 values x and
+    0 <= f <= 4096 (every du, dv) |result| <= |x|: nothing to wrap."""
     p = x * np.int64(factor)
-    return _wrap32(np.sign(p) * (np.abs(p) >> DECAY_SHIFT))
+    if not 0 <= factor <= DECAY_UNITY:
+        return _wrap32(np.sign(p) * (np.abs(p) >> DECAY_SHIFT))
+    p += (p >> 63) & (DECAY_UNITY - 1)     # toward zero: a negative product rounds up
+    p >>= DECAY_SHIFT
+    return _wrap32(p)
 
 
 def max_magnitude(x: np.ndarray) -> int:
@@ -224,11 +236,21 @@ def lif_update(u: np.ndarray, v: np.ndarray, a: np.ndarray, du: int, dv: int, ef
     wrap/saturation/spike counts when given.
     """
     a6 = _wrap32(a << ACT_SHIFT)
-    pre = _wrap32(_decay(u, DECAY_UNITY - (du + DS_OFFSET)) + a6)
-    # Lava's 24-bit "wrap": one +-2**24 correction, +2**23 kept, -2**23 -> +2**23.
-    u_new = np.where(pre > STATE_MAX, pre - 2 * STATE_MAX, pre)
-    u_new = np.where(u_new <= -STATE_MAX, pre + 2 * STATE_MAX, u_new)
-    vsum = _wrap32(_decay(v, DECAY_UNITY - (dv + DM_OFFSET)) + u_new + bias)
+    pre = _decay(u, DECAY_UNITY - (du + DS_OFFSET))
+    pre += a6
+    pre = _wrap32(pre)
+    # Lava's 24-bit "wrap": one +-2**24 correction, +2**23 kept, -2**23 -> +2**23 (values above 2**23 land
+    # above -2**23, so the two corrections never meet)
+    u_new = pre
+    if pre.size and (pre.max() > STATE_MAX or pre.min() <= -STATE_MAX):
+        u_new = pre.copy()
+        np.subtract(u_new, 2 * STATE_MAX, out=u_new, where=pre > STATE_MAX)
+        np.add(u_new, 2 * STATE_MAX, out=u_new, where=pre <= -STATE_MAX)
+    vsum = _decay(v, DECAY_UNITY - (dv + DM_OFFSET))
+    vsum += u_new
+    if not (np.isscalar(bias) and bias == 0):
+        vsum = vsum + bias
+    vsum = _wrap32(vsum)
     v_new = np.clip(vsum, -V_LIMIT, V_LIMIT)
     s = v_new > eff_vth
     v_new[s] = 0

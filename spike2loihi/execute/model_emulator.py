@@ -51,6 +51,10 @@ class ModelEmulator:
         self.stats = Stats() if stats else None
         self.order = [n for n in self.graph.nodes.values() if n.per_token]
         self.inputs = {n.name: self.graph.inputs(n.name) for n in self.order}
+        # per node, worked out once: its handler, and per input port the source and the crossing on the way
+        self.plan = [(n, n.placement.where == ir.HOST, (HOST if n.placement.where == ir.HOST else CHIP).lookup(n),
+                      [(port, src, self._crossing(n, src)) for port, src in self.inputs[n.name].items()])
+                     for n in self.order]
         self.head = ir.logits_node(self.graph)
         self.lifs = ir.lif_nodes(self.graph)
         # stock LIFs (`convert --lif stock`) leak every step: the P - 1 steps between two tokens, after each
@@ -67,32 +71,38 @@ class ModelEmulator:
     def set_state(self, state) -> None:
         self.state = {k: {v: np.array(a) for v, a in d.items()} for k, d in state.items()}
 
-    def _value(self, vals, node: ir.Op, src_name: str):
-        v = vals[src_name]
+    def _crossing(self, node: ir.Op, src_name: str) -> Optional[str]:
+        """None when `src_name` and `node` are on the same side; "encode" into the chip; "decode" out of it."""
         src = self.graph.nodes[src_name]
         if src.placement.where == node.placement.where:
+            return None
+        return "encode" if node.placement.where == ir.CHIP else "decode"
+
+    def _value(self, vals, node: ir.Op, src_name: str, crossing: Optional[str]):
+        v = vals[src_name]
+        if crossing is None:
             return v
-        if node.placement.where == ir.CHIP:
+        if crossing == "encode":
             p = encode_input(self.params, node, v, self.stats)
             if self.trace is not None:
                 self.trace(node.name + ".in", p)
             return p
-        return decode_output(self.params, src, v)
+        return decode_output(self.params, self.graph.nodes[src_name], v)
 
     def step(self, tokens) -> Step:
         tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
         if tokens.shape[0] != self.batch:
             raise ValueError(f"step: {tokens.shape[0]} tokens for batch size {self.batch}")
         vals: Dict[str, object] = {}
-        for n in self.order:
-            ins = {port: self._value(vals, n, src) for port, src in self.inputs[n.name].items()}
+        for n, on_host, handler, sources in self.plan:
+            ins = {port: self._value(vals, n, src, crossing) for port, src, crossing in sources}
             st = self.state.get(n.name)
-            if n.placement.where == ir.HOST:
+            if on_host:
                 if "token" in n.ports:
                     ins["token"] = tokens
-                vals[n.name] = HOST.lookup(n)(self.params, n, ins, st)
+                vals[n.name] = handler(self.params, n, ins, st)
             else:
-                vals[n.name] = CHIP.lookup(n)(self.params, n, ins, st, self.stats)
+                vals[n.name] = handler(self.params, n, ins, st, self.stats)
             if self.trace is not None:
                 self.trace(n.name, vals[n.name])
         logits = decode_output(self.params, self.head, vals[self.head.name])

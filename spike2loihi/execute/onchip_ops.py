@@ -50,6 +50,10 @@ def wrap32(x: np.ndarray) -> np.ndarray:
 def saturate(x: np.ndarray, bits: int, counter: Counter = None, key: str = "sat") -> np.ndarray:
     """Clip to a signed `bits`-bit range (symmetric), counting the clipped values."""
     top = (1 << (int(bits) - 1)) - 1
+    if not x.size or (x.max() <= top and x.min() >= -top):   # nothing to clip: x itself
+        if counter is not None:
+            counter(key, 0)
+        return x
     if counter is not None:
         counter(key, int(np.count_nonzero((x > top) | (x < -top))))
     return np.clip(x, -top, top)
@@ -145,18 +149,23 @@ def layernorm(q: np.ndarray, p: dict, gamma: np.ndarray, beta: np.ndarray, count
     C = q.shape[-1]
     q1 = saturate(shift(q, p["s0"]), LN_IN_BITS, counter, "ln_in_sat")
     S = q1.sum(axis=-1, keepdims=True)
-    c = C * q1 - S
-    c2 = c >> p["s1"]
+    c2 = C * q1
+    c2 -= S
+    c2 >>= p["s1"]
     c3 = c2 >> p["s_sq"]
-    SS = (c3 * c3).sum(axis=-1, keepdims=True)
+    SS = np.einsum("bc,bc->b", c3, c3)[:, None] if c3.ndim == 2 else (c3 * c3).sum(axis=-1, keepdims=True)
     V = SS >> p["s2"]
     if counter is not None:
         counter("ln_var_floor", int(np.count_nonzero(V < V_MIN)))
         counter("ln_var_sat", int(np.count_nonzero(V >= 1 << INV_SQRT_BITS)))
     V = np.clip(V, V_MIN, (1 << INV_SQRT_BITS) - 1)
     y = inv_sqrt(V)
-    n = saturate((c2 * y) >> p["s3"], LN_IN_BITS, counter, "ln_norm_sat")
-    out = ((n * gamma) >> p["s4"]) + beta
+    c2 *= y
+    c2 >>= p["s3"]
+    n = saturate(c2, LN_IN_BITS, counter, "ln_norm_sat")
+    out = n * gamma
+    out >>= p["s4"]
+    out += beta
     return saturate(out, p["out_bits"], counter, "ln_out_sat")
 
 
@@ -211,6 +220,7 @@ def sigmoid_table() -> np.ndarray:
 
 
 _SIG = sigmoid_table()
+_SIG_SLOPE = np.append(np.diff(_SIG), 0)   # T[i+1] - T[i]; 0 past the last entry
 
 
 def sigmoid(q: np.ndarray, frac: int) -> np.ndarray:
@@ -219,19 +229,22 @@ def sigmoid(q: np.ndarray, frac: int) -> np.ndarray:
         i = (q >> (frac - 1)) + 16, clipped to 0..32     segment index
         r = q & (2**(frac - 1) - 1)                       position inside it
         out = T[i] + ((T[i+1] - T[i]) * r) >> (frac - 1)  (T[32] beyond the table)
+
+    Computed as: q clipped to [-8, 8] first (there i lands on 0 or 32 with r = 0, which gives T[0] and
+    T[32] as the clipped index does), then one table read for T[i] and one for the slope.
     """
     if not 1 <= frac <= SIG_MAX_IN_FRAC:
         raise ValueError(f"sigmoid: input frac {frac} is outside 1..{SIG_MAX_IN_FRAC}")
     w = frac - SIG_SEG_BITS
-    n_seg = len(_SIG) - 1
-    i = (q >> w) + n_seg // 2
-    r = q & ((1 << w) - 1)
-    low = i < 0
-    high = i >= n_seg
-    ic = np.clip(i, 0, n_seg - 1)
-    out = _SIG[ic] + (((_SIG[ic + 1] - _SIG[ic]) * r) >> w)
-    out = np.where(low, _SIG[0], out)
-    return np.where(high, _SIG[n_seg], out)
+    half = (len(_SIG) - 1) // 2
+    qc = np.clip(q, -half << w, half << w)
+    i = qc >> w
+    i += half
+    r = qc & ((1 << w) - 1)
+    r *= _SIG_SLOPE.take(i)
+    r >>= w
+    r += _SIG.take(i)
+    return r
 
 
 # ---------------------------------------------------------------------------

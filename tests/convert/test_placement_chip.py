@@ -54,6 +54,20 @@ def test_sigmoid_table_error_and_monotone(frac):
     assert oc.sigmoid(np.array([-(40 << frac)]), frac)[0] == oc.sigmoid_table()[0]
 
 
+@pytest.mark.parametrize("frac", [1, 2, 9, 17])
+def test_sigmoid_is_its_documented_table_rule_for_every_input(frac):
+    """Every q from beyond -8 to beyond 8 (and the int32 extremes): i = (q >> (frac-1)) + 16 clipped to
+    0..32, r = q & (2^(frac-1) - 1), T[i] + ((T[i+1] - T[i]) r) >> (frac-1), T[0] / T[32] outside."""
+    w = frac - 1
+    q = np.concatenate([np.arange(-(20 << w), 20 << w), [-(1 << 31), (1 << 31) - 1, -(16 << w) - 1, 16 << w]])
+    T = oc.sigmoid_table()
+    i = (q >> w) + 16
+    r = q & ((1 << w) - 1)
+    ic = np.clip(i, 0, 31)
+    want = np.where(i < 0, T[0], np.where(i >= 32, T[32], T[ic] + (((T[ic + 1] - T[ic]) * r) >> w)))
+    assert np.array_equal(oc.sigmoid(q.reshape(2, -1), frac), want.reshape(2, -1))
+
+
 def test_product_wraps_like_prodneuron_int32_and_counts():
     seen = {}
     a = np.array([1 << 15, 3, -(1 << 16)], np.int64)

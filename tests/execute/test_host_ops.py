@@ -36,8 +36,24 @@ def test_encode_static_clips_and_counts():
     assert q.tolist() == [[-4, -3, -2, 0, 0, 1, 2, 4]] and clipped == 2
 
 
+def test_encode_static_equals_clip_of_rint_with_or_without_clipping():
+    """Its shortcut (no clip pass when rint(max x * s) and rint(min x * s) are within the limit) changes
+    nothing: limits on either side of the extremes, half-way values, empty rows."""
+    for trial in range(200):
+        x = (RNG.standard_normal((3, 50)) * 4).astype(np.float32)
+        x[0, 0] = np.float32(RNG.integers(-9, 9) + 0.5)          # a tie: rint rounds to even
+        inv = float(RNG.choice([0.5, 1.0, 2.0, 3.3]))
+        y = np.rint(x * np.float32(inv))
+        limit = int(np.abs(y).max()) + int(RNG.integers(-2, 2))
+        q, clipped = host_ops.encode_static(x, inv, limit)
+        assert np.array_equal(q, np.clip(y, -limit, limit).astype(np.int64)), trial
+        assert clipped == int(np.count_nonzero(np.abs(y) > limit)), trial
+    q, clipped = host_ops.encode_static(np.zeros((2, 0), np.float32), 1.0, 3)
+    assert q.shape == (2, 0) and clipped == 0
+
+
 def test_encoders_refuse_non_finite_values():
-    for bad in (np.nan, np.inf):
+    for bad in (np.nan, np.inf, -np.inf):
         x = np.array([[1.0, bad]], dtype=np.float32)
         with pytest.raises(host_ops.HostNumericsError, match="node.x"):
             host_ops.encode_dynamic(x, 8, where="node.x")
