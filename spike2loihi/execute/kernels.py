@@ -381,21 +381,27 @@ class Int8Kernel:
         while top > 127 * ((1 << (8 * D)) - 1) // 255:
             D += 1
         b = s.shape[0]
-        x = s + 128 * ((1 << (8 * D)) - 1) // 255
-        digits = np.empty((D, b, self.n_in), np.uint8)
-        np.copyto(digits[0], x, casting="unsafe")            # an unsafe cast keeps the low byte
-        for d in range(1, D):
-            np.right_shift(x, 8 * d, out=digits[d], casting="unsafe")
-        parts = self._run(digits.reshape(D * b, self.n_in)).reshape(D, b, self.n_out)
-        # Horner over the digits: every partial sum is sum_j m_ij p_bj with |p| <= top + 2^(8(D-1)-1), so
-        # where bound() of that stays below 2^31 the whole sum runs in int32 (no wrap is possible)
-        if self.bound(top + (1 << max(0, 8 * D - 9))) < (1 << 31):
-            out = parts[D - 1]              # (ours: onnxruntime's output array, updated in place)
+        digits = np.empty((D * b, self.n_in), np.uint8)
+        if D == 1:
+            np.add(s, 128, out=digits, casting="unsafe")
+            out = self._run(digits)                     # exact in int32 (`usable`)
+            if self.bound(top) >= (1 << 31):            # shifted by k it may leave int32
+                out = out.astype(np.int64)
         else:
-            out = parts[D - 1].astype(np.int64)
-        for d in range(D - 2, -1, -1):
-            out <<= 8
-            out += parts[d]
+            x = s + 128 * ((1 << (8 * D)) - 1) // 255
+            np.copyto(digits[:b], x, casting="unsafe")            # an unsafe cast keeps the low byte
+            for d in range(1, D):
+                np.right_shift(x, 8 * d, out=digits[d * b:(d + 1) * b], casting="unsafe")
+            parts = self._run(digits).reshape(D, b, self.n_out)
+            # Horner over the digits: every partial sum is sum_j m_ij p_bj with |p| <= top + 2^(8(D-1)-1), so
+            # where bound() of that stays below 2^31 the whole sum runs in int32 (no wrap is possible)
+            if self.bound(top + (1 << (8 * D - 9))) < (1 << 31):
+                out = parts[D - 1]              # (ours: onnxruntime's output array, updated in place)
+            else:
+                out = parts[D - 1].astype(np.int64)
+            for d in range(D - 2, -1, -1):
+                out <<= 8
+                out += parts[d]
         if self.k:
             out <<= self.k
         return out

@@ -102,8 +102,16 @@ def inv_sqrt(s: np.ndarray, iters: int = INV_SQRT_ITERS, frac: int = INV_SQRT_FR
     table = _TABLE if frac == INV_SQRT_FRAC else inv_sqrt_table(frac)
     msb = np.floor(np.log2(s.astype(np.float64))).astype(np.int64)   # exact below 2**24
     Y = table[INV_SQRT_BITS - (msb + 1)]
+    if s.size <= 8:   # a few rows: the same steps on Python integers (no int64 product can overflow here)
+        return np.array([_newton(int(a), int(t), iters, frac) for a, t in zip(s.ravel(), Y.ravel())],
+                        dtype=np.int64).reshape(s.shape)
+    return _newton(s, Y, iters, frac)
+
+
+def _newton(s, Y, iters: int, frac: int):
+    """`iters` Newton steps from seed Y (numpy arrays or Python integers alike)."""
     y = Y // 2
-    b = s.copy()
+    b = s
     for _ in range(iters):
         b = (((b * Y) >> (frac + 1)) * Y) >> (frac + 1)
         Y = (3 << frac) - b

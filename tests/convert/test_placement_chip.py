@@ -43,6 +43,17 @@ def test_inv_sqrt_is_lavas_algorithm_bit_for_bit():
         oc.inv_sqrt(np.array([0]))
 
 
+def test_inv_sqrt_of_a_few_rows_equals_the_array_path():
+    """A LayerNorm of batch <= 8 runs InvSqrt's Newton steps on Python integers: the same numbers as the
+    int64 array path, at every seed-table boundary and across the range."""
+    s = np.unique(np.concatenate([np.arange(1, 1 << 14), ((1 << np.arange(24))[:, None] + np.arange(-2, 3)).ravel(),
+                                  np.random.default_rng(0).integers(1, 1 << 24, 20000)]))
+    s = s[(s >= 1) & (s < 1 << 24)]
+    want = oc.inv_sqrt(s)                                   # one array: the numpy path
+    got = np.concatenate([oc.inv_sqrt(s[i:i + 8].reshape(-1, 1)).ravel() for i in range(0, s.size, 8)])
+    assert np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("frac", [8, 12, 17])
 def test_sigmoid_table_error_and_monotone(frac):
     x = np.linspace(-12, 12, 20001)
