@@ -1,7 +1,7 @@
 """Conversion and the whole-model emulator: time, memory, tokens/s, printed as JSON.
 
     .venv/bin/python benchmarks/bench_convert.py [--threads 1] [--tokens 200] [--skip-216m]
-        [--placements host,chip]
+        [--placements host,chip,chip-wkv]
 
 Cases: the bundled model, and a seeded random checkpoint with the 216M model's
 shapes (18 x 768, vocabulary 50277: the RESCALE quirk applies), written to a
@@ -12,7 +12,10 @@ temporary folder, each converted with every placement. For each case, in one run
 * the emulator's teacher-forced tokens/s at batch 1 and at batch 64 (sample
   tokens per second over 64 independent sequences), and the float reference's
   tokens/s, measured in the same child process with the same thread count
-  (torch threads for the reference, BLAS threads for the emulator).
+  (torch threads for the reference, BLAS threads for the emulator);
+* the share of the emulator's time inside the integer matrix products
+  (onnxruntime's MatMulInteger), and the ratio to the reference if nothing else
+  took any time: the ceiling of this arithmetic on this machine.
 """
 import argparse
 import json
@@ -63,21 +66,48 @@ def child_speed(args):
     for t in toks[0, 3:]:
         ref.step(int(t), st)
     out["reference_tokens_per_s"] = round(n / (time.perf_counter() - t0), 2)
+    in_matmul = _time_matmuls(kernels)
     ex = ModelEmulator(model, batch_size=1)
     ex.run(toks[:1, :3])
+    in_matmul[0] = 0.0
     t0 = time.perf_counter()
     ex.run(toks[:1, 3:])
-    out["emulator_b1_tokens_per_s"] = round(n / (time.perf_counter() - t0), 2)
+    wall = time.perf_counter() - t0
+    out["emulator_b1_tokens_per_s"] = round(n / wall, 2)
+    out["emulator_b1_matmul_share"] = round(in_matmul[0] / wall, 3)
     nb = max(4, n // 8)
     ex = ModelEmulator(model, batch_size=64)
     ex.run(toks[:, :3])
+    in_matmul[0] = 0.0
     t0 = time.perf_counter()
     ex.run(toks[:, 3:3 + nb])
-    out["emulator_b64_sample_tokens_per_s"] = round(64 * nb / (time.perf_counter() - t0), 2)
+    wall = time.perf_counter() - t0
+    out["emulator_b64_sample_tokens_per_s"] = round(64 * nb / wall, 2)
+    out["emulator_b64_matmul_share"] = round(in_matmul[0] / wall, 3)
     out["emulator_b1_over_reference"] = round(out["emulator_b1_tokens_per_s"] / out["reference_tokens_per_s"], 3)
     out["emulator_b64_over_reference"] = round(out["emulator_b64_sample_tokens_per_s"] / out["reference_tokens_per_s"], 3)
+    # the ratio if everything but the integer matrix products took no time: the ceiling of this arithmetic
+    out["emulator_b1_matmul_only_over_reference"] = round(
+        out["emulator_b1_over_reference"] / max(out["emulator_b1_matmul_share"], 1e-9), 3)
+    out["emulator_b64_matmul_only_over_reference"] = round(
+        out["emulator_b64_over_reference"] / max(out["emulator_b64_matmul_share"], 1e-9), 3)
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     print(json.dumps(out))
+
+
+def _time_matmuls(kernels):
+    """Seconds spent inside onnxruntime's MatMulInteger calls from now on (a one-element list to reset)."""
+    spent = [0.0]
+    run = kernels.Int8Kernel._run
+
+    def timed(self, x):
+        t0 = time.perf_counter()
+        try:
+            return run(self, x)
+        finally:
+            spent[0] += time.perf_counter() - t0
+    kernels.Int8Kernel._run = timed
+    return spent
 
 
 _RUN_CLI = """
@@ -128,7 +158,8 @@ def main():
     ap.add_argument("--tokens-216m", type=int, default=20)
     ap.add_argument("--calib-len", type=int, default=256, help="as convert's default")
     ap.add_argument("--skip-216m", action="store_true")
-    ap.add_argument("--placements", default="host,chip", help="comma-separated --placement values")
+    ap.add_argument("--placements", default="host,chip,chip-wkv",
+                    help="comma-separated placements: host, chip, chip-wkv (--placement chip --wkv chip)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--ckpt", help=argparse.SUPPRESS)
@@ -161,8 +192,8 @@ def main():
         for placement in args.placements.split(","):
             print(f"{name}, --placement {placement}: convert ...", file=sys.stderr, flush=True)
             out = d / f"{ckpt.stem}-{placement}.s2l"
-            entry = {"case": name, "placement": placement,
-                     **convert_case(ckpt, out, calib + ["--placement", placement], args.threads)}
+            options = ["--placement", "chip", "--wkv", "chip"] if placement == "chip-wkv" else ["--placement", placement]
+            entry = {"case": name, "placement": placement, **convert_case(ckpt, out, calib + options, args.threads)}
             print(f"{name}, --placement {placement}: speed ...", file=sys.stderr, flush=True)
             if "error" not in entry:
                 entry.update(speed_case(out, ckpt, args, tokens))
