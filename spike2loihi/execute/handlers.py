@@ -29,7 +29,7 @@ from spike2loihi.convert.artifact import ConvertedModel
 from spike2loihi.convert.fixed_point import VTH_SHIFT
 from spike2loihi.convert.records import DYNAMIC
 from spike2loihi.execute import host_ops, onchip_ops
-from spike2loihi.execute.kernels import dense_graded_output, dense_kernel, lif_update
+from spike2loihi.execute.kernels import SharedInput, dense_graded_output, dense_kernel, lif_update
 
 HOST = registry.stage("execute.host", lambda t, mapping, where: where == ir.HOST and t.per_token,
                       "a host op on float32 values (spike2loihi.execute.handlers)")
@@ -82,10 +82,17 @@ class Params:
         self.q = model.nodes
         self.floats = {k: np.asarray(v, np.float32) for k, v in (floats or {}).items()}
         self._host: Dict[str, np.ndarray] = {}
-        self.kernels: Dict[str, object] = _Lazy(
-            lambda name: dense_kernel(model.tensors[self.q[name].mantissa], self.q[name].truncate_bits))
+        self.shared = _shared_inputs(model)
+        self.kernels: Dict[str, object] = _Lazy(self._kernel)
         self.row_scale: Dict[str, np.ndarray] = _Lazy(
             lambda name: np.asarray(model.tensors[self.q[name].row_scale], dtype=np.float32))
+
+    def _kernel(self, name: str):
+        """A chip Dense's kernel: a member of its `SharedInput` group, or its own."""
+        if name in self.shared:
+            return self.shared[name].member(name)
+        qn = self.q[name]
+        return dense_kernel(self.model.tensors[qn.mantissa], qn.truncate_bits)
 
     @classmethod
     def float_only(cls, graph: ir.Graph, tensors: Dict[str, np.ndarray], floats: Optional[dict] = None) -> "Params":
@@ -107,6 +114,29 @@ class Params:
             t = t.reshape(-1) if t.ndim != 2 else t
             self._host[cache_key] = transform(t) if transform else t
         return self._host[cache_key]
+
+
+def _shared_inputs(model: ConvertedModel) -> Dict[str, SharedInput]:
+    """Chip Dense layers that read the same chip payload, grouped (node name -> its group): the same source
+    node, or chip Mix nodes with the same inputs (a chip Mix only concatenates `[x ; prev]`; its mix is folded
+    into the weights)."""
+    g = model.graph
+    groups: Dict[tuple, list] = {}
+    for n in g.nodes.values():
+        if not isinstance(n, ir.Projection) or n.placement.where != ir.CHIP or n.name not in model.nodes:
+            continue
+        src = g.inputs(n.name).get("x")
+        if src is None or g.nodes[src].placement.where != ir.CHIP:
+            continue   # encoded on the way in: each projection has its own encoding
+        key = ("mix", tuple(sorted(g.inputs(src).items()))) if isinstance(g.nodes[src], ir.Mix) else ("node", src)
+        groups.setdefault(key, []).append(n.name)
+    out: Dict[str, SharedInput] = {}
+    for names in groups.values():
+        mantissas = {name: model.tensors[model.nodes[name].mantissa] for name in names}
+        if SharedInput.usable(mantissas.values()):
+            group = SharedInput(mantissas, {name: model.nodes[name].truncate_bits for name in names})
+            out.update(dict.fromkeys(names, group))
+    return out
 
 
 def encode_input(params: Params, node: ir.Op, value: np.ndarray, stats: Optional["Stats"] = None) -> Payload:

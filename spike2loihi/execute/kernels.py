@@ -5,6 +5,8 @@ checked against Lava's simulator) and `execute.model_emulator` (the whole conver
 
 * `lava_weights`: the integer weights Lava's Dense/Sparse use from the first step on;
 * `DenseKernel`: exact integer matrix products with one weight matrix, as fast as BLAS allows;
+* `Int8Kernel`: the same with int8 mantissas in onnxruntime's `MatMulInteger`; `SharedInput`: several
+  of them that read one input, as one product;
 * `dense_graded_output`: what `PyDenseModelBitAcc` stores for a graded input;
 * `lif_update`: one step of `PyLifModelBitAcc`;
 * `lif_reset_due`: whether `PyLifResetModelBitAcc` (netx's `reset_interval`) zeroes u and v
@@ -433,3 +435,67 @@ def dense_kernel(mantissa: np.ndarray, k: int):
     if Int8Kernel.usable(mantissa):
         return Int8Kernel(mantissa, k)
     return DenseKernel.from_mantissa(mantissa, k)
+
+
+class SharedInput:
+    """Dense layers that read one input (the chip placement's k, v and r of a block all read `[x ; prev]`) as one
+    product: their int8 mantissas stacked in one `Int8Kernel`, so the input's digits are made once and the
+    weights go through one call. Each member (`member(name)`, a kernel like the others) takes its column block
+    of the sums and shifts it by its own truncated weight bits.
+
+    The sums of the last input are kept (with a copy of that input) and served while a member's input is equal
+    to it, element for element: a member whose input differs gets the product of its own input. So sharing
+    never depends on the graph being read right; it only saves work where inputs are equal.
+    """
+
+    def __init__(self, mantissas: dict, ks: dict):
+        self._mantissas = mantissas
+        self._ks = ks
+        self._kernel = None
+        self._cols = {}
+        start = 0
+        for name, m in mantissas.items():
+            self._cols[name] = slice(start, start + m.shape[0])
+            start += m.shape[0]
+        self._input = None
+        self._sums = None
+
+    @staticmethod
+    def usable(mantissas) -> bool:
+        """Two or more int8 mantissas with one fan-in, each usable by `Int8Kernel`."""
+        ms = list(mantissas)
+        return len(ms) > 1 and len({m.shape[1] for m in ms}) == 1 and all(Int8Kernel.usable(m) for m in ms)
+
+    def member(self, name: str) -> "_SharedMember":
+        m = np.asarray(self._mantissas[name])
+        return _SharedMember(self, name, int(self._ks[name]), m.shape[0], m.shape[1],
+                             int(np.abs(m.astype(np.int32)).sum(axis=1).max()) if m.size else 0)
+
+    def sums(self, s: np.ndarray, top: int) -> np.ndarray:
+        """sum_j m_ij s_bj for every member's rows (unshifted, int32 or int64, exact); not to be modified."""
+        if self._input is None or self._input.shape != s.shape or not np.array_equal(self._input, s):
+            if self._kernel is None:
+                self._kernel = Int8Kernel(np.concatenate([np.asarray(m) for m in self._mantissas.values()]), 0)
+            self._sums = self._kernel.accumulate(s, top)
+            self._input = np.array(s, copy=True)
+        return self._sums
+
+
+class _SharedMember:
+    """One member of a `SharedInput`: `accumulate` and `bound` as `Int8Kernel`'s."""
+
+    def __init__(self, group: SharedInput, name: str, k: int, n_out: int, n_in: int, row_l1: int):
+        self.group, self.name, self.k, self.n_out, self.n_in, self.row_l1 = group, name, k, n_out, n_in, row_l1
+
+    def bound(self, top: int) -> int:
+        return (self.row_l1 * int(top)) << self.k
+
+    def accumulate(self, s: np.ndarray, max_abs: Optional[int] = None) -> np.ndarray:
+        s = np.asarray(s)
+        top = int(max_abs) if max_abs is not None else max_magnitude(s)
+        if top == 0 or s.shape[1] == 0 or self.row_l1 == 0:
+            return np.zeros((s.shape[0], self.n_out), dtype=np.int64)
+        sums = self.group.sums(s, top)[:, self.group._cols[self.name]]
+        if sums.dtype != np.int64 and self.bound(top) >= (1 << 31):
+            sums = sums.astype(np.int64)
+        return sums << self.k   # a new array (the group's sums stay as they are)

@@ -67,3 +67,28 @@ def test_sums_at_the_edge_of_int32_are_exact_in_both_widths(k):
                 lava = acc >> -e if e <= 0 else ((acc << e) + (1 << 31)) % (1 << 32) - (1 << 31)
                 for kernel in (fast, ref):
                     assert np.array_equal(dense_graded_output(kernel, s, e), lava), (top, e)
+
+
+def test_shared_input_members_equal_their_own_kernels_and_never_serve_another_input():
+    """SharedInput: k, v and r of a block as one stacked product. Each member gives its own kernel's integers
+    (own truncation shift, own int32 edge); a member whose input differs from the last one gets its own product,
+    not the cached one; a batch of another shape too."""
+    from spike2loihi.execute.kernels import SharedInput
+
+    rng = np.random.default_rng(3)
+    ms = {name: rng.integers(-128, 128, (n_out, 96)).astype(np.int8) for name, n_out in (("k", 40), ("v", 7), ("r", 33))}
+    ks = {"k": 0, "v": 2, "r": 5}
+    assert SharedInput.usable(ms.values()) and not SharedInput.usable([ms["k"]])
+    group = SharedInput(ms, ks)
+    members = {name: group.member(name) for name in ms}
+    for top in (1, 127, 3000, 1 << 20):
+        for batch in (1, 4):
+            s = rng.integers(-top, top + 1, (batch, 96))
+            other = s.copy()
+            other[-1, -1] = -other[-1, -1] - 1 if top > 1 else 1 - other[-1, -1]
+            for name, member in members.items():   # same input: the cached product; then a different one
+                ref = DenseKernel.from_mantissa(ms[name], ks[name])
+                assert np.array_equal(member.accumulate(s, top), ref.accumulate(s)), (name, top)
+                for e in (-6, 0, 2):
+                    assert np.array_equal(dense_graded_output(member, s, e), dense_graded_output(ref, s, e))
+                assert np.array_equal(member.accumulate(other), ref.accumulate(other)), (name, top)
