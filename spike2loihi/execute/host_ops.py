@@ -86,7 +86,7 @@ def qmax(bits: int) -> int:
 
 
 def _check_finite(x: np.ndarray, where: str) -> None:
-    if not np.all(np.isfinite(x)):
+    if not np.isfinite(x).all():
         raise HostNumericsError(f"{where}: non-finite value (NaN or inf) on its way to the chip")
 
 
@@ -100,7 +100,7 @@ def encode_dynamic(x: np.ndarray, bits: int, where: str = "") -> Tuple[np.ndarra
     np.rint(y, out=y)
     if bits > 22:   # below: |x| * fl(top / m) <= top (1 + 2^-24)^2 < top + 1/2, so rint cannot pass top
         np.clip(y, -top, top, out=y)   # integers in float32: clipping commutes with the conversion
-    return y.astype(np.int64), np.where(m > 0, m / top, F32(0)).astype(F32)
+    return y.astype(np.int64), (m / top).astype(F32, copy=False)   # (a zero row: 0 / top = 0)
 
 
 def encode_static(x: np.ndarray, inv_scale: float, limit: int, where: str = "") -> Tuple[np.ndarray, int]:
