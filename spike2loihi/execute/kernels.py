@@ -24,7 +24,7 @@ only when a bound on every partial sum, max|W| * max_b sum_j |s_bj|, is below 2*
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -200,6 +200,16 @@ class DenseKernel:
         return self.accumulate(mask.astype(np.int64))
 
 
+def row_magnitudes(m: np.ndarray, rows: int = 4096) -> Tuple[int, int]:
+    """(max |m_ij|, max_i sum_j |m_ij|) of an integer matrix, a block of rows at a time (no full-size temporary)."""
+    top = l1 = 0
+    for i in range(0, m.shape[0], rows):
+        a = np.abs(m[i:i + rows].astype(np.int32))
+        top = max(top, int(a.max()) if a.size else 0)
+        l1 = max(l1, int(a.sum(axis=1).max()) if a.size else 0)
+    return top, l1
+
+
 def _common_trailing_zeros(w: np.ndarray) -> int:
     """Trailing zero bits shared by every entry of an integer array (0 if all are 0):
     those of the bitwise OR of all magnitudes."""
@@ -303,15 +313,21 @@ class Int8Kernel:
     Built once per chip Dense of a model; `usable(m)` says whether a mantissa qualifies.
     """
 
-    def __init__(self, mantissa: np.ndarray, k: int):
+    def __init__(self, mantissa: np.ndarray, k: int, source: Optional[Callable[[], np.ndarray]] = None):
+        """`source`: a function that makes the mantissa again when needed (after a fork, for `w`), so that this
+        kernel keeps no copy of it (a stacked `SharedInput` mantissa); without it the mantissa is kept."""
         m = np.ascontiguousarray(mantissa, dtype=np.int8)
-        self.mantissa = m
+        self._source = source
+        self._mantissa = None if source is not None else m
         self.k = int(k)
         self.n_out, self.n_in = m.shape
-        self.max_w = int(np.abs(m.astype(np.int16)).max()) if m.size else 0
-        self.row_l1 = int(np.abs(m.astype(np.int32)).sum(axis=1).max()) if m.size else 0   # max_i sum_j |m_ij|
+        self.max_w, self.row_l1 = row_magnitudes(m)   # max |m_ij|, max_i sum_j |m_ij|
         self._session = self._build(m) if m.size and self.max_w else None
         ort_fork.rebuild_after_fork(self)
+
+    @property
+    def mantissa(self) -> np.ndarray:
+        return self._mantissa if self._mantissa is not None else np.ascontiguousarray(self._source(), dtype=np.int8)
 
     def on_fork_in_child(self) -> None:
         """In a forked child: the inherited session can neither run nor be freed (`ort_fork`); the next
@@ -331,7 +347,7 @@ class Int8Kernel:
             return False
         if _ort() is None:
             return False
-        return 128 * int(np.abs(m.astype(np.int16)).max()) * m.shape[1] < (1 << 31)
+        return 128 * row_magnitudes(m)[0] * m.shape[1] < (1 << 31)
 
     def _build(self, m: np.ndarray):
         from onnx import TensorProto, helper
@@ -468,14 +484,16 @@ class SharedInput:
 
     def member(self, name: str) -> "_SharedMember":
         m = np.asarray(self._mantissas[name])
-        return _SharedMember(self, name, int(self._ks[name]), m.shape[0], m.shape[1],
-                             int(np.abs(m.astype(np.int32)).sum(axis=1).max()) if m.size else 0)
+        return _SharedMember(self, name, int(self._ks[name]), m.shape[0], m.shape[1], row_magnitudes(m)[1])
+
+    def _stacked(self) -> np.ndarray:
+        return np.concatenate([np.asarray(m) for m in self._mantissas.values()])
 
     def sums(self, s: np.ndarray, top: int) -> np.ndarray:
         """sum_j m_ij s_bj for every member's rows (unshifted, int32 or int64, exact); not to be modified."""
         if self._input is None or self._input.shape != s.shape or not np.array_equal(self._input, s):
-            if self._kernel is None:
-                self._kernel = Int8Kernel(np.concatenate([np.asarray(m) for m in self._mantissas.values()]), 0)
+            if self._kernel is None:   # (the stacked copy is dropped once onnxruntime holds the weights)
+                self._kernel = Int8Kernel(self._stacked(), 0, source=self._stacked)
             self._sums = self._kernel.accumulate(s, top)
             self._input = np.array(s, copy=True)
         return self._sums

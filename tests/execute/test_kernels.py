@@ -92,3 +92,15 @@ def test_shared_input_members_equal_their_own_kernels_and_never_serve_another_in
                 for e in (-6, 0, 2):
                     assert np.array_equal(dense_graded_output(member, s, e), dense_graded_output(ref, s, e))
                 assert np.array_equal(member.accumulate(other), ref.accumulate(other)), (name, top)
+
+
+def test_a_kernel_made_from_a_source_keeps_no_mantissa_and_rebuilds_from_it():
+    rng = np.random.default_rng(9)
+    m = rng.integers(-128, 128, (20, 50)).astype(np.int8)
+    calls = []
+    k = Int8Kernel(m.copy(), 3, source=lambda: calls.append(1) or m)
+    assert k._mantissa is None and np.array_equal(k.w, m.astype(np.int64) << 3) and calls
+    s = rng.integers(-5000, 5000, (2, 50))
+    want = DenseKernel.from_mantissa(m, 3).accumulate(s)
+    k.on_fork_in_child()                      # what a forked child does: a new session from the source
+    assert np.array_equal(k.accumulate(s), want) and len(calls) == 2
