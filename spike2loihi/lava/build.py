@@ -128,7 +128,7 @@ def _leaving(unit: str, lowered: Dict[str, Lowered], extra: Dict[str, object], l
         return low.out
     name = unit + READOUT_SUFFIX
     if name not in extra:
-        extra[name] = readout(unit, low)
+        extra[name] = readout(unit, int(low.out.shape[0]))
         link(low.out, extra[name].a_in)
     return extra[name].s_out
 

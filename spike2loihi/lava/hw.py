@@ -171,7 +171,7 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
 
     from spike2loihi.backends.loihi2_host import LIF_PLACEMENTS
     from spike2loihi.lava.build import build
-    from spike2loihi.lava.lowering import READOUT_SUFFIX
+    from spike2loihi.lava.lowering import READOUT_SUFFIX, readout
     from spike2loihi.lava.plans import chip_groups
     from spike2loihi.lava.procs.processes import TokenLIF
 
@@ -211,8 +211,7 @@ def build_hw(model, records, run_args: dict, lif_placement: str = HOST):
             src.connect(dst)
             return
         if a == CHIP and isinstance(src.process, (Dense, Sparse)):   # an accumulation leaves through a neuron
-            gv = GradedVec(shape=src.shape, vth=0)
-            gv.name = src.process.name + READOUT_SUFFIX
+            gv = readout(src.process.name, int(src.shape[0]))
             src.connect(gv.a_in)
             readouts.append(gv)
             src = gv.s_out

@@ -118,12 +118,14 @@ def _dense(ctx: LowerContext, members: List[ir.Op]) -> Lowered:
     return Lowered(p, {"x": p.s_in}, p.a_out, synaptic=True)
 
 
-def readout(unit: str, low: Lowered):
+def readout(unit: str, width: int):
     """The readout neuron of a chip unit whose accumulation leaves the chip: `GradedVec` (vth 0) forwards
-    its input, every value, as a 24-bit graded spike in the same step (`v += a; s = v (|v| > 0); v = 0`)."""
+    its input, every value, as a 24-bit graded spike in the same step (`v += a; s = v (|v| > 0); v = 0`).
+    The one place it is made: the graph builder (accumulations bound for host ops) and the board graph
+    (accumulations bound for a LIF placed on the host) both call it."""
     from lava.proc.graded.process import GradedVec
 
-    p = GradedVec(shape=(int(low.out.shape[0]),), vth=0)
+    p = GradedVec(shape=(int(width),), vth=0)
     p.name = f"{unit}{READOUT_SUFFIX}"   # (GradedVec takes no name argument)
     return p
 
