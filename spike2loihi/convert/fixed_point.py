@@ -117,10 +117,8 @@ def find_violations(name: str, value: Any, limit: Limit | str | None = None) -> 
 
     Non-integers are violations too: Lava would silently truncate them.
     """
-    if limit is None:
-        limit = LIMITS[name.rsplit(".", 1)[-1]]
-    elif isinstance(limit, str):
-        limit = LIMITS[limit]
+    if not isinstance(limit, Limit):   # a LIMITS key, or None for the name's last part
+        limit = LIMITS[limit if limit is not None else name.rsplit(".", 1)[-1]]
     arr = np.asarray(value)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         return [RangeViolation(name, value, limit, reason="not a number")]

@@ -138,39 +138,63 @@ def _check_size(data, source: str) -> None:
 _END = object()
 
 
+@functools.singledispatch
 def _pieces(v):
-    """The repr of `v` in pieces, lazily: a consumer that stops early never walks the rest."""
-    if v is None or isinstance(v, (bool, float)):
-        yield repr(v)
-    elif isinstance(v, int):
-        if v.bit_length() > 10_000:                       # str() refuses > 4,300 digits, and is quadratic
-            yield f"<an integer of about {int(v.bit_length() * 0.30103):,} digits>"
-        else:
-            s = str(v)
-            yield s if len(s) <= 24 else f"{s[:12]}...({len(s) - (s[0] == '-')} digits)"
-    elif isinstance(v, (str, bytes)):
-        yield repr(v[:SHOW_CHARS + 1])
-    elif isinstance(v, (list, tuple, set, frozenset)):
-        opening, closing = ("[", "]") if isinstance(v, list) else ("(", ")") if isinstance(v, tuple) else ("{", "}")
+    """The repr of `v` in pieces, lazily: a consumer that stops early never walks the rest. One registration
+    per value type (found along its MRO); anything else is shown by its type name."""
+    yield f"<{type(v).__name__}>"
+
+
+@_pieces.register(type(None))
+@_pieces.register(bool)
+@_pieces.register(float)
+@_pieces.register(datetime.date)          # (and datetime.datetime)
+def _(v):
+    yield repr(v)
+
+
+@_pieces.register(int)
+def _(v):
+    if v.bit_length() > 10_000:                       # str() refuses > 4,300 digits, and is quadratic
+        yield f"<an integer of about {int(v.bit_length() * 0.30103):,} digits>"
+    else:
+        s = str(v)
+        yield s if len(s) <= 24 else f"{s[:12]}...({len(s) - (s[0] == '-')} digits)"
+
+
+@_pieces.register(str)
+@_pieces.register(bytes)
+def _(v):
+    yield repr(v[:SHOW_CHARS + 1])
+
+
+def _sequence(opening: str, closing: str):
+    def pieces(v):
         yield opening
         for i, x in enumerate(v):
             if i:
                 yield ", "
             yield from _pieces(x)
         yield closing
-    elif isinstance(v, dict):
-        yield "{"
-        for i, (k, x) in enumerate(v.items()):
-            if i:
-                yield ", "
-            yield from _pieces(k)
-            yield ": "
-            yield from _pieces(x)
-        yield "}"
-    elif isinstance(v, (datetime.date, datetime.datetime)):
-        yield repr(v)
-    else:
-        yield f"<{type(v).__name__}>"
+    return pieces
+
+
+_pieces.register(list, _sequence("[", "]"))
+_pieces.register(tuple, _sequence("(", ")"))
+_pieces.register(set, _sequence("{", "}"))
+_pieces.register(frozenset, _sequence("{", "}"))
+
+
+@_pieces.register(dict)
+def _(v):
+    yield "{"
+    for i, (k, x) in enumerate(v.items()):
+        if i:
+            yield ", "
+        yield from _pieces(k)
+        yield ": "
+        yield from _pieces(x)
+    yield "}"
 
 
 def _show(v, limit: int = SHOW_CHARS) -> str:
