@@ -453,6 +453,13 @@ def placement_of(graph: Graph) -> str:
     return graph.meta.get("placement", HOST)
 
 
+def carrier(graph: Graph, name: str) -> str:
+    """The chip node whose output carries `name`'s: a mix folded on the chip reads its token shift's
+    `[x ; prev]`, so that token shift carries it; any other node carries its own. Chip nodes with one carrier
+    read the same values."""
+    return graph.inputs(name)["prev"] if graph.nodes[name].folds_on_chip else name
+
+
 def lif_nodes(graph: Graph) -> List[LIF]:
     """The spiking populations in order: att and ffn of block 0, then block 1, ..."""
     return [n for n in graph.nodes.values() if n.spiking]

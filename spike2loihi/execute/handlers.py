@@ -117,19 +117,17 @@ class Params:
 
 
 def _shared_inputs(model: ConvertedModel) -> Dict[str, SharedInput]:
-    """Chip Dense layers that read the same chip payload, grouped (node name -> its group): the same source
-    node, or chip Mix nodes with the same inputs (a chip Mix only concatenates `[x ; prev]`; its mix is folded
-    into the weights)."""
+    """Chip Dense layers that read the same chip payload (one carrier: `ir.carrier`), grouped (node name -> its
+    group)."""
     g = model.graph
-    groups: Dict[tuple, list] = {}
+    groups: Dict[str, list] = {}
     for n in g.nodes.values():
-        if not isinstance(n, ir.Projection) or n.placement.where != ir.CHIP or n.name not in model.nodes:
+        if not n.dense or n.placement.where != ir.CHIP or n.name not in model.nodes:
             continue
         src = g.inputs(n.name).get("x")
         if src is None or g.nodes[src].placement.where != ir.CHIP:
             continue   # encoded on the way in: each projection has its own encoding
-        key = ("mix", tuple(sorted(g.inputs(src).items()))) if isinstance(g.nodes[src], ir.Mix) else ("node", src)
-        groups.setdefault(key, []).append(n.name)
+        groups.setdefault(ir.carrier(g, src), []).append(n.name)
     out: Dict[str, SharedInput] = {}
     for names in groups.values():
         mantissas = {name: model.tensors[model.nodes[name].mantissa] for name in names}

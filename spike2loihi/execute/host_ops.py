@@ -106,22 +106,23 @@ def encode_dynamic(x: np.ndarray, bits: int, where: str = "") -> Tuple[np.ndarra
 def encode_static(x: np.ndarray, inv_scale: float, limit: int, where: str = "") -> Tuple[np.ndarray, int]:
     """(payload int64, number clipped): q = clip(rint(x * inv_scale), -limit, limit)."""
     x = np.asarray(x)
-    ends = np.array([x.max(), x.min()]) if x.size else np.zeros(0, x.dtype)
+    if not x.size:
+        return np.zeros(x.shape, np.int64), 0
+    ends = np.array([x.max(), x.min()])
     _check_finite(ends, where)         # a NaN or an inf is the maximum's or the minimum's
     inv = F32(inv_scale)
     y = np.rint(x * inv)
-    if inv > 0 and (not x.size or np.abs(np.rint(ends * inv)).max() <= limit):
+    if inv > 0 and np.abs(np.rint(ends * inv)).max() <= limit:
         return y.astype(np.int64), 0   # rint(x * inv) is monotone in x: its extremes are within the limit
     clipped = int(np.count_nonzero(np.abs(y) > limit))
     return np.clip(y, -limit, limit).astype(np.int64), clipped
 
 
 def decode(acc: np.ndarray, row_scale: np.ndarray, token_scale: np.ndarray) -> np.ndarray:
-    """A chip accumulation back to float32: acc * row_scale * token_scale."""
+    """A chip accumulation back to float32: (acc * row_scale) * token_scale, row_scale float32 (as
+    `Params.row_scale` holds it)."""
     y = acc.astype(F32)
-    if row_scale.dtype != F32:
-        return y * row_scale * token_scale
-    y *= row_scale                     # (acc * row_scale) * token_scale, as written, without temporaries
+    y *= row_scale                     # in place: one temporary fewer
     return y * token_scale
 
 

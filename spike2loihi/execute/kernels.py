@@ -484,7 +484,7 @@ class SharedInput:
 
     def member(self, name: str) -> "_SharedMember":
         m = np.asarray(self._mantissas[name])
-        return _SharedMember(self, name, int(self._ks[name]), m.shape[0], m.shape[1], row_magnitudes(m)[1])
+        return _SharedMember(self, name, int(self._ks[name]), m.shape[0], row_magnitudes(m)[1])
 
     def _stacked(self) -> np.ndarray:
         return np.concatenate([np.asarray(m) for m in self._mantissas.values()])
@@ -502,8 +502,8 @@ class SharedInput:
 class _SharedMember:
     """One member of a `SharedInput`: `accumulate` and `bound` as `Int8Kernel`'s."""
 
-    def __init__(self, group: SharedInput, name: str, k: int, n_out: int, n_in: int, row_l1: int):
-        self.group, self.name, self.k, self.n_out, self.n_in, self.row_l1 = group, name, k, n_out, n_in, row_l1
+    def __init__(self, group: SharedInput, name: str, k: int, n_out: int, row_l1: int):
+        self.group, self.name, self.k, self.n_out, self.row_l1 = group, name, k, n_out, row_l1
 
     def bound(self, top: int) -> int:
         return (self.row_l1 * int(top)) << self.k

@@ -50,10 +50,9 @@ class ModelEmulator:
         self.batch = int(batch_size)
         self.stats = Stats() if stats else None
         self.order = [n for n in self.graph.nodes.values() if n.per_token]
-        self.inputs = {n.name: self.graph.inputs(n.name) for n in self.order}
         # per node, worked out once: its handler, and per input port the source and the crossing on the way
         self.plan = [(n, n.placement.where == ir.HOST, (HOST if n.placement.where == ir.HOST else CHIP).lookup(n),
-                      [(port, src, self._crossing(n, src)) for port, src in self.inputs[n.name].items()])
+                      [(port, src, self._crossing(n, src)) for port, src in self.graph.inputs(n.name).items()])
                      for n in self.order]
         self.head = ir.logits_node(self.graph)
         self.lifs = ir.lif_nodes(self.graph)

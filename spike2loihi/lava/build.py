@@ -114,12 +114,6 @@ def waits(model: ConvertedModel) -> Tuple[Dict[str, int], Dict[tuple, int]]:
     return absorbed, lags
 
 
-def _process_of(g: ir.Graph, name: str) -> str:
-    """The chip node whose process carries `name`'s output: a folded mix reads its token shift's [x ; prev]."""
-    n = g.nodes[name]
-    return g.inputs(name)["prev"] if n.folds_on_chip else name
-
-
 def _leaving(unit: str, lowered: Dict[str, Lowered], extra: Dict[str, object], link) -> object:
     """The out-port through which `unit`'s output leaves the chip: a neuron's. A synapse's accumulation
     (Dense/Sparse) goes through its readout `GradedVec`, made once per unit and kept in `extra`."""
@@ -177,7 +171,7 @@ def build(model: ConvertedModel, records: Records, run_args: dict,
     for e in g.edges:   # chip -> chip (a mix reads its token shift's [x ; prev])
         s, d = g.nodes[e.src], g.nodes[e.dst]
         if s.placement.where == ir.CHIP and d.placement.where == ir.CHIP and not d.folds_on_chip:
-            link(lowered[unit_of[_process_of(g, e.src)]].out, lowered[unit_of[e.dst]].ins[e.port])
+            link(lowered[unit_of[ir.carrier(g, e.src)]].out, lowered[unit_of[e.dst]].ins[e.port])
     for plan in plans:   # host <-> chip, host <-> host
         hp = procs[plan.name]
         for port in plan.out_ports:
