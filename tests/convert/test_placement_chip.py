@@ -350,3 +350,27 @@ def test_profile_compare_shows_both_placements(demo_spec, demo_chip, tmp_path):
                           "lava-sim"])
     assert bad.exit_code == 2 and bad.stdout == "" and "--placement host models only" in bad.stderr
     assert [c["per_system"][1]["fits"] for c in cols] == [True, False]     # Oheo Gulch: 2 chips needed
+
+
+def test_shared_products_form_per_block_and_change_no_bit(demo_chip, seven_layer_chip, demo_heldout_tokens):
+    """The emulator's stacked products (k, v, r of every block; the ffn's k and r) form on both chip models, and
+    the emulator gives the same logits, spikes and counters with them as with one product per Dense (batch 3)."""
+    from spike2loihi.execute.handlers import Params
+
+    for model in (demo_chip, seven_layer_chip[1]):
+        P = Params(model)
+        groups = {id(g): sorted(n for n, h in P.shared.items() if h is g) for g in P.shared.values()}
+        L = model.config["n_layer"]
+        assert len(groups) == 2 * L and all(len(g) in (2, 3) for g in groups.values())
+        assert sum(len(g) == 3 for g in groups.values()) == L    # att: key, value, receptance
+        alone = Params(model)
+        alone.shared = {}                                          # every Dense its own kernel
+        V = model.config["vocab_size"]
+        toks = np.stack([np.asarray(demo_heldout_tokens[:40]) % V, np.arange(40) % V, (np.arange(40) * 7) % V])
+        a = ModelEmulator(model, batch_size=3, stats=True, params=P)
+        b = ModelEmulator(model, batch_size=3, stats=True, params=alone)
+        for t in range(toks.shape[1]):
+            sa, sb = a.step(toks[:, t]), b.step(toks[:, t])
+            assert np.array_equal(sa.logits, sb.logits), t
+            assert all(np.array_equal(sa.spikes[k], sb.spikes[k]) for k in sa.spikes), t
+        assert a.stats.counts == b.stats.counts
