@@ -12,14 +12,8 @@ PIP_VERSION := 24.2
 
 venv: $(STAMP)
 
-$(STAMP): requirements.lock setup.cfg pyproject.toml
-	@py="$$(bash .ci/find_python310.sh)" || exit 1; \
-	echo "Creating $(VENV) with $$py (about 2 minutes and 5.7 GB on a fresh machine)"; \
-	rm -rf $(VENV) && "$$py" -m venv $(VENV) && \
-	$(PY) -m pip install -q --disable-pip-version-check pip==$(PIP_VERSION) && \
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock && \
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . && \
-	touch $(STAMP)
+$(STAMP): requirements.lock setup.cfg pyproject.toml .ci/make_venv.sh
+	bash .ci/make_venv.sh $(VENV) $(PIP_VERSION) && touch $(STAMP)
 
 DEMO_MODEL := build/spikegpt-demo.s2l
 
@@ -45,7 +39,7 @@ lock:
 	/tmp/s2l-lock/bin/pip install -q pip==$(PIP_VERSION) && \
 	/tmp/s2l-lock/bin/pip install -q lava-nc==0.10.0 lava-dl==0.6.0 onnx onnxruntime click pytest \
 		spikingjelly==0.0.0.0.14 safetensors tokenizers pyyaml && \
-	/tmp/s2l-lock/bin/pip freeze > requirements.lock.new && echo wheel==0.45.1 >> requirements.lock.new && mv requirements.lock.new requirements.lock
+	/tmp/s2l-lock/bin/pip freeze > requirements.lock.new && echo wheel==0.45.1 >> requirements.lock.new && echo argparse==1.4.0 >> requirements.lock.new && mv requirements.lock.new requirements.lock
 
 clean-venv:
 	rm -rf $(VENV)
