@@ -141,6 +141,16 @@ def filesystem_type(path: PathLike) -> Optional[str]:
     return None
 
 
+def folder_in_use(path: Path, where: str, what: str, error=Spike2LoihiError) -> bool:
+    """Whether an `-o DIR` folder exists and holds files; `error` (naming `where`) when it is a file, not a
+    folder for `what`."""
+    if not (path.exists() or path.is_symlink()):
+        return False
+    if not path.is_dir():
+        raise error(f"{where}: is a file, expected a folder for {what}")
+    return any(path.iterdir())
+
+
 def _nearest_existing(path: Path) -> Path:
     p = path
     while not os.path.lexists(p):

@@ -1,5 +1,6 @@
 """Shared fixtures: the bundled demo checkpoint and seeded random checkpoints; shared assertions."""
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -11,6 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 DEMO = ROOT / "examples" / "demo"
 DEMO_CKPT = DEMO / "spikegpt-demo.pth"
+
+# Progress lines appear after 1 s of work, so on a loaded machine they would land in the stderr that tests
+# compare line for line; the tests of progress itself set SPIKE2LOIHI_PROGRESS explicitly.
+os.environ.setdefault("SPIKE2LOIHI_PROGRESS", "never")
 
 
 def pytest_configure(config):

@@ -174,12 +174,11 @@ def _check_new_dir(raw) -> "Path":
     """`-o DIR` for the netx export: a new or empty folder (the files are written all or nothing)."""
     from pathlib import Path
 
+    from spike2loihi.fileio import folder_in_use
+
     path = Path(str(raw)).expanduser()
-    if path.exists() or path.is_symlink():
-        if not path.is_dir():
-            raise Spike2LoihiError(f"--output {raw}: is a file, expected a folder for the netx files")
-        if any(path.iterdir()):
-            raise Spike2LoihiError(f"--output {raw}: exists and is not empty; choose a new folder")
+    if folder_in_use(path, f"--output {raw}", "the netx files"):
+        raise Spike2LoihiError(f"--output {raw}: exists and is not empty; choose a new folder")
     return Path(path.absolute())
 
 

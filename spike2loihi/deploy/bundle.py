@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Tuple
 from spike2loihi.convert.artifact import sha256_file
 from spike2loihi.deploy.expected import Outputs
 from spike2loihi.errors import BundleError
-from spike2loihi.fileio import SPECIAL_FILESYSTEMS, filesystem_type, json_default
+from spike2loihi.fileio import SPECIAL_FILESYSTEMS, filesystem_type, folder_in_use, json_default
 
 BUNDLE_KIND = "spike2loihi-inrc-bundle"
 BUNDLE_VERSION = 1
@@ -320,16 +320,13 @@ def check_output_dir(raw: str, force: bool, inputs: Dict[str, Optional[Path]]) -
     path = Path(raw).expanduser()
     where = f"--output {raw}"
     real = Path(os.path.realpath(path))
-    if path.exists() or path.is_symlink():
-        if not path.is_dir():
-            raise BundleError(f"{where}: is a file, expected a folder for the bundle")
-        if any(path.iterdir()):
-            if not force:
-                raise BundleError(f"{where}: exists and is not empty; give --force to replace an earlier "
-                                  "bundle, or choose a new folder")
-            if not is_bundle(path):
-                raise BundleError(f"{where}: exists and is not a spike2loihi bundle (no {MANIFEST_FILE} of one); "
-                                  "--force replaces earlier bundles only: choose a new folder")
+    if folder_in_use(path, where, "the bundle", BundleError):
+        if not force:
+            raise BundleError(f"{where}: exists and is not empty; give --force to replace an earlier "
+                              "bundle, or choose a new folder")
+        if not is_bundle(path):
+            raise BundleError(f"{where}: exists and is not a spike2loihi bundle (no {MANIFEST_FILE} of one); "
+                              "--force replaces earlier bundles only: choose a new folder")
     cwd = Path(os.path.realpath(os.getcwd()))
     if real == cwd or real in cwd.parents:
         raise BundleError(f"{where}: is the current folder or holds it; choose another folder")

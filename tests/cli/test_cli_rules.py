@@ -489,7 +489,7 @@ def test_progress_log_mode_is_sparse(monkeypatch):
             return False
 
     log = Log()
-    with progress.Progress("convert", total=100, unit="layers", stream=log) as p:
+    with progress.Progress("convert", total=100, unit="layers", stream=log, mode="auto") as p:
         for i in range(100):
             t[0] += 0.2
             p(i + 1)
