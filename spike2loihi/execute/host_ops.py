@@ -122,8 +122,9 @@ def decode(acc: np.ndarray, row_scale: np.ndarray, token_scale: np.ndarray) -> n
     """A chip accumulation back to float32: (acc * row_scale) * token_scale, row_scale float32 (as
     `Params.row_scale` holds it)."""
     y = acc.astype(F32)
-    y *= row_scale                     # in place: one temporary fewer
-    return y * token_scale
+    y *= row_scale                     # in place: no temporaries
+    y *= token_scale
+    return y
 
 
 def spikes_to_float(s: np.ndarray) -> np.ndarray:
