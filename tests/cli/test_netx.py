@@ -200,3 +200,11 @@ def test_export_netx_writes_exact_layers_and_lists_the_rest(tmp_path):
     assert all("not one chip Dense" in row["reason"] for row in r5["layers"] if not row["written"])
     one_line_error(invoke("export", models[5], "--format", "netx", "-o", tmp_path / "n5", "--text", text),
                    "not empty")
+
+
+def test_export_netx_output_that_is_a_file_is_one_line(tmp_path):
+    out = tmp_path / "taken"
+    out.write_text("mine")
+    one_line_error(invoke("export", DEMO_CKPT, "--format", "netx", "-o", out, "--text", "The"),
+                   f"--output {out}: is a file, expected a folder for the netx files")
+    assert out.read_text() == "mine"
